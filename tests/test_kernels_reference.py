@@ -1,0 +1,113 @@
+"""The PyTorch references of the fast-weight kernels and the dispatcher (no Triton involved)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kernels
+from kernels.newton_schulz_kernel import COEFFICIENTS, newton_schulz_reference
+from kernels.swiglu_apply_kernel import swiglu_apply_reference
+from kernels.swiglu_update_kernel import swiglu_update_grads_reference
+
+
+@pytest.fixture(autouse=True)
+def _torch_backend(monkeypatch):
+    monkeypatch.setenv("LACT_KERNELS", "torch")
+
+
+def _fast_weights(b, n, d, dh, dtype=torch.float64, gen=None):
+    def r(*shape, scale=1.0):
+        return torch.randn(*shape, dtype=dtype, generator=gen) * scale
+    w0, w1, w2 = r(b, dh, d, scale=d ** -0.5), r(b, d, dh, scale=dh ** -0.5), r(b, dh, d, scale=d ** -0.5)
+    k, v = r(b, n, d), r(b, n, d)
+    lrs = [torch.rand(b, n, dtype=dtype, generator=gen) + 0.05 for _ in range(3)]
+    return w0, w1, w2, k, v, lrs
+
+
+def test_apply_is_per_token_swiglu():
+    w0, w1, w2, x, _, _ = _fast_weights(3, 7, 5, 9)
+    out = kernels.swiglu_apply(w0, w1, w2, x)
+    for b in range(3):
+        for t in range(7):
+            expected = w1[b] @ (F.silu(w0[b] @ x[b, t]) * (w2[b] @ x[b, t]))
+            torch.testing.assert_close(out[b, t], expected)
+
+
+def test_update_grads_equal_autograd_of_lr_weighted_inner_loss():
+    w0, w1, w2, k, v, (lr0, lr1, lr2) = _fast_weights(2, 11, 6, 13)
+    dw0, dw1, dw2 = kernels.swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2)
+    for index, (lr, got) in enumerate(((lr0, dw0), (lr1, dw1), (lr2, dw2))):
+        weights = [w.clone().requires_grad_(True) for w in (w0, w1, w2)]
+        f = swiglu_apply_reference(*weights, k)
+        inner_loss = -(lr.unsqueeze(-1) * f * v).sum()      # L = -sum_t lr_t <f(k_t), v_t>
+        (grad,) = torch.autograd.grad(inner_loss, weights[index])
+        torch.testing.assert_close(got, -grad)               # dw is the NEGATIVE gradient
+
+
+def test_update_step_increases_alignment():
+    w0, w1, w2, k, v, (lr0, lr1, lr2) = _fast_weights(2, 16, 8, 16)
+    before = (swiglu_apply_reference(w0, w1, w2, k) * v).sum()
+    dw0, dw1, dw2 = kernels.swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2)
+    eps = 1e-3
+    after = (swiglu_apply_reference(w0 + eps * dw0, w1 + eps * dw1, w2 + eps * dw2, k) * v).sum()
+    assert after > before
+
+
+def test_update_grads_are_differentiable_for_the_outer_loop():
+    w0, w1, w2, k, v, lrs = _fast_weights(1, 5, 4, 6)
+    k.requires_grad_(True)
+    lrs[0].requires_grad_(True)
+    dw0, dw1, dw2 = kernels.swiglu_update_grads(w0, w1, w2, k, v, *lrs)
+    (dw0.sum() + dw1.square().sum() + dw2.sum()).backward()
+    assert k.grad is not None and k.grad.abs().sum() > 0
+    assert lrs[0].grad is not None and lrs[0].grad.abs().sum() > 0
+
+
+def _scalar_quintic(s, steps):
+    a, b, c = COEFFICIENTS
+    for _ in range(steps):
+        s = a * s + b * s ** 3 + c * s ** 5
+    return s
+
+
+@pytest.mark.parametrize("shape", [(3, 6, 10), (2, 12, 5), (1, 8, 8)])
+def test_newton_schulz_acts_on_singular_values_only(shape):
+    # For g = U diag(s) V^T the iteration returns U diag(p(s / ||g||_F)) V^T, p the quintic.
+    g = torch.randn(*shape, dtype=torch.float64)
+    u, s, vh = torch.linalg.svd(g, full_matrices=False)
+    scaled = s / (g.norm(dim=(-2, -1), keepdim=True).squeeze(-1) + 1e-7)
+    expected = u @ torch.diag_embed(_scalar_quintic(scaled, 5)) @ vh
+    out = kernels.newton_schulz(g, steps=5)
+    assert out.shape == g.shape and out.dtype == g.dtype
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_newton_schulz_orthogonalises_and_keeps_dtype():
+    g = torch.randn(4, 16, 48, dtype=torch.float16)
+    out = kernels.newton_schulz(g)
+    assert out.dtype == torch.float16
+    sv = torch.linalg.svdvals(out.float())
+    assert sv.min() > 0.5 and sv.max() < 1.3, sv   # Muon's iteration lands in about [0.7, 1.2]
+
+
+def test_dispatcher_rejects_bad_shapes_and_backend(monkeypatch):
+    w0, w1, w2, k, v, lrs = _fast_weights(2, 5, 4, 6)
+    with pytest.raises(ValueError, match="w1"):
+        kernels.swiglu_apply(w0, w1.transpose(1, 2), w2, k)
+    with pytest.raises(ValueError, match="x must be"):
+        kernels.swiglu_apply(w0, w1, w2, k[..., :3])
+    with pytest.raises(ValueError, match="lr1"):
+        kernels.swiglu_update_grads(w0, w1, w2, k, v, lrs[0], lrs[1][:, :3], lrs[2])
+    monkeypatch.setenv("LACT_KERNELS", "cuda")
+    with pytest.raises(ValueError, match="LACT_KERNELS"):
+        kernels.swiglu_apply(w0, w1, w2, k)
+
+
+def test_dispatcher_picks_reference_on_cpu_and_refuses_triton_without_interpreter(monkeypatch):
+    x = torch.randn(2, 3, 4)
+    monkeypatch.delenv("LACT_KERNELS")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert kernels.selected_backend(x) == "torch"
+    monkeypatch.setenv("LACT_KERNELS", "triton")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        kernels.selected_backend(x)
