@@ -1,17 +1,20 @@
-"""Triton kernels are jitted lazily, once per interpreter mode.
+"""Optional Triton import shared by the kernel files.
 
-`triton.jit` decides at decoration time whether a kernel is compiled or run by the CPU
-interpreter (`TRITON_INTERPRET=1`, read through `triton.knobs.runtime.interpret`). Jitting at
-first call instead of at import lets a process (e.g. a test) turn the interpreter on after
-`kernels` was imported. Kernel functions are therefore written undecorated and must not call
-other jitted helpers.
+Where no triton wheel exists (e.g. macOS) the kernel definitions still import, as plain Python
+functions, and the dispatcher only ever runs the references.
+
+The Triton interpreter (`TRITON_INTERPRET=1`) is fixed when triton is first imported: triton's
+own library functions (tl.zeros, tl.sigmoid, ...) are jitted at that moment. A process that
+wants the interpreter must set the variable before anything imports triton (the tests run the
+kernels in a subprocess for that reason).
 """
 
 try:
     import triton
     import triton.language as tl
     TRITON_AVAILABLE = True
-except ImportError:  # e.g. macOS, where no triton wheel exists: only the references run
+    jit = triton.jit
+except ImportError:
     triton = None
 
     class tl:  # noqa: N801 - stands in for triton.language in kernel signatures only
@@ -19,18 +22,17 @@ except ImportError:  # e.g. macOS, where no triton wheel exists: only the refere
 
     TRITON_AVAILABLE = False
 
-_cache: dict = {}
+    def jit(fn):
+        return fn
+
+
+# Decided once, when the kernels below are jitted (see the module docstring).
+_INTERPRETER_AT_IMPORT = TRITON_AVAILABLE and bool(triton.knobs.runtime.interpret)
 
 
 def interpreter_enabled() -> bool:
-    return TRITON_AVAILABLE and bool(triton.knobs.runtime.interpret)
-
-
-def jit_for_current_mode(fn):
-    key = (fn, interpreter_enabled())
-    if key not in _cache:
-        _cache[key] = triton.jit(fn)
-    return _cache[key]
+    """Whether this process's Triton kernels run in the CPU interpreter."""
+    return _INTERPRETER_AT_IMPORT
 
 
 def next_block(size: int, minimum: int = 16) -> int:
@@ -38,5 +40,4 @@ def next_block(size: int, minimum: int = 16) -> int:
     return max(minimum, 1 << (max(int(size), 1) - 1).bit_length())
 
 
-__all__ = ["TRITON_AVAILABLE", "triton", "tl", "jit_for_current_mode", "interpreter_enabled",
-           "next_block"]
+__all__ = ["TRITON_AVAILABLE", "jit", "tl", "interpreter_enabled", "next_block"]

@@ -11,7 +11,7 @@ strides, so no transposed copy is ever made.
 
 import torch
 
-from kernels._triton_jit import jit_for_current_mode, tl, next_block
+from kernels._triton_jit import jit, next_block, tl
 
 COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 EPS = 1e-7
@@ -42,6 +42,7 @@ def newton_schulz_reference(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     return x.to(g.dtype)
 
 
+@jit
 def _bmm_epilogue_kernel(
     p_ptr, q_ptr, c_ptr, out_ptr,
     M, N, K, alpha, beta,
@@ -91,7 +92,7 @@ def _bmm_epilogue(p: torch.Tensor, q: torch.Tensor, c: torch.Tensor | None,
     block_k = min(32, next_block(kdim))
     grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n, bsz)
     c_arg = c if c is not None else out
-    jit_for_current_mode(_bmm_epilogue_kernel)[grid](
+    _bmm_epilogue_kernel[grid](
         p, q, c_arg, out, m, n, kdim, float(alpha), float(beta),
         *p.stride(), *q.stride(), *c_arg.stride(), *out.stride(),
         HAS_C=c is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,

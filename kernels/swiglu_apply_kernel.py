@@ -12,7 +12,7 @@ so the [n, dh] hidden activations never reach memory.
 import torch
 import torch.nn.functional as F
 
-from kernels._triton_jit import jit_for_current_mode, tl, next_block
+from kernels._triton_jit import jit, next_block, tl
 
 
 def swiglu_apply_reference(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
@@ -26,6 +26,7 @@ def swiglu_apply_reference(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
 MAX_HEAD_DIM = 256
 
 
+@jit
 def _swiglu_apply_kernel(
     w0_ptr, w1_ptr, w2_ptr, x_ptr, out_ptr,
     n, d, dh,
@@ -78,7 +79,7 @@ def swiglu_apply_triton(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
     block_n, block_h = 32, 32
     block_d = next_block(d)
     grid = ((n + block_n - 1) // block_n, b)
-    jit_for_current_mode(_swiglu_apply_kernel)[grid](
+    _swiglu_apply_kernel[grid](
         w0, w1, w2, x, out, n, d, dh,
         *w0.stride(), *w1.stride(), *w2.stride(), *x.stride(), *out.stride(),
         BLOCK_N=block_n, BLOCK_D=block_d, BLOCK_H=block_h,

@@ -17,7 +17,7 @@ so no [n, dh] activation reaches memory and no atomics are needed.
 import torch
 import torch.nn.functional as F
 
-from kernels._triton_jit import jit_for_current_mode, tl, next_block
+from kernels._triton_jit import jit, next_block, tl
 
 
 def swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2):
@@ -38,6 +38,7 @@ def swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2):
 MAX_HEAD_DIM = 256
 
 
+@jit
 def _swiglu_update_grads_kernel(
     w0_ptr, w1_ptr, w2_ptr, k_ptr, v_ptr, lr0_ptr, lr1_ptr, lr2_ptr,
     dw0_ptr, dw1_ptr, dw2_ptr,
@@ -116,7 +117,7 @@ def swiglu_update_grads_triton(w0, w1, w2, k, v, lr0, lr1, lr2):
     block_n, block_h = 32, 32
     block_d = next_block(d)
     grid = ((dh + block_h - 1) // block_h, b)
-    jit_for_current_mode(_swiglu_update_grads_kernel)[grid](
+    _swiglu_update_grads_kernel[grid](
         w0, w1, w2, k, v, lr0, lr1, lr2, dw0, dw1, dw2, n, d, dh,
         *w0.stride(), *w1.stride(), *w2.stride(), *k.stride(), *v.stride(),
         *lr0.stride(), *lr1.stride(), *lr2.stride(),
