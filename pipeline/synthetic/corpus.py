@@ -1,0 +1,162 @@
+"""synthesize_corpus: plan a synthetic corpus from a seed, render it on a process pool, write
+the layout's text files, and record what was made in ROOT/SYNTHETIC.json.
+
+Re-running with the same settings on a finished corpus does nothing; other content in the
+output directory is never overwritten unless overwrite=True.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from pipeline import uri as uris
+from pipeline.errors import UserError
+from pipeline.synthetic.commonvoice import commonvoice_text_files, plan_commonvoice
+from pipeline.synthetic.espeak import espeak_version, require_espeak
+from pipeline.synthetic.languages import LANGUAGES
+from pipeline.synthetic.librispeech import librispeech_text_files, plan_librispeech
+from pipeline.synthetic.render import init_worker, render_clips
+
+LAYOUTS = ("librispeech", "commonvoice")
+MARKER = "SYNTHETIC.json"
+GENERATOR_VERSION = 1          # bump when the plan or the rendering changes what a seed produces
+BATCH = 16                     # clips per pool task
+IN_PROCESS_BELOW = 48          # tiny corpora: starting worker processes costs more than it saves
+
+
+def synthesize_corpus(
+    layout: str,
+    out_uri: str,
+    hours: float | None = 1.0,
+    languages: list[str] | None = None,
+    seed: int = 0,
+    utterances_per_split: int | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Write a synthetic corpus and return its summary.
+
+    hours: total audio (estimated from the text; the summary reports what was measured), or
+    utterances_per_split: exactly that many utterances per split (and per language), for tests.
+    Summary keys: layout, out_uri, seed, languages, hours, utterances, splits {name: {utterances,
+    speakers, hours}}, speakers {id: espeak settings}, elapsed_seconds, workers, skipped.
+    """
+    if layout not in LAYOUTS:
+        raise UserError(f"unknown layout {layout!r}; expected one of: {', '.join(LAYOUTS)}")
+    languages = _check_languages(layout, languages)
+    if utterances_per_split is not None:
+        if utterances_per_split < 1:
+            raise UserError(f"utterances per split must be at least 1, got {utterances_per_split}")
+        hours = None
+    elif hours is None or not hours > 0:
+        raise UserError(f"--hours must be a positive number, got {hours}")
+    elif hours > 1000:
+        raise UserError(f"--hours {hours} is more than this synthesiser is meant for (at most 1000)")
+    workers = workers or len(os.sched_getaffinity(0))
+    require_espeak()
+    out_uri = uris.absolute(out_uri)
+    settings = {"layout": layout, "hours": hours, "utterances_per_split": utterances_per_split,
+                "languages": languages, "seed": seed, "generator_version": GENERATOR_VERSION,
+                "espeak_ng": espeak_version()}
+    started = time.perf_counter()
+    previous = _previous_run(out_uri, settings, overwrite)
+    if previous is not None:
+        return {**previous, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3), "workers": 0, "skipped": True}
+    uris.ensure_writable(out_uri, "synthetic corpus output")
+
+    if layout == "librispeech":
+        clips, speakers = plan_librispeech(hours, utterances_per_split, seed)
+    else:
+        clips, speakers = plan_commonvoice(hours, utterances_per_split, languages, seed)
+    seconds = _render(out_uri, clips, workers, progress)
+    if layout == "librispeech":
+        text_files = librispeech_text_files(clips, seconds)
+    else:
+        text_files = commonvoice_text_files(clips, seconds, seed)
+    fs, root = uris.filesystem(out_uri)
+    for rel, text in sorted(text_files.items()):
+        fs.pipe_file(f"{root.rstrip('/')}/{rel}", text.encode("utf-8"))
+
+    splits: dict[str, dict] = {}
+    for clip in clips:
+        key = clip.split if layout == "librispeech" else f"{clip.speaker.language}/{clip.split}"
+        entry = splits.setdefault(key, {"utterances": 0, "speakers": len(speakers[key]), "seconds": 0.0})
+        entry["utterances"] += 1
+        entry["seconds"] += seconds[clip.utt_id]
+    for entry in splits.values():
+        entry["hours"] = round(entry.pop("seconds") / 3600.0, 4)
+    summary = {  # no paths or timings: the same seed gives a byte-identical tree wherever it is written
+        "layout": layout, "seed": seed, "languages": languages, "settings": settings,
+        "hours": round(sum(seconds.values()) / 3600.0, 4), "utterances": len(clips), "splits": splits,
+        "speakers": {s.speaker_id: {"split": split, **s.to_dict()} for split, group in speakers.items() for s in group},
+        "complete": True,
+    }
+    fs.pipe_file(f"{root.rstrip('/')}/{MARKER}", (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
+    return {**summary, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3),
+            "workers": workers if len(clips) >= IN_PROCESS_BELOW else 1, "skipped": False}
+
+
+def _check_languages(layout: str, languages: list[str] | None) -> list[str]:
+    if layout == "librispeech":
+        if languages and list(languages) != ["en"]:
+            raise UserError(f"the LibriSpeech layout is English only; got --languages {','.join(languages)}")
+        return ["en"]
+    languages = list(dict.fromkeys(languages or ["en", "de", "fr", "es"]))
+    unknown = [lang for lang in languages if lang not in LANGUAGES]
+    if unknown:
+        raise UserError(f"no synthetic voice/word list for language(s) {', '.join(unknown)}; "
+                        f"available: {', '.join(LANGUAGES)}")
+    return languages
+
+
+def _previous_run(out_uri: str, settings: dict, overwrite: bool) -> dict | None:
+    """The summary of a finished run with the same settings, else None after making room."""
+    fs, root = uris.filesystem(out_uri)
+    fs.invalidate_cache()
+    if not fs.exists(root):
+        return None
+    marker = f"{root.rstrip('/')}/{MARKER}"
+    if not overwrite and fs.exists(marker):
+        previous = json.loads(fs.cat_file(marker))
+        if previous.get("settings") == settings and previous.get("complete"):
+            return previous
+    contents = [p for p in fs.ls(root, detail=False) if not p.rstrip("/").rsplit("/", 1)[-1].startswith(".write-probe")]
+    if not contents:
+        return None
+    if not overwrite:
+        raise UserError(f"output {out_uri} is not empty and holds no finished synthetic corpus with these settings; "
+                        "choose an empty --out or pass --overwrite to replace its contents")
+    for path in contents:
+        fs.rm(path, recursive=True)
+    fs.invalidate_cache()
+    return None
+
+
+def _render(out_uri: str, clips, workers: int, progress: bool) -> dict[str, float]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(clips), unit="utt", desc="synthesising", disable=not progress)
+    seconds: dict[str, float] = {}
+    batches = [clips[i:i + BATCH] for i in range(0, len(clips), BATCH)]
+    try:
+        if workers <= 1 or len(clips) < IN_PROCESS_BELOW:
+            for batch in batches:
+                seconds.update(render_clips(out_uri, batch))
+                bar.update(len(batch))
+        else:
+            # spawn, not fork: the caller may hold threads (Ray, s3fs event loop) that fork would copy broken.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
+                futures = [pool.submit(render_clips, out_uri, batch) for batch in batches]
+                for future in as_completed(futures):
+                    done = future.result()
+                    seconds.update(done)
+                    bar.update(len(done))
+    finally:
+        bar.close()
+    return seconds

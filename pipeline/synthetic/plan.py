@@ -1,0 +1,68 @@
+"""What a synthetic corpus will contain, decided up front from the seed: one Clip per utterance.
+
+The plan is made in one process from one random.Random, so the same seed gives the same
+sentences, speakers, ids and paths whatever the number of workers that render the audio.
+Durations are estimated from word counts and speaking rate to meet an hours budget; the real
+durations are measured when rendering.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from pipeline.synthetic.speakers import Speaker
+
+UTTERANCES_PER_SPEAKER = 30   # LibriSpeech has ~100 per chapter; fewer gives more voices per hour
+MEAN_SECONDS = 2.1            # mean estimated length of a generated English sentence
+
+
+@dataclass(frozen=True)
+class Clip:
+    rel_path: str       # path under the corpus root
+    utt_id: str
+    split: str
+    speaker: Speaker
+    spoken: str         # what espeak-ng reads
+    transcript: str     # what the corpus files record
+    sample_rate: int    # of the written file
+    audio_format: str   # "FLAC" | "MP3" (soundfile format names)
+
+
+def estimated_seconds(sentence: str, speaker: Speaker) -> float:
+    """espeak-ng speaks ~0.78 of its nominal words per minute plus ~0.2 s of silence (measured)."""
+    return 0.78 * len(sentence.split()) * 60.0 / speaker.speed + 0.2
+
+
+def split_budget(hours: float | None, utterances_per_split: int | None, fraction: float) -> tuple[float | None, int | None]:
+    """(seconds, None) for an hours budget, or (None, count) for a fixed number of utterances."""
+    if utterances_per_split is not None:
+        return None, utterances_per_split
+    return hours * 3600.0 * fraction, None
+
+
+def speaker_count(seconds: float | None, count: int | None) -> int:
+    """At least two speakers per split (one when the split has a single utterance)."""
+    if count is not None:
+        return max(1, min(count, max(2, round(count / UTTERANCES_PER_SPEAKER))))
+    return max(2, round(seconds / MEAN_SECONDS / UTTERANCES_PER_SPEAKER))
+
+
+def sentences_for_speakers(speakers: list[Speaker], seconds: float | None, count: int | None, generator,
+                           rng: random.Random) -> list[list[str]]:
+    """Sentences per speaker: `count` in total spread evenly, or until `seconds` (estimated) are met."""
+    per_speaker: list[list[str]] = [[] for _ in speakers]
+    if count is not None:
+        for i in range(count):
+            per_speaker[i % len(speakers)].append(generator.sentence())
+        return per_speaker
+    budget = seconds / len(speakers)
+    for i, speaker in enumerate(speakers):
+        spoken = 0.0
+        # A little spread in how much each speaker talks, as in real corpora.
+        target = budget * rng.uniform(0.8, 1.2)
+        while spoken < target or not per_speaker[i]:
+            sentence = generator.sentence()
+            per_speaker[i].append(sentence)
+            spoken += estimated_seconds(sentence, speaker)
+    return per_speaker
