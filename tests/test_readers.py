@@ -34,6 +34,8 @@ def test_real_librispeech(realspeech_dir):
     for u in utterances:
         assert Path(u.audio_uri).is_file() and u.audio_uri.endswith(f"/{u.utt_id}.flac")
         assert (u.language, u.corpus) == ("en", "librispeech")
+    with pytest.raises(UserError, match="did you mean .*/LibriSpeech"):
+        read_librispeech(str(realspeech_dir))
     only_test = list(read_corpus("librispeech", str(root), splits=["test-clean"]))
     assert {r.split for r in only_test} == {"test-clean"} and len(only_test) == 8
 
@@ -43,6 +45,8 @@ def test_real_commonvoice(realspeech_dir):
     # The real file is a subset named validated_subset.tsv, so it has to be asked for by name.
     with pytest.raises(UserError, match="no train/dev/test/validated"):
         read_commonvoice(str(root))
+    with pytest.raises(UserError, match="did you mean .*/CommonVoice"):
+        read_commonvoice(str(realspeech_dir))
     for where in (root, root / "en"):  # the release root or one language directory
         (utt,) = read_corpus("commonvoice", str(where), splits=["validated_subset"])
         assert utt.utt_id == "en/common_voice_en_651325"

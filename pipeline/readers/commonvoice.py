@@ -44,9 +44,11 @@ def read_commonvoice(
     fs, root = open_root(root_uri, "Common Voice root")
     language_dirs = _language_dirs(fs, root)
     if not language_dirs:
+        inner = [name for name, path in subdirectories(fs, root).items() if _language_dirs(fs, path)]
+        hint = f"; did you mean {root_uri.rstrip('/')}/{inner[0]}?" if inner else ""
         raise UserError(
             f"not a Common Voice layout: {root_uri} has no LANG/ directory with clips/ and *.tsv files "
-            "(expected ROOT/LANG/clips/*.mp3 and ROOT/LANG/train.tsv, dev.tsv, test.tsv)"
+            f"(expected ROOT/LANG/clips/*.mp3 and ROOT/LANG/train.tsv, dev.tsv, test.tsv){hint}"
         )
     if languages:
         missing = [lang for lang in languages if lang not in language_dirs]

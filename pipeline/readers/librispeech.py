@@ -37,9 +37,12 @@ def read_librispeech(root_uri: str, splits: list[str] | None = None) -> Iterator
     fs, root = open_root(root_uri, "LibriSpeech root")
     present = {name: path for name, path in subdirectories(fs, root).items() if SPLIT_NAME.match(name)}
     if not present:
+        inner = [name for name, path in subdirectories(fs, root).items()
+                 if any(SPLIT_NAME.match(sub) for sub in subdirectories(fs, path))]
+        hint = f"; did you mean {root_uri.rstrip('/')}/{inner[0]}?" if inner else ""
         raise UserError(
             f"not a LibriSpeech layout: {root_uri} has no split directories such as train-clean-100/, "
-            "dev-clean/, test-clean/ (expected ROOT/SPLIT/SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac)"
+            f"dev-clean/, test-clean/ (expected ROOT/SPLIT/SPEAKER/CHAPTER/SPEAKER-CHAPTER-UTT.flac){hint}"
         )
     if splits is None:
         chosen = sorted(present)

@@ -30,8 +30,8 @@ class Clip:
 
 
 def estimated_seconds(sentence: str, speaker: Speaker) -> float:
-    """espeak-ng speaks ~0.78 of its nominal words per minute plus ~0.2 s of silence (measured)."""
-    return 0.78 * len(sentence.split()) * 60.0 / speaker.speed + 0.2
+    """An utterance lasts ~0.83 x words / espeak's nominal words-per-minute, plus ~0.2 s of silence (measured)."""
+    return 0.83 * len(sentence.split()) * 60.0 / speaker.speed + 0.2
 
 
 def split_budget(hours: float | None, utterances_per_split: int | None, fraction: float) -> tuple[float | None, int | None]:
