@@ -1,0 +1,150 @@
+"""Attention pieces: rotary positions, sliding-window attention (the LaCT block's local branch,
+offline and with a streaming cache) and full attention for the baselines.
+
+All attention goes through F.scaled_dot_product_attention. Sliding-window attention over long
+sequences is computed block by block (each block of `window` queries sees at most three
+blocks of keys), so its memory is O(T * window) rather than O(T^2).
+
+Window rule: causal, query t sees keys s with 0 <= t - s < window; bidirectional, |t - s| < window.
+Padded keys are masked; every query may always see itself so rows never become empty (an
+all-masked softmax row would give NaN that leaks into later layers through padded frames).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding on [..., T, d] with explicit absolute positions."""
+
+    def __init__(self, dim: int, theta: float = 10000.0):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"rotary dim must be even, got {dim}")
+        inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        freqs = positions.to(self.inv_freq.dtype)[:, None] * self.inv_freq[None, :]  # [T, d/2]
+        cos, sin = freqs.cos().to(x.dtype), freqs.sin().to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+def window_allowed(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int, causal: bool) -> torch.Tensor:
+    """[Tq, Tk] bool: which keys each query may attend to under the window rule."""
+    diff = q_pos[:, None] - k_pos[None, :]
+    if causal:
+        return (diff >= 0) & (diff < window)
+    return diff.abs() < window
+
+
+def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, causal: bool,
+                    key_valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Sliding-window attention over a whole sequence. q, k, v [B, H, T, d]; key_valid [B, T]."""
+    T = q.shape[2]
+    if T <= 2 * window:
+        return _local_attention_dense(q, k, v, window, causal, key_valid)
+    return _local_attention_blocked(q, k, v, window, causal, key_valid)
+
+
+def _local_attention_dense(q, k, v, window, causal, key_valid):
+    T = q.shape[2]
+    pos = torch.arange(T, device=q.device)
+    allowed = window_allowed(pos, pos, window, causal)                      # [T, T]
+    if key_valid is not None:
+        eye = torch.eye(T, dtype=torch.bool, device=q.device)
+        allowed = (allowed[None] & key_valid[:, None, :]) | eye[None]       # [B, T, T]
+        allowed = allowed[:, None]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+def _local_attention_blocked(q, k, v, window, causal, key_valid):
+    B, H, T, d = q.shape
+    W = window
+    nb = -(-T // W)
+    Tp = nb * W
+    left, right = W, (0 if causal else W)
+    span = left + W + right
+    # keys/values of block j: absolute positions [j*W - left, j*W + W + right)
+    kb = F.pad(k, (0, 0, left, Tp - T + right)).unfold(2, span, W).transpose(-1, -2)  # [B,H,nb,span,d]
+    vb = F.pad(v, (0, 0, left, Tp - T + right)).unfold(2, span, W).transpose(-1, -2)
+    qb = F.pad(q, (0, 0, 0, Tp - T)).view(B, H, nb, W, d)
+    i = torch.arange(W, device=q.device)
+    r = torch.arange(span, device=q.device)
+    rel = window_allowed(i + left, r, W, causal)                            # [W, span]
+    eye = (i + left)[:, None] == r[None, :]
+    kv = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_valid is None else key_valid
+    kv = F.pad(kv, (left, Tp - T + right), value=False).unfold(1, span, W)  # [B, nb, span]
+    mask = (rel[None, None] & kv[:, :, None, :]) | eye[None, None]           # [B, nb, W, span]
+    out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask[:, None])
+    return out.reshape(B, H, Tp, d)[:, :, :T]
+
+
+def cached_window_attention(q: torch.Tensor, k_all: torch.Tensor, v_all: torch.Tensor,
+                            q_start: int, window: int) -> torch.Tensor:
+    """Causal window attention of new queries over (cache + new) keys, for streaming.
+
+    q [B, H, n, d] at absolute positions q_start..q_start+n-1; k_all/v_all [B, H, m + n, d]
+    end at the last query's position.
+    """
+    n, total = q.shape[2], k_all.shape[2]
+    q_pos = torch.arange(q_start, q_start + n, device=q.device)
+    k_pos = torch.arange(q_start + n - total, q_start + n, device=q.device)
+    allowed = window_allowed(q_pos, k_pos, window, causal=True)
+    return F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=allowed)
+
+
+def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool,
+                   key_valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Full (global) attention for the baselines via PyTorch's fused SDPA."""
+    if key_valid is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    T = q.shape[2]
+    allowed = key_valid[:, None, :].expand(-1, T, -1)
+    if causal:
+        allowed = allowed & torch.ones(T, T, dtype=torch.bool, device=q.device).tril()[None]
+    allowed = allowed | torch.eye(T, dtype=torch.bool, device=q.device)[None]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])
+
+
+class SelfAttention(nn.Module):
+    """Multi-head full self-attention with q/k RMS norm and rotary positions (baselines)."""
+
+    def __init__(self, hidden_size: int, num_heads: int, causal: bool, rope_theta: float = 10000.0):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = hidden_size // num_heads
+        self.causal = causal
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size, bias=False)
+        self.q_norm = nn.RMSNorm(self.head_dim)
+        self.k_norm = nn.RMSNorm(self.head_dim)
+        self.rotary = RotaryEmbedding(self.head_dim, rope_theta)
+        self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        pos = torch.arange(T, device=x.device)
+        q = self.rotary(self.q_norm(q), pos)
+        k = self.rotary(self.k_norm(k), pos)
+        o = full_attention(q, k, v, self.causal, valid)
+        return self.o_proj(o.transpose(1, 2).reshape(B, T, D))
+
+    def step(self, x: torch.Tensor, cache: dict, position: int) -> tuple[torch.Tensor, dict]:
+        """Incremental causal attention with a growing key/value cache (generation)."""
+        B, n, D = x.shape
+        q, k, v = self.qkv(x).view(B, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        pos = torch.arange(position, position + n, device=x.device)
+        q = self.rotary(self.q_norm(q), pos)
+        k = self.rotary(self.k_norm(k), pos)
+        k_all = torch.cat([cache["k"], k], dim=2) if cache else k
+        v_all = torch.cat([cache["v"], v], dim=2) if cache else v
+        q_pos = pos
+        k_pos = torch.arange(position + n - k_all.shape[2], position + n, device=x.device)
+        allowed = q_pos[:, None] >= k_pos[None, :]
+        o = F.scaled_dot_product_attention(q, k_all, v_all, attn_mask=allowed)
+        return self.o_proj(o.transpose(1, 2).reshape(B, n, D)), {"k": k_all, "v": v_all}

@@ -1,0 +1,146 @@
+"""LaCTAudioConfig: one dataclass describing every LaCT / baseline speech model.
+
+Units: `chunk_size` and `window_size` count encoder tokens (after the 4x conv subsampling for
+ASR, audio tokens for generation). Invalid values raise ValueError naming the key at
+construction, so a bad YAML file fails before any model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+@dataclass
+class LaCTAudioConfig:
+    # architecture
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_attention_heads: int = 4
+    num_lact_heads: int = 2
+    mlp_multi: float = 2.0           # SwiGLU MLP hidden = mlp_multi * hidden_size
+    # LaCT
+    chunk_size: int = 2048           # fast-weight update chunk (encoder tokens)
+    window_size: int = 64            # sliding-window attention span (encoder tokens)
+    inter_multi: float = 2.0         # fast-weight SwiGLU hidden = inter_multi * lact head dim
+    use_muon: bool = True
+    use_momentum: bool = True
+    base_lr: float = 1e-2            # per-token fast-weight lr at zero projection output
+    muon_steps: int = 5
+    # False: bidirectional encoder (update-then-apply per chunk; with chunk_size >= sequence
+    # length this is one update over the whole utterance), the paper's offline setting.
+    # True: block-causal (apply-then-update), causal attention and causal conv subsampling;
+    # needed for streaming_inference. Generators are always block-causal.
+    lact_causal: bool = False
+    rope_theta: float = 10000.0
+    # audio
+    mel_bins: int = 80
+    sample_rate: int = 16000
+    hop_length: int = 160
+    win_length: int = 400
+    # heads
+    vocab_size: int = 32             # text vocabulary incl. CTC blank 0
+    audio_vocab_size: int = 256      # audio-token vocabulary of the generator
+    # training
+    dropout: float = 0.1
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"{f.name} must be an integer, got {value!r}")
+            elif f.type in ("float", float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"{f.name} must be a number, got {value!r}")
+                setattr(self, f.name, float(value))
+            elif f.type in ("bool", bool):
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+        for name in ("hidden_size", "num_layers", "num_attention_heads", "num_lact_heads",
+                     "chunk_size", "window_size", "mel_bins", "sample_rate", "hop_length",
+                     "win_length", "audio_vocab_size", "muon_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size must be >= 2 (blank 0 plus at least one token), got {self.vocab_size!r}")
+        for name in ("inter_multi", "mlp_multi", "base_lr", "rope_theta"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"num_attention_heads={self.num_attention_heads} does not divide "
+                             f"hidden_size={self.hidden_size}")
+        if self.hidden_size % self.num_lact_heads:
+            raise ValueError(f"num_lact_heads={self.num_lact_heads} does not divide "
+                             f"hidden_size={self.hidden_size}")
+        if self.attention_head_dim % 2:
+            raise ValueError(f"hidden_size / num_attention_heads = {self.attention_head_dim} must be "
+                             "even (rotary positions rotate pairs of channels)")
+        if self.fast_hidden_dim < 1:
+            raise ValueError(f"inter_multi={self.inter_multi} gives an empty fast-weight hidden layer")
+        if self.win_length < self.hop_length:
+            raise ValueError(f"win_length={self.win_length} must be >= hop_length={self.hop_length}")
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def attention_head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def lact_head_dim(self) -> int:
+        return self.hidden_size // self.num_lact_heads
+
+    @property
+    def fast_hidden_dim(self) -> int:
+        return int(round(self.lact_head_dim * self.inter_multi))
+
+    @property
+    def mlp_hidden_dim(self) -> int:
+        return max(1, int(round(self.hidden_size * self.mlp_multi)))
+
+    # ------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "LaCTAudioConfig":
+        if not isinstance(d, Mapping):
+            raise ValueError(f"model config must be a mapping of field: value, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config key(s): {', '.join(map(str, unknown))} "
+                             f"(known: {', '.join(sorted(known))})")
+        return cls(**dict(d))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "LaCTAudioConfig":
+        """Read a YAML file holding the fields at top level or under a `model:` section."""
+        p = Path(path)
+        if not p.is_file():
+            raise ValueError(f"model config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ValueError(f"model config {p} is not valid YAML: {e}") from None
+        data = {} if data is None else data
+        if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
+            data = data["model"]
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"{p}: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "LaCTAudioConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,250 @@
+"""The LaCT layer: large-chunk test-time training with SwiGLU fast weights, side by side with
+sliding-window attention that shares the same q/k/v projection (arXiv 2505.23884).
+
+Per LaCT head the fast weights w0, w1, w2 define f(x) = w1 (silu(w0 x) * (w2 x)). For every
+chunk of tokens the inner loss L = -sum_t lr_t <f(k_t), v_t> takes one gradient step
+(kernels.swiglu_update_grads gives the lr-weighted negative gradient), optionally with momentum
+and Muon (kernels.newton_schulz), and each row of every fast weight is then rescaled to its
+initial norm (weight-norm retention). Two orders:
+
+  block-causal   (causal=True):  out_i = f_{W_{i-1}}(q_i), then W_i = update(W_{i-1}, chunk i)
+  bidirectional  (causal=False): W_i = update(W_{i-1}, chunk i), then out_i = f_{W_i}(q_i)
+
+q/k of the fast branch are silu'd and L2-normalised per head; per-token learning rates come
+from a projection: softplus(proj(x) + softplus^-1(base_lr)). Padded tokens get lr 0 and are
+left out of the momentum average, so they never touch the fast weights. The training forward
+is vectorised over batch x heads; the only Python loop is over chunks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernels import newton_schulz, swiglu_apply, swiglu_update_grads
+from models.attention import RotaryEmbedding, cached_window_attention, local_attention
+from models.config import LaCTAudioConfig
+from models.errors import LaCTErrorHandler
+
+FastWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def inverse_softplus(x: float) -> float:
+    return x + math.log(-math.expm1(-x))
+
+
+def chunk_momentum(mom: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Momentum coefficient of one chunk: mean over its valid tokens. mom/valid [b, n] -> [b]."""
+    if valid is None:
+        return mom.mean(dim=1)
+    return (mom * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
+
+
+class LaCTLayer(nn.Module):
+    """Token mixer of a LaCT block: window attention + fast-weight branch, one output projection."""
+
+    def __init__(self, config: LaCTAudioConfig, causal: bool):
+        super().__init__()
+        D = config.hidden_size
+        self.causal = causal
+        self.hidden_size = D
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_dim = config.attention_head_dim
+        self.num_lact_heads = config.num_lact_heads
+        self.lact_head_dim = dl = config.lact_head_dim
+        dh = config.fast_hidden_dim
+        self.chunk_size = config.chunk_size
+        self.window_size = config.window_size
+        self.use_muon = config.use_muon
+        self.use_momentum = config.use_momentum
+        self.muon_steps = config.muon_steps
+        self.base_lr_inv = inverse_softplus(config.base_lr)
+
+        self.qkv = nn.Linear(D, 3 * D, bias=False)
+        self.q_norm = nn.RMSNorm(self.attention_head_dim)
+        self.k_norm = nn.RMSNorm(self.attention_head_dim)
+        self.rotary = RotaryEmbedding(self.attention_head_dim, config.rope_theta)
+        self.o_proj = nn.Linear(D, D, bias=False)
+
+        H = config.num_lact_heads
+        # Initial ("slow") fast weights, learnt by the outer loop.
+        self.w0 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
+        self.w1 = nn.Parameter(torch.randn(H, dl, dh) / math.sqrt(dh))
+        self.w2 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
+        self.lr_proj = nn.Linear(D, 3 * H)
+        self.qk_scale = nn.Parameter(torch.ones(2, D))
+        self.qk_offset = nn.Parameter(torch.zeros(2, D))
+        self.fast_norm = nn.RMSNorm(dl)
+        self.momentum_proj = nn.Linear(D, H) if self.use_momentum else None
+        self.error_handler = LaCTErrorHandler()
+
+    # ------------------------------------------------------------------ projections
+    def _project(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor | None):
+        B, T, D = x.shape
+        Ha, da, Hl, dl = self.num_attention_heads, self.attention_head_dim, self.num_lact_heads, self.lact_head_dim
+        q, k, v = self.qkv(x).split(D, dim=-1)
+        qa = self.rotary(self.q_norm(q.view(B, T, Ha, da)).transpose(1, 2), positions)
+        ka = self.rotary(self.k_norm(k.view(B, T, Ha, da)).transpose(1, 2), positions)
+        va = v.view(B, T, Ha, da).transpose(1, 2)
+
+        def heads(t):
+            return t.view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
+
+        fq = F.normalize(heads(F.silu(q * self.qk_scale[0] + self.qk_offset[0])), dim=-1, eps=1e-6)
+        fk = F.normalize(heads(F.silu(k * self.qk_scale[1] + self.qk_offset[1])), dim=-1, eps=1e-6)
+        fv = heads(F.silu(v))
+        lr = F.softplus(self.lr_proj(x) + self.base_lr_inv)                  # [B, T, 3 Hl]
+        if valid is not None:
+            lr = lr * valid[..., None].to(lr.dtype)
+        lr = lr.view(B, T, 3, Hl).permute(2, 0, 3, 1).reshape(3, B * Hl, T)
+        mom = None
+        if self.momentum_proj is not None:
+            mom = torch.sigmoid(self.momentum_proj(x)).transpose(1, 2).reshape(B * Hl, T)
+        return qa, ka, va, fq, fk, fv, lr, mom
+
+    def _merge_fast(self, fw: torch.Tensor, B: int) -> torch.Tensor:
+        T = fw.shape[1]
+        fw = self.fast_norm(fw)
+        return fw.view(B, self.num_lact_heads, T, self.lact_head_dim).transpose(1, 2).reshape(B, T, self.hidden_size)
+
+    # ------------------------------------------------------------------ fast weights
+    def initial_fast_weights(self, batch: int, fast_init: FastWeights | None = None) -> FastWeights:
+        """[B*Hl, ...] copies of the slow initial weights (or of adapted per-head weights)."""
+        src = fast_init if fast_init is not None else (self.w0, self.w1, self.w2)
+        return tuple(w.unsqueeze(0).expand(batch, *w.shape).reshape(batch * w.shape[0], *w.shape[1:])
+                     for w in src)
+
+    def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef):
+        """One chunk's fast-weight step; a non-finite result is dropped per row by the handler."""
+        dws = swiglu_update_grads(W[0], W[1], W[2], k, v, lr[0], lr[1], lr[2])
+        new_buf = None
+        if mbuf is not None:
+            c = mom_coef[:, None, None].to(dws[0].dtype)
+            dws = tuple(dw + c * m for dw, m in zip(dws, mbuf))
+            new_buf = dws
+        if self.use_muon:
+            dws = tuple(newton_schulz(dw, self.muon_steps) for dw in dws)
+        cand = []
+        for w, dw, n in zip(W, dws, norms):
+            w = w + dw
+            cand.append(w / (w.norm(dim=2, keepdim=True) + 1e-5) * n)
+        if new_buf is None:
+            chosen, _ = self.error_handler.keep_finite(tuple(W), tuple(cand))
+            return chosen, None
+        chosen, _ = self.error_handler.keep_finite(tuple(W) + tuple(mbuf), tuple(cand) + tuple(new_buf))
+        return chosen[:3], chosen[3:]
+
+    def _run_chunks(self, W: FastWeights, fq, fk, fv, lr, mom, valid_bh, flush: bool):
+        T = fq.shape[1]
+        C = self.chunk_size
+        norms = tuple(w.norm(dim=2, keepdim=True) for w in W)
+        mbuf = tuple(torch.zeros_like(w) for w in W) if mom is not None else None
+        outs = []
+        for s in range(0, T, C):
+            e = min(s + C, T)
+            if self.causal:
+                outs.append(swiglu_apply(W[0], W[1], W[2], fq[:, s:e]))
+            if not self.causal or e < T or flush:
+                coef = None
+                if mom is not None:
+                    coef = chunk_momentum(mom[:, s:e], None if valid_bh is None else valid_bh[:, s:e])
+                W, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef)
+            if not self.causal:
+                outs.append(swiglu_apply(W[0], W[1], W[2], fq[:, s:e]))
+        return torch.cat(outs, dim=1), W
+
+    # ------------------------------------------------------------------ offline forward
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None,
+                fast_init: FastWeights | None = None, return_fast: bool = False):
+        """x [B, T, D]; valid [B, T] bool (False = padding). With return_fast, also the fast
+        weights after every token (the last partial chunk included) as [B*Hl, ...]."""
+        B, T, _ = x.shape
+        positions = torch.arange(T, device=x.device)
+        qa, ka, va, fq, fk, fv, lr, mom = self._project(x, positions, valid)
+        attn = local_attention(qa, ka, va, self.window_size, self.causal, valid)
+        attn = attn.transpose(1, 2).reshape(B, T, self.hidden_size)
+        valid_bh = None
+        if valid is not None:
+            valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
+        W = self.initial_fast_weights(B, fast_init)
+        fw, W = self._run_chunks(W, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
+        out = self.o_proj(attn + self._merge_fast(fw, B))
+        return (out, W) if return_fast else out
+
+    # ------------------------------------------------------------------ streaming
+    def init_state(self, batch: int, fast_init: FastWeights | None = None) -> dict:
+        W = [w.detach().clone() for w in self.initial_fast_weights(batch, fast_init)]
+        b, dl = W[0].shape[0], self.lact_head_dim
+        ref = W[0]
+        st = {f"w{i}": W[i] for i in range(3)}
+        st.update({f"n{i}": W[i].norm(dim=2, keepdim=True) for i in range(3)})
+        if self.use_momentum:
+            st.update({f"m{i}": torch.zeros_like(W[i]) for i in range(3)})
+            st["pm"] = ref.new_zeros(b, 0)
+        st["pk"] = ref.new_zeros(b, 0, dl)
+        st["pv"] = ref.new_zeros(b, 0, dl)
+        st["plr"] = ref.new_zeros(3, b, 0)
+        st["ck"] = ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim)
+        st["cv"] = ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim)
+        return st
+
+    def step(self, x: torch.Tensor, st: dict, position: int) -> tuple[torch.Tensor, dict]:
+        """Block-causal forward of n new tokens at absolute `position`, carrying the state.
+        Equals the offline forward on the concatenated stream. Does not modify `st`."""
+        if not self.causal:
+            raise ValueError("streaming needs a block-causal LaCT layer (config lact_causal: true)")
+        B, n, _ = x.shape
+        positions = torch.arange(position, position + n, device=x.device)
+        qa, ka, va, fq, fk, fv, lr, mom = self._project(x, positions, None)
+        ck = torch.cat([st["ck"], ka], dim=2)
+        cv = torch.cat([st["cv"], va], dim=2)
+        attn = cached_window_attention(qa, ck, cv, position, self.window_size)
+        attn = attn.transpose(1, 2).reshape(B, n, self.hidden_size)
+        start = max(0, ck.shape[2] - (self.window_size - 1))   # later queries see < window back
+        new = dict(st)
+        new["ck"], new["cv"] = ck[:, :, start:], cv[:, :, start:]
+
+        W = (st["w0"], st["w1"], st["w2"])
+        norms = (st["n0"], st["n1"], st["n2"])
+        mbuf = (st["m0"], st["m1"], st["m2"]) if self.use_momentum else None
+        pk, pv, plr, pm = st["pk"], st["pv"], st["plr"], st.get("pm")
+        outs, i, C = [], 0, self.chunk_size
+        while i < n:
+            take = min(C - pk.shape[1], n - i)
+            outs.append(swiglu_apply(W[0], W[1], W[2], fq[:, i:i + take]))
+            pk = torch.cat([pk, fk[:, i:i + take]], dim=1)
+            pv = torch.cat([pv, fv[:, i:i + take]], dim=1)
+            plr = torch.cat([plr, lr[:, :, i:i + take]], dim=2)
+            if mom is not None:
+                pm = torch.cat([pm, mom[:, i:i + take]], dim=1)
+            if pk.shape[1] == C:
+                coef = chunk_momentum(pm, None) if mom is not None else None
+                W, mbuf = self._update(W, norms, mbuf, pk, pv, plr, coef)
+                pk, pv, plr = pk[:, :0], pv[:, :0], plr[:, :, :0]
+                if mom is not None:
+                    pm = pm[:, :0]
+            i += take
+        fw = torch.cat(outs, dim=1) if outs else fq
+        out = self.o_proj(attn + self._merge_fast(fw, B))
+        new.update(w0=W[0], w1=W[1], w2=W[2], pk=pk, pv=pv, plr=plr)
+        if mbuf is not None:
+            new.update(m0=mbuf[0], m1=mbuf[1], m2=mbuf[2], pm=pm)
+        return out, new
+
+    def flush(self, st: dict) -> dict:
+        """Apply the update of a pending partial chunk (end of an utterance used for adaptation)."""
+        if st["pk"].shape[1] == 0:
+            return st
+        W = (st["w0"], st["w1"], st["w2"])
+        norms = (st["n0"], st["n1"], st["n2"])
+        mbuf = (st["m0"], st["m1"], st["m2"]) if self.use_momentum else None
+        coef = chunk_momentum(st["pm"], None) if self.use_momentum else None
+        W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef)
+        new = dict(st)
+        new.update(w0=W[0], w1=W[1], w2=W[2], pk=st["pk"][:, :0], pv=st["pv"][:, :0], plr=st["plr"][:, :, :0])
+        if mbuf is not None:
+            new.update(m0=mbuf[0], m1=mbuf[1], m2=mbuf[2], pm=st["pm"][:, :0])
+        return new
