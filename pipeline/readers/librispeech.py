@@ -15,7 +15,7 @@ both exist for one id the FLAC is used.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 
 from pipeline.errors import UserError
