@@ -9,7 +9,7 @@ with silu'(z) = sigmoid(z) * (1 + z * (1 - sigmoid(z))). So w + dw increases <f(
 
 Shapes: w0 [b, dh, d], w1 [b, d, dh], w2 [b, dh, d], k/v [b, n, d], lr0/lr1/lr2 [b, n].
 `swiglu_update_grads_reference` is differentiable PyTorch (the outer loop backpropagates
-through it). `swiglu_update_grads_triton` is one fused kernel: a program owns a block of dh
+through it); `swiglu_update_grads_torch` computes the same with a hand-derived backward. `swiglu_update_grads_triton` is one fused kernel: a program owns a block of dh
 rows of one b, streams all tokens and accumulates its slices of dw0, dw1, dw2 in registers,
 so no [n, dh] activation reaches memory and no atomics are needed.
 """
@@ -21,6 +21,7 @@ from kernels._triton_jit import jit, next_block, tl
 
 
 def swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2):
+    """The formulas above in plain PyTorch; autograd differentiates them (ground truth)."""
     gate = k @ w0.transpose(1, 2)            # [b, n, dh]
     up = k @ w2.transpose(1, 2)              # [b, n, dh]
     sig = torch.sigmoid(gate)
@@ -33,6 +34,73 @@ def swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2):
     dw0 = (dgate * lr0.unsqueeze(-1)).transpose(1, 2) @ k       # [b, dh, d]
     dw2 = (dup * lr2.unsqueeze(-1)).transpose(1, 2) @ k         # [b, dh, d]
     return dw0, dw1, dw2
+
+
+class _SwiGLUUpdateGrads(torch.autograd.Function):
+    """Same forward as the reference; a hand-derived backward (the outer loop's gradient of the
+    update) that saves only the inputs and recomputes gate/up/dhidden. On CPU this is ~3x faster
+    than autograd's backward of the reference, whose graph holds ~15 [b, n, dh] tensors per call.
+    First-order only (no double backward)."""
+
+    @staticmethod
+    def forward(ctx, w0, w1, w2, k, v, lr0, lr1, lr2):
+        ctx.save_for_backward(w0, w1, w2, k, v, lr0, lr1, lr2)
+        return swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g0, g1, g2):
+        w0, w1, w2, k, v, lr0, lr1, lr2 = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        g0 = torch.zeros_like(w0) if g0 is None else g0        # [b, dh, d]  d loss / d dw0
+        g1 = torch.zeros_like(w1) if g1 is None else g1        # [b, d, dh]
+        g2 = torch.zeros_like(w2) if g2 is None else g2        # [b, dh, d]
+        lr0_, lr1_, lr2_ = lr0.unsqueeze(-1), lr1.unsqueeze(-1), lr2.unsqueeze(-1)
+        gate = k @ w0.transpose(1, 2)
+        up = k @ w2.transpose(1, 2)
+        dhidden = v @ w1
+        sig = torch.sigmoid(gate)
+        silu = gate * sig
+        hidden = silu * up
+        dsilu = sig * (1 + gate * (1 - sig))                   # silu'(gate)
+        dgate = dhidden * up * dsilu                            # forward's dgate, dup (no lr)
+        dup = dhidden * silu
+        # dw0 = (dgate*lr0)^T k, dw2 = (dup*lr2)^T k, dw1 = (v*lr1)^T hidden
+        ga0 = k @ g0.transpose(1, 2)                            # d loss / d (dgate*lr0)  [b, n, dh]
+        ga2 = k @ g2.transpose(1, 2)                            # d loss / d (dup*lr2)
+        g_hidden = (v * lr1_) @ g1                              # [b, n, dh]
+        g_dgate = ga0 * lr0_
+        g_dup = ga2 * lr2_
+        # dgate = dhidden*up*dsilu, dup = dhidden*silu, hidden = silu*up
+        t = g_dgate * dsilu
+        g_dhidden = t * up + g_dup * silu
+        g_up = t * dhidden + g_hidden * silu
+        d2silu = sig * (1 - sig) * (2 + gate * (1 - 2 * sig))   # silu''(gate)
+        g_gate = (g_dup * dhidden + g_hidden * up) * dsilu + g_dgate * dhidden * up * d2silu
+        grads = [None] * 8
+        if need[0]:
+            grads[0] = g_gate.transpose(1, 2) @ k
+        if need[1]:
+            grads[1] = v.transpose(1, 2) @ g_dhidden
+        if need[2]:
+            grads[2] = g_up.transpose(1, 2) @ k
+        if need[3]:
+            grads[3] = (dgate * lr0_) @ g0 + (dup * lr2_) @ g2 + g_gate @ w0 + g_up @ w2
+        g_v_lr1 = hidden @ g1.transpose(1, 2) if (need[4] or need[6]) else None   # [b, n, d]
+        if need[4]:
+            grads[4] = g_v_lr1 * lr1_ + g_dhidden @ w1.transpose(1, 2)
+        if need[5]:
+            grads[5] = (ga0 * dgate).sum(-1)
+        if need[6]:
+            grads[6] = (g_v_lr1 * v).sum(-1)
+        if need[7]:
+            grads[7] = (ga2 * dup).sum(-1)
+        return tuple(grads)
+
+
+def swiglu_update_grads_torch(w0, w1, w2, k, v, lr0, lr1, lr2):
+    """The PyTorch path the dispatcher runs: reference forward, hand-derived backward."""
+    return _SwiGLUUpdateGrads.apply(w0, w1, w2, k, v, lr0, lr1, lr2)
 
 
 MAX_HEAD_DIM = 256
