@@ -14,6 +14,8 @@ from pipeline.errors import UserError
 
 # command name -> module in jobs/
 COMMANDS = {
+    "preprocess": "jobs.preprocess",
+    "synth": "jobs.synth",
 }
 
 

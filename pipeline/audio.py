@@ -9,6 +9,7 @@ downmixed, 8 kHz / 44.1 kHz / 48 kHz are resampled to 16 kHz); everything else r
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ TRUNCATED_AUDIO = "truncated_audio"
 NON_FINITE_SAMPLES = "non_finite_samples"
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")
 
 
 class AudioError(Exception):
@@ -73,7 +76,9 @@ def decode(data: bytes, name: str = "") -> tuple[np.ndarray, int]:
             samples = f.read(dtype="float32", always_2d=True)
             sample_rate = f.samplerate
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(DECODE_ERROR, f"{name}: {exc}") from exc
+        # libsndfile names the in-memory file by its address; drop it so reruns give identical details.
+        message = _OBJECT_REPR.sub("audio data", str(exc))
+        raise AudioError(DECODE_ERROR, f"{name}: {message}") from exc
     # A truncated file can decode "successfully" with fewer frames than its header promises.
     # (MP3 headers only estimate the length, so that check is for lossless formats.)
     if expected > 0 and len(samples) < expected and not name.lower().endswith(".mp3"):

@@ -1,0 +1,133 @@
+"""Parquet shards of preprocessed utterances, written atomically and keyed for idempotency.
+
+A shard is OUTPUT/<split>/shard-NNNNN.parquet holding at most `rows_per_shard` utterances, each
+at most `max_seconds` long, so a shard is bounded by rows_per_shard * max_seconds * 100 frames *
+n_mels * 2 bytes (features, float16) plus tokens: 64 rows * 35 s -> at most ~36 MB.
+
+The Parquet footer carries the shard's key (a hash of its inputs and of every setting that shapes
+its content) and its side results (CMVN sums, quarantined rows, repairs), under SHARD_METADATA.
+A re-run skips a shard whose file exists with the same key, so it does no work and leaves the file
+byte-for-byte unchanged; a run killed half-way leaves only complete shards (temp name + rename
+locally; a single PUT on S3 is atomic), and the next run writes just the missing ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.uri import filesystem, is_remote
+
+SHARD_METADATA = b"lact_audio.shard"
+SHARD_NAME = re.compile(r"^shard-(\d{5})\.parquet$")
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}.parquet"
+
+
+def shard_schema(with_audio_tokens: bool) -> pa.Schema:
+    fields = [
+        ("utt_id", pa.string()),
+        ("speaker", pa.string()),
+        ("language", pa.string()),
+        ("text", pa.string()),
+        ("duration", pa.float64()),
+        ("num_frames", pa.int32()),
+        ("features", pa.list_(pa.float16())),      # flattened [num_frames, n_mels], row-major
+        ("token_ids", pa.list_(pa.int32())),
+    ]
+    if with_audio_tokens:
+        fields.append(("audio_tokens", pa.list_(pa.int32())))
+    return pa.schema(fields)
+
+
+def _list_array(arrays: list[np.ndarray], dtype: np.dtype, value_type: pa.DataType) -> pa.ListArray:
+    lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=len(arrays))
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = (np.concatenate([a.reshape(-1) for a in arrays]).astype(dtype, copy=False) if arrays
+            else np.zeros(0, dtype))
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type))
+
+
+def build_table(rows: list[dict], with_audio_tokens: bool) -> pa.Table:
+    """rows: utt_id, speaker, language, text, duration, features (float16 [T, n_mels]), token_ids, audio_tokens."""
+    schema = shard_schema(with_audio_tokens)
+    columns = {
+        "utt_id": pa.array([r["utt_id"] for r in rows], pa.string()),
+        "speaker": pa.array([r["speaker"] for r in rows], pa.string()),
+        "language": pa.array([r["language"] for r in rows], pa.string()),
+        "text": pa.array([r["text"] for r in rows], pa.string()),
+        "duration": pa.array([r["duration"] for r in rows], pa.float64()),
+        "num_frames": pa.array([r["features"].shape[0] for r in rows], pa.int32()),
+        "features": _list_array([r["features"] for r in rows], np.float16, pa.float16()),
+        "token_ids": _list_array([np.asarray(r["token_ids"]) for r in rows], np.int32, pa.int32()),
+    }
+    if with_audio_tokens:
+        columns["audio_tokens"] = _list_array([np.asarray(r["audio_tokens"]) for r in rows], np.int32, pa.int32())
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def to_parquet_bytes(table: pa.Table, info: dict) -> bytes:
+    table = table.replace_schema_metadata({SHARD_METADATA: json.dumps(info, sort_keys=True).encode()})
+    buffer = io.BytesIO()
+    # Features are float16 noise to a dictionary encoder or statistics: skip both for them.
+    pq.write_table(table, buffer, compression="snappy", use_dictionary=["speaker", "language"],
+                   write_statistics=["utt_id", "duration", "num_frames"])
+    return buffer.getvalue()
+
+
+def write_atomic(uri: str, data: bytes) -> None:
+    fs, path = filesystem(uri)
+    if is_remote(uri):
+        fs.pipe_file(path, data)   # one PUT (or a multipart upload that only appears when complete)
+        return
+    parent = path.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[1]}"
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
+def read_shard_info(uri: str) -> dict | None:
+    """The key and side results stored in a shard's footer; None when absent or unreadable."""
+    fs, path = filesystem(uri)
+    try:
+        with fs.open(path, "rb") as f:
+            metadata = pq.read_schema(f).metadata or {}
+    except (FileNotFoundError, OSError, pa.ArrowInvalid):
+        return None
+    raw = metadata.get(SHARD_METADATA)
+    return json.loads(raw) if raw else None
+
+
+def sha256_of(uri: str) -> str:
+    fs, path = filesystem(uri)
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def remove_stale(split_uri: str, keep: set[str]) -> list[str]:
+    """Delete shard files of an earlier, larger run and leftover temp files; returns what was removed."""
+    fs, path = filesystem(split_uri)
+    fs.invalidate_cache()
+    try:
+        names = [p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
+    except FileNotFoundError:
+        return []
+    stale = [n for n in names if (SHARD_NAME.match(n) and n not in keep) or n.startswith(".tmp-")]
+    for name in stale:
+        fs.rm(f"{path.rstrip('/')}/{name}")
+    return stale
