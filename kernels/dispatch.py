@@ -4,9 +4,11 @@ Environment override: LACT_KERNELS=triton|torch (unset or "auto": Triton when th
 CUDA tensors and triton imports, otherwise the reference). Forcing Triton on CPU tensors needs
 the Triton interpreter (TRITON_INTERPRET=1); that is how the tests run the kernels without a GPU.
 
-PyTorch path: the references, except that swiglu_update_grads runs the reference forward with a
-hand-derived backward (swiglu_update_grads_torch; equal to autograd's, ~1.5-2x faster on CPU
-and it keeps only the inputs for backward).
+PyTorch path (`*_torch`): the references' forward; for backward, swiglu_apply and
+swiglu_update_grads have hand-derived backwards and newton_schulz recomputes in backward, so
+each op keeps only its inputs for the backward pass (less activation memory; the update's
+backward is also ~1.5-2x faster on CPU than autograd's). Tested equal to autograd of the
+references. First-order only: no double backward through these ops.
 
 Training: when autograd needs a gradient of a Triton call, the call runs the Triton forward
 inside an autograd.Function whose backward recomputes the differentiable reference from the
@@ -20,8 +22,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from kernels._triton_jit import TRITON_AVAILABLE, interpreter_enabled
-from kernels.newton_schulz_kernel import newton_schulz_reference, newton_schulz_triton
-from kernels.swiglu_apply_kernel import swiglu_apply_reference, swiglu_apply_triton
+from kernels.newton_schulz_kernel import newton_schulz_torch, newton_schulz_triton
+from kernels.swiglu_apply_kernel import swiglu_apply_torch, swiglu_apply_triton
 from kernels.swiglu_update_kernel import swiglu_update_grads_torch, swiglu_update_grads_triton
 
 BACKENDS = ("auto", "triton", "torch")
@@ -110,7 +112,7 @@ def swiglu_apply(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
     x [b,n,d] -> [b,n,d]."""
     b, _, d = _check_fast_weights(w0, w1, w2)
     _check_tokens("x", x, b, d)
-    return _run(swiglu_apply_triton, swiglu_apply_reference, (w0, w1, w2, x))
+    return _run(swiglu_apply_triton, swiglu_apply_torch, (w0, w1, w2, x))
 
 
 def swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2):
@@ -136,5 +138,5 @@ def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     flat = g.reshape(-1, *g.shape[-2:])
-    out = _run(newton_schulz_triton, newton_schulz_reference, (flat,), {"steps": int(steps)})
+    out = _run(newton_schulz_triton, newton_schulz_torch, (flat,), {"steps": int(steps)})
     return out.reshape(g.shape)

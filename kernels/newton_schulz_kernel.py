@@ -42,6 +42,37 @@ def newton_schulz_reference(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     return x.to(g.dtype)
 
 
+class _RecomputedNewtonSchulz(torch.autograd.Function):
+    """Reference forward without a graph; backward recomputes it with one and backpropagates:
+    only g is kept between forward and backward (3*steps intermediate matrices are not)."""
+
+    @staticmethod
+    def forward(ctx, g, steps):
+        ctx.steps = steps
+        ctx.save_for_backward(g)
+        return newton_schulz_reference(g, steps)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        (g,) = ctx.saved_tensors
+        g = g.detach().requires_grad_(True)
+        with torch.enable_grad():
+            # A scalar objective, not grad_outputs=grad_out: the latter makes autograd import
+            # torch.fx.experimental.symbolic_shapes (sympy), 5-30 s on first use here.
+            objective = (newton_schulz_reference(g, ctx.steps) * grad_out).sum()
+        (grad,) = torch.autograd.grad(objective, g)
+        return grad, None
+
+
+def newton_schulz_torch(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
+    """The PyTorch path the dispatcher runs: the reference, recomputed in backward when grad is
+    needed (not torch.utils.checkpoint: its first use imports torch._dynamo, ~5-30 s here)."""
+    if torch.is_grad_enabled() and g.requires_grad:
+        return _RecomputedNewtonSchulz.apply(g, steps)
+    return newton_schulz_reference(g, steps)
+
+
 @jit
 def _bmm_epilogue_kernel(
     p_ptr, q_ptr, c_ptr, out_ptr,

@@ -22,6 +22,39 @@ def swiglu_apply_reference(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
     return (F.silu(gate) * up) @ w1.transpose(1, 2)   # [b, n, d]
 
 
+class _SwiGLUApply(torch.autograd.Function):
+    """Reference forward; hand-derived backward that keeps only the inputs and recomputes
+    gate/up (2 extra matmuls) instead of holding 4 [b, n, dh] activations per call."""
+
+    @staticmethod
+    def forward(ctx, w0, w1, w2, x):
+        ctx.save_for_backward(w0, w1, w2, x)
+        return swiglu_apply_reference(w0, w1, w2, x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        w0, w1, w2, x = ctx.saved_tensors
+        gate = x @ w0.transpose(1, 2)
+        up = x @ w2.transpose(1, 2)
+        sig = torch.sigmoid(gate)
+        silu = gate * sig
+        g_hidden = grad_out @ w1                                 # [b, n, dh]
+        g_gate = g_hidden * up * (sig * (1 + gate * (1 - sig)))  # silu'(gate)
+        g_up = g_hidden * silu
+        need = ctx.needs_input_grad
+        g_w0 = g_gate.transpose(1, 2) @ x if need[0] else None
+        g_w1 = grad_out.transpose(1, 2) @ (silu * up) if need[1] else None
+        g_w2 = g_up.transpose(1, 2) @ x if need[2] else None
+        g_x = g_gate @ w0 + g_up @ w2 if need[3] else None
+        return g_w0, g_w1, g_w2, g_x
+
+
+def swiglu_apply_torch(w0, w1, w2, x):
+    """The PyTorch path the dispatcher runs: reference forward, memory-light backward."""
+    return _SwiGLUApply.apply(w0, w1, w2, x)
+
+
 # Largest head dim the fused kernel keeps in one register tile; larger heads use the reference.
 MAX_HEAD_DIM = 256
 

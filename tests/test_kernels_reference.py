@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 import kernels
-from kernels.newton_schulz_kernel import COEFFICIENTS, newton_schulz_reference
-from kernels.swiglu_apply_kernel import swiglu_apply_reference
+from kernels.newton_schulz_kernel import COEFFICIENTS, newton_schulz_reference, newton_schulz_torch
+from kernels.swiglu_apply_kernel import swiglu_apply_reference, swiglu_apply_torch
 from kernels.swiglu_update_kernel import swiglu_update_grads_reference, swiglu_update_grads_torch
 
 
@@ -85,6 +85,23 @@ def test_hand_derived_update_backward_passes_gradcheck():
     w0, w1, w2, k, v, lrs = _fast_weights(1, 4, 3, 5)
     inputs = [t.clone().requires_grad_(True) for t in (w0, w1, w2, k, v, *lrs)]
     assert torch.autograd.gradcheck(swiglu_update_grads_torch, inputs)
+
+
+@pytest.mark.parametrize("op", ["apply", "newton_schulz"])
+def test_memory_light_backwards_equal_autograd_of_the_reference(op):
+    w0, w1, w2, x, _, _ = _fast_weights(2, 9, 5, 11)
+    if op == "apply":
+        fast, reference, tensors = swiglu_apply_torch, swiglu_apply_reference, (w0, w1, w2, x)
+    else:
+        fast, reference, tensors = newton_schulz_torch, newton_schulz_reference, (w0,)
+    inputs = [t.clone().requires_grad_(True) for t in tensors]
+    upstream = torch.randn_like(reference(*inputs))
+    expected = torch.autograd.grad((reference(*inputs) * upstream).sum(), inputs)
+    got = torch.autograd.grad((fast(*inputs) * upstream).sum(), inputs)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        torch.testing.assert_close(g, e, msg=lambda m: f"{op} input {i}: {m}")
+    if op == "apply":
+        assert torch.autograd.gradcheck(fast, inputs)
 
 
 def _scalar_quintic(s, steps):

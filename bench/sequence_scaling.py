@@ -1,0 +1,423 @@
+"""Sequence-length scaling of the LaCT ASR encoder against the full-attention baseline (CPU).
+
+Offline: forward + backward time and peak memory of `build_model("asr", "lact"|"baseline")`
+(same width/depth, parameter counts within 5%; the baseline's attention is PyTorch's fused
+scaled_dot_product_attention) at encoder lengths T (input = 4*T log-mel frames, 4x conv
+subsampling), one batch element, training mode, loss = mean(logits^2).
+Streaming: bytes of the state a stream carries after L tokens — LaCTState of the block-causal
+LaCT ASR model (`streaming_inference`) and of the LaCT generator (`step`) against the KV cache of
+the full-attention generator baseline (`step`); the baseline ASR encoder is bidirectional and
+has no streaming mode.
+
+Method (written into the JSON):
+- every offline point runs in a fresh subprocess (`--worker`), so no allocator cache or peak
+  from another point leaks in; a tiny warm-up forward/backward (64 encoder frames) runs first
+  so lazy imports and first-call setup are not timed; 1 intra-op thread (the 2-core machine is shared, and OpenMP
+  threads that spin under oversubscription made 2-thread timings 10-30x noisier here);
+- peak memory = VmHWM after the run - VmRSS before it, with the high-water mark reset just
+  before the run (`echo 5 > /proc/self/clear_refs`); this is whole-process RSS, so it includes
+  activations, gradients and allocator slack. Also reported: bytes autograd saved for the
+  backward (saved_tensors_hooks, deduplicated by storage), a noise-free activation measure;
+- time: the same run (cold) and, for points predicted under --repeat-below seconds, 2 more
+  runs; `time_s` is the median;
+- load average before/after every point is recorded (other engineers share the machine);
+- a point predicted (quadratic extrapolation for the baseline, linear for LaCT, from the
+  previous length) to take longer than --max-point-seconds is skipped and marked so.
+
+Usage:
+    .venv/bin/python bench/sequence_scaling.py                 # full run, ~15-25 min on 2 cores
+    .venv/bin/python bench/sequence_scaling.py --lengths 512 1024 --stream-tokens 2048  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DEFAULT_LENGTHS = [512, 1024, 2048, 4096, 8192, 16384, 32768]
+RESULTS = REPO / "bench" / "results"
+
+
+# ---------------------------------------------------------------------------- memory probes
+def _proc_status_kib(key: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{key}:\s+(\d+) kB", text, re.M).group(1))
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class SavedTensorBytes:
+    """Bytes of distinct storages autograd keeps for the backward pass."""
+
+    def __init__(self):
+        self.storages: dict[int, int] = {}
+
+    def pack(self, t):
+        s = t.untyped_storage()
+        self.storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    @property
+    def total(self) -> int:
+        return sum(self.storages.values())
+
+
+# ---------------------------------------------------------------------------- model config
+def bench_config(config_path: str | None):
+    from models import LaCTAudioConfig
+    if config_path:
+        cfg = LaCTAudioConfig.from_yaml(config_path)
+    else:
+        cfg = LaCTAudioConfig()
+    cfg.dropout = 0.0            # deterministic work; dropout is not what is measured
+    cfg.gradient_checkpointing = False
+    return cfg
+
+
+# ---------------------------------------------------------------------------- worker: one point
+def run_point(arch: str, length: int, runs: int, config_path: str | None) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    import kernels
+    from models import build_model, count_parameters
+
+    cfg = bench_config(config_path)
+    model = build_model("asr", arch, cfg)
+    model.train()
+    # Warm-up on a tiny input: lazy imports and first-call setup are not what is measured.
+    warm, _ = model(torch.randn(1, 256, cfg.mel_bins))
+    warm.float().square().mean().backward()
+    del warm
+
+    features = torch.randn(1, 4 * length, cfg.mel_bins)
+    lengths = torch.tensor([4 * length])
+
+    results = []
+    mem = {}
+    for run in range(runs):
+        model.zero_grad(set_to_none=True)
+        gc.collect()
+        saved = SavedTensorBytes()
+        rss_before = _proc_status_kib("VmRSS")
+        hwm_reset = _reset_peak_rss() if run == 0 else False
+        ru_before = _ru_maxrss_kib()
+        t0 = time.perf_counter()
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
+            logits, out_lengths = model(features, lengths)
+            loss = logits.float().square().mean()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        if run == 0:
+            if hwm_reset:
+                peak = _proc_status_kib("VmHWM") - rss_before
+                method = "VmHWM after - VmRSS before (peak reset via /proc/self/clear_refs)"
+            else:
+                peak = _ru_maxrss_kib() - ru_before
+                method = "ru_maxrss delta (could not reset the peak: lower bound)"
+            mem = {"peak_rss_delta_mib": peak / 1024, "rss_method": method,
+                   "autograd_saved_mib": saved.total / 2 ** 20}
+            assert int(out_lengths[0]) == length and logits.shape[1] == length
+        results.append({"forward_s": t1 - t0, "backward_s": t2 - t1, "total_s": t2 - t0})
+        del logits, loss
+    return {
+        "architecture": arch,
+        "encoder_frames": length,
+        "input_mel_frames": 4 * length,
+        "parameters": count_parameters(model),
+        "kernel_backend": kernels.selected_backend(features),
+        "code": code_fingerprint(),
+        "runs": results,
+        "time_s": statistics.median(r["total_s"] for r in results),
+        "forward_s": statistics.median(r["forward_s"] for r in results),
+        "backward_s": statistics.median(r["backward_s"] for r in results),
+        **mem,
+    }
+
+
+def code_fingerprint() -> dict:
+    """Which models/ and kernels/ sources were measured (the tree may hold uncommitted work)."""
+    import hashlib
+    digest = hashlib.sha256()
+    for path in sorted([*(REPO / "models").glob("*.py"), *(REPO / "kernels").glob("*.py")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return {"sources_sha256": digest.hexdigest()[:16], "git_head": head.stdout.strip() or None}
+
+
+def _ru_maxrss_kib() -> int:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# ---------------------------------------------------------------------------- streaming
+def _state_bytes(obj) -> int:
+    import torch
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_state_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_state_bytes(v) for v in obj)
+    if hasattr(obj, "num_bytes"):
+        return obj.num_bytes()
+    return 0
+
+
+def run_streaming(total_tokens: int, piece_tokens: int, config_path: str | None) -> dict:
+    import torch
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    from models import build_model
+
+    cfg = bench_config(config_path)
+    out = {"total_tokens": total_tokens, "piece_tokens": piece_tokens}
+
+    # LaCT ASR, block-causal, fed mel frames through streaming_inference.
+    cfg.lact_causal = True
+    asr = build_model("asr", "lact", cfg).eval()
+    state, rows, pos = None, [], 0
+    with torch.no_grad():
+        while pos < total_tokens:
+            t0 = time.perf_counter()
+            _, state = asr.streaming_inference(torch.randn(1, 4 * piece_tokens, cfg.mel_bins), state)
+            pos = state.position
+            rows.append({"tokens": pos, "state_bytes": state.num_bytes(),
+                         "piece_s": time.perf_counter() - t0})
+    out["lact_asr_streaming_inference"] = rows
+
+    # Generators: LaCT (LaCTState) against full attention (growing KV cache), same config.
+    for arch in ("lact", "baseline"):
+        gen = build_model("generation", arch, cfg).eval()
+        state, rows, pos = None, [], 0
+        with torch.no_grad():
+            while pos < total_tokens:
+                tokens = torch.randint(0, cfg.audio_vocab_size, (1, piece_tokens))
+                t0 = time.perf_counter()
+                _, state = gen.step(tokens, state)
+                pos += piece_tokens
+                rows.append({"tokens": pos, "state_bytes": _state_bytes(state),
+                             "piece_s": time.perf_counter() - t0})
+        out[f"{arch}_generator_step"] = rows
+    return out
+
+
+# ---------------------------------------------------------------------------- driver
+def _spawn(args: list[str], timeout: float) -> dict:
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _predict(prev: dict | None, arch: str, length: int) -> float | None:
+    if prev is None:
+        return None
+    ratio = length / prev["encoder_frames"]
+    return prev["time_s"] * (ratio ** 2 if arch == "baseline" else ratio)
+
+
+def crossover(points: dict[str, dict[int, dict]]) -> dict:
+    """Where LaCT's time curve crosses the baseline's (log-log interpolation)."""
+    common = sorted(set(points["lact"]) & set(points["baseline"]))
+    diffs = [(t, math.log(points["lact"][t]["time_s"] / points["baseline"][t]["time_s"])) for t in common]
+    for (t0, d0), (t1, d1) in zip(diffs, diffs[1:]):
+        if d0 >= 0 > d1:
+            x = math.log(t0) + (math.log(t1) - math.log(t0)) * d0 / (d0 - d1)
+            return {"encoder_frames": round(math.exp(x)), "between": [t0, t1],
+                    "note": "first length where LaCT is faster (interpolated in log-log)"}
+    if diffs and diffs[0][1] < 0:
+        return {"encoder_frames": None, "note": f"LaCT already faster at the smallest length {diffs[0][0]}"}
+    return {"encoder_frames": None, "note": "LaCT never faster in the measured range"}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    styles = {"lact": ("tab:blue", "LaCT encoder"), "baseline": ("tab:red", "full-attention baseline (SDPA)")}
+    for arch, (color, label) in styles.items():
+        pts = [p for p in result["points"] if p["architecture"] == arch and p.get("time_s") is not None]
+        xs = [p["encoder_frames"] for p in pts]
+        axes[0].plot(xs, [p["time_s"] for p in pts], "o-", color=color, label=label)
+        axes[1].plot(xs, [p["peak_rss_delta_mib"] for p in pts], "o-", color=color, label=f"{label}: peak RSS")
+        axes[1].plot(xs, [p["autograd_saved_mib"] for p in pts], "s--", color=color, alpha=0.6,
+                     label=f"{label}: autograd saved")
+    cx = result["crossover"].get("encoder_frames")
+    if cx:
+        axes[0].axvline(cx, color="gray", ls=":", label=f"crossover ~{cx} frames")
+    for ax, title, ylabel in ((axes[0], "forward+backward time (CPU, 1 thread)", "seconds"),
+                              (axes[1], "peak memory of forward+backward", "MiB")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("encoder frames (after 4x subsampling)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    stream = result.get("streaming")
+    if stream:
+        for key, color, label in (("lact_asr_streaming_inference", "tab:cyan", "LaCT ASR LaCTState"),
+                                  ("lact_generator_step", "tab:blue", "LaCT generator LaCTState"),
+                                  ("baseline_generator_step", "tab:red", "baseline generator KV cache")):
+            rows = stream[key]
+            axes[2].plot([r["tokens"] for r in rows], [r["state_bytes"] / 2 ** 20 for r in rows],
+                         "o-", color=color, label=label, ms=3)
+        axes[2].set_xlabel("stream position (tokens)")
+        axes[2].set_ylabel("MiB")
+        axes[2].set_title("streaming state size")
+        axes[2].grid(True, alpha=0.3)
+        axes[2].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lengths", type=int, nargs="+", default=DEFAULT_LENGTHS)
+    ap.add_argument("--config", default=None, help="model YAML (default: LaCTAudioConfig defaults)")
+    ap.add_argument("--max-point-seconds", type=float, default=300.0)
+    ap.add_argument("--repeat-below", type=float, default=15.0,
+                    help="points predicted faster than this get 3 runs (median), others 1")
+    ap.add_argument("--stream-tokens", type=int, default=16384)
+    ap.add_argument("--stream-piece", type=int, default=1024)
+    ap.add_argument("--output", default=str(RESULTS / "sequence_scaling.json"))
+    ap.add_argument("--plot", default=str(RESULTS / "sequence_scaling.png"))
+    ap.add_argument("--worker", nargs=3, metavar=("ARCH", "LENGTH", "RUNS"), help=argparse.SUPPRESS)
+    ap.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        arch, length, runs = args.worker
+        print(json.dumps(run_point(arch, int(length), int(runs), args.config)))
+        return 0
+    if args.stream_worker:
+        print(json.dumps(run_streaming(args.stream_tokens, args.stream_piece, args.config)))
+        return 0
+
+    import torch
+    from dataclasses import asdict
+    cfg = bench_config(args.config)
+    started = time.time()
+    points, by_arch = [], {"lact": {}, "baseline": {}}
+    prev = {"lact": None, "baseline": None}
+    for length in sorted(args.lengths):
+        for arch in ("lact", "baseline"):
+            predicted = _predict(prev[arch], arch, length)
+            load_before = os.getloadavg()
+            if predicted is not None and predicted > args.max_point_seconds:
+                point = {"architecture": arch, "encoder_frames": length, "time_s": None,
+                         "skipped": f"predicted {predicted:.0f} s > --max-point-seconds "
+                                    f"{args.max_point_seconds:.0f}"}
+                print(f"{arch:8s} T={length:6d}  skipped ({point['skipped']})", flush=True)
+                points.append(point)
+                continue
+            runs = 3 if predicted is not None and predicted < args.repeat_below else 1
+            timeout = max(600.0, 3 * (predicted or 0) * runs)
+            point = _spawn(["--worker", arch, str(length), str(runs)]
+                           + (["--config", args.config] if args.config else []), timeout)
+            point["load_average_before"] = load_before
+            point["load_average_after"] = os.getloadavg()
+            point["predicted_s"] = predicted
+            points.append(point)
+            by_arch[arch][length] = point
+            prev[arch] = point
+            print(f"{arch:8s} T={length:6d}  {point['time_s']:8.2f} s  (fwd {point['forward_s']:.2f}, "
+                  f"bwd {point['backward_s']:.2f})  peak RSS +{point['peak_rss_delta_mib']:.0f} MiB  "
+                  f"saved {point['autograd_saved_mib']:.0f} MiB  load {load_before[0]:.1f}", flush=True)
+
+    comparison = []
+    for length in sorted(set(by_arch["lact"]) & set(by_arch["baseline"])):
+        la, ba = by_arch["lact"][length], by_arch["baseline"][length]
+        comparison.append({
+            "encoder_frames": length,
+            "speedup_lact_over_baseline": ba["time_s"] / la["time_s"],
+            "peak_rss_ratio_lact_over_baseline": la["peak_rss_delta_mib"] / ba["peak_rss_delta_mib"],
+            "autograd_saved_ratio_lact_over_baseline": la["autograd_saved_mib"] / ba["autograd_saved_mib"],
+        })
+    target = next((c for c in comparison if c["encoder_frames"] == 16384), None)
+    targets = {"at_encoder_frames": 16384, "required_speedup": 4.0}
+    if target:
+        targets.update(speedup=target["speedup_lact_over_baseline"],
+                       speedup_met=target["speedup_lact_over_baseline"] >= 4.0,
+                       peak_rss_ratio=target["peak_rss_ratio_lact_over_baseline"],
+                       memory_met=target["peak_rss_ratio_lact_over_baseline"] <= 1.0)
+    else:
+        targets["note"] = "16384 not measured for both architectures"
+
+    streaming = None
+    if args.stream_tokens > 0:
+        t0 = time.time()
+        streaming = _spawn(["--stream-worker", "--stream-tokens", str(args.stream_tokens),
+                            "--stream-piece", str(args.stream_piece)]
+                           + (["--config", args.config] if args.config else []), 3600)
+        streaming["seconds"] = time.time() - t0
+        for key in ("lact_asr_streaming_inference", "lact_generator_step", "baseline_generator_step"):
+            rows = streaming[key]
+            print(f"stream {key:30s} state {rows[0]['state_bytes'] / 2**20:7.2f} MiB at {rows[0]['tokens']} "
+                  f"-> {rows[-1]['state_bytes'] / 2**20:7.2f} MiB at {rows[-1]['tokens']} tokens; "
+                  f"last piece {rows[-1]['piece_s']:.2f} s", flush=True)
+
+    result = {
+        "benchmark": "sequence_scaling",
+        "created_unix": started,
+        "wall_seconds": time.time() - started,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                    "torch": torch.__version__, "intra_op_threads": 1,
+                    "contention": "shared 2-core machine: other engineers' tests and jobs ran "
+                                  "concurrently; see load_average_before/after per point"},
+        "model_config": asdict(cfg),
+        "code": code_fingerprint(),
+        "method": {
+            "workload": "build_model('asr', arch, config) in train mode, batch 1, input 4*T mel "
+                        "frames (T encoder frames), loss = mean(logits^2), forward + backward",
+            "isolation": "each point in a fresh subprocess, torch.set_num_threads(1), after a "
+                         "64-frame warm-up forward/backward",
+            "peak_memory": "VmHWM after - VmRSS before the first run, peak reset with "
+                           "/proc/self/clear_refs; whole-process RSS incl. gradients and allocator slack",
+            "autograd_saved": "bytes of distinct storages passed through saved_tensors_hooks",
+            "time": "median of the runs (3 when predicted < --repeat-below s, else 1 cold run)",
+            "kernels": "CPU: kernels dispatch to the PyTorch path (no GPU here); Triton not timed",
+        },
+        "points": points,
+        "comparison": comparison,
+        "crossover": crossover(by_arch),
+        "targets": targets,
+        "streaming": streaming,
+    }
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    plot(result, Path(args.plot))
+    print(f"crossover: {result['crossover']}")
+    print(f"targets: {targets}")
+    print(f"wrote {out} and {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
