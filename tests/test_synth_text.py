@@ -99,3 +99,11 @@ def test_commonvoice_plan_per_language_and_split():
         assert c.utt_id == f"{lang}/" + c.rel_path.rsplit("/", 1)[1][:-4]
         assert c.transcript[0].isupper() and c.transcript[-1] in ".?"
     assert plan_commonvoice(None, 3, ["en", "de", "es"], seed=1)[0] == clips
+
+
+def test_tiny_held_out_splits_use_training_characters():
+    """A character vocabulary is built on the training split: a tiny corpus must not test on unseen letters."""
+    for count in (2, 3, 5):
+        clips, _ = plan_librispeech(None, count, seed=0)
+        training = {c for clip in clips if clip.split == "train-clean-100" for c in clip.transcript}
+        assert all(set(clip.transcript) <= training for clip in clips)

@@ -16,7 +16,7 @@ import hashlib
 import random
 
 from pipeline.synthetic.languages import sentence_generator, written_form
-from pipeline.synthetic.plan import Clip, sentences_for_speakers, speaker_count, split_budget
+from pipeline.synthetic.plan import Clip, characters, sentences_for_speakers, speaker_count, split_budget
 from pipeline.synthetic.speakers import Speaker, draw_speakers
 
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}
@@ -50,9 +50,12 @@ def plan_commonvoice(hours: float | None, utterances_per_split: int | None, lang
         speakers = draw_speakers(language, counts, rng, lambda split, i, lang=language: f"{lang}-{split}-{i:03d}",
                                  TRAINING_SPLIT)
         generator = sentence_generator(language, rng)
-        for split, (seconds, count) in budgets.items():
+        training_characters = None
+        for split, (seconds, count) in budgets.items():  # the training split comes first
             rows = []
-            per_speaker = sentences_for_speakers(speakers[split], seconds, count, generator, rng)
+            per_speaker = sentences_for_speakers(speakers[split], seconds, count, generator, rng, training_characters)
+            if split == TRAINING_SPLIT:
+                training_characters = characters(per_speaker)
             for speaker, sentences in zip(speakers[split], per_speaker):
                 for sentence in sentences:
                     question = language == "en" and generator.is_question(sentence)

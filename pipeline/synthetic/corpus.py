@@ -23,7 +23,7 @@ from pipeline.synthetic.render import init_worker, render_clips
 
 LAYOUTS = ("librispeech", "commonvoice")
 MARKER = "SYNTHETIC.json"
-GENERATOR_VERSION = 1          # bump when the plan or the rendering changes what a seed produces
+GENERATOR_VERSION = 2          # bump when the plan or the rendering changes what a seed produces
 BATCH = 16                     # clips per pool task
 IN_PROCESS_BELOW = 48          # tiny corpora: starting worker processes costs more than it saves
 

@@ -15,7 +15,7 @@ import random
 from collections import defaultdict
 
 from pipeline.synthetic.english import EnglishSentences
-from pipeline.synthetic.plan import Clip, sentences_for_speakers, speaker_count, split_budget
+from pipeline.synthetic.plan import Clip, characters, sentences_for_speakers, speaker_count, split_budget
 from pipeline.synthetic.speakers import Speaker, draw_speakers
 
 SPLITS = {"train-clean-100": 0.8, "dev-clean": 0.1, "test-clean": 0.1}
@@ -33,8 +33,12 @@ def plan_librispeech(hours: float | None, utterances_per_split: int | None, seed
     chapter_ids = iter(rng.sample(range(10000, 400000), 2 * sum(counts.values())))
     generator = EnglishSentences(rng)
     clips: list[Clip] = []
-    for split, (seconds, count) in budgets.items():
-        for speaker, sentences in zip(speakers[split], sentences_for_speakers(speakers[split], seconds, count, generator, rng)):
+    training_characters = None
+    for split, (seconds, count) in budgets.items():  # the training split comes first
+        per_speaker = sentences_for_speakers(speakers[split], seconds, count, generator, rng, training_characters)
+        if split == TRAINING_SPLIT:
+            training_characters = characters(per_speaker)
+        for speaker, sentences in zip(speakers[split], per_speaker):
             chapters = [next(chapter_ids) for _ in range(1 if len(sentences) < 20 or rng.random() < 0.5 else 2)]
             half = (len(sentences) + 1) // 2
             chunks = [sentences] if len(chapters) == 1 else [sentences[:half], sentences[half:]]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pipeline.synthetic.speakers import Speaker
 
 UTTERANCES_PER_SPEAKER = 30   # LibriSpeech has ~100 per chapter; fewer gives more voices per hour
+CHARSET_ATTEMPTS = 400        # tries for a held-out sentence within the training characters
 MEAN_SECONDS = 2.1            # mean estimated length of a generated English sentence
 
 
@@ -49,12 +50,31 @@ def speaker_count(seconds: float | None, count: int | None) -> int:
 
 
 def sentences_for_speakers(speakers: list[Speaker], seconds: float | None, count: int | None, generator,
-                           rng: random.Random) -> list[list[str]]:
-    """Sentences per speaker: `count` in total spread evenly, or until `seconds` (estimated) are met."""
+                           rng: random.Random, charset: set[str] | None = None) -> list[list[str]]:
+    """Sentences per speaker: `count` in total spread evenly, or until `seconds` (estimated) are met.
+
+    charset (for held-out splits): prefer sentences whose characters all occur in the training
+    split, so a tiny corpus never tests on a letter its training split lacks (a character
+    vocabulary is built from the training split). A corpus of any real size covers the whole
+    alphabet in training, and then this changes nothing.
+    """
+    def draw() -> str:
+        if charset is None:
+            return generator.sentence()
+        best, best_unseen = "", None
+        for _ in range(CHARSET_ATTEMPTS):
+            sentence = generator.sentence()
+            unseen = len(set(sentence.lower()) - charset)
+            if unseen == 0:
+                return sentence
+            if best_unseen is None or unseen < best_unseen:
+                best, best_unseen = sentence, unseen
+        return best
+
     per_speaker: list[list[str]] = [[] for _ in speakers]
     if count is not None:
         for i in range(count):
-            per_speaker[i % len(speakers)].append(generator.sentence())
+            per_speaker[i % len(speakers)].append(draw())
         return per_speaker
     budget = seconds / len(speakers)
     for i, speaker in enumerate(speakers):
@@ -62,7 +82,11 @@ def sentences_for_speakers(speakers: list[Speaker], seconds: float | None, count
         # A little spread in how much each speaker talks, as in real corpora.
         target = budget * rng.uniform(0.8, 1.2)
         while spoken < target or not per_speaker[i]:
-            sentence = generator.sentence()
+            sentence = draw()
             per_speaker[i].append(sentence)
             spoken += estimated_seconds(sentence, speaker)
     return per_speaker
+
+
+def characters(sentences_by_speaker: list[list[str]]) -> set[str]:
+    return {c for sentences in sentences_by_speaker for sentence in sentences for c in sentence.lower()}
