@@ -15,6 +15,8 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+# A loaded 2-core machine can take over a minute to register the raylet.
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "240")
 
 REPO = Path(__file__).resolve().parents[1]
 REALSPEECH = REPO.parent / "shared" / "data" / "realspeech"
