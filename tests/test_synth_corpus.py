@@ -4,6 +4,7 @@ re-runs, S3 output and the CLI's one-line errors."""
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -62,12 +63,30 @@ def test_same_seed_same_bytes_rerun_and_refusals(tiny_librispeech, tmp_path):
     assert tree_bytes(again) == tree_bytes(root)
     rerun = synthesize_corpus("librispeech", str(again), utterances_per_split=3, seed=5)
     assert rerun["skipped"] and rerun["utterances"] == 9
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match="other settings .*utterances_per_split 3 -> 2"):
         synthesize_corpus("librispeech", str(again), utterances_per_split=2, seed=5)
     other = synthesize_corpus("librispeech", str(again), utterances_per_split=1, seed=6, overwrite=True)
     assert other["utterances"] == 3 and len(list(again.rglob("*.flac"))) == 3
     transcripts = sorted(p.read_text() for p in again.rglob("*.trans.txt"))
     assert transcripts != sorted(p.read_text() for p in root.rglob("*.trans.txt"))
+
+
+def test_interrupted_run_is_redone_and_foreign_directories_are_kept(tmp_path):
+    out = tmp_path / "interrupted"
+    synthesize_corpus("librispeech", str(out), utterances_per_split=1, seed=1)
+    finished = tree_bytes(out)
+    marker = out / "SYNTHETIC.json"
+    settings = json.loads(marker.read_text())["settings"]
+    marker.write_text(json.dumps({"settings": settings, "complete": False}))   # as if killed mid-way
+    next(out.rglob("*.trans.txt")).unlink()
+    summary = synthesize_corpus("librispeech", str(out), utterances_per_split=1, seed=1)
+    assert not summary["skipped"] and tree_bytes(out) == finished
+    foreign = tmp_path / "users-files"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a synthetic corpus"):
+        synthesize_corpus("librispeech", str(foreign), utterances_per_split=1, overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "keep me"
 
 
 def test_commonvoice_layout_and_reader(tmp_path):
@@ -136,7 +155,9 @@ def test_cli(tmp_path, capsys):
         (["--layout", "commonvoice", "--out", str(tmp_path / "x"), "--languages", "en,xx"], "language(s) xx"),
         (["--layout", "librispeech", "--out", str(tmp_path / "x"), "--languages", "de"], "English only"),
         (["--layout", "librispeech", "--out", str(tmp_path / "x"), "--hours", "-1"], "positive"),
-        (["--layout", "librispeech", "--out", str(out), "--utterances-per-split", "1"], "not empty"),
+        (["--layout", "librispeech", "--out", str(out), "--utterances-per-split", "1"], "other settings"),
+        (["--layout", "librispeech", "--out", str(tmp_path), "--overwrite"], "not a synthetic corpus"),
+        (["--layout", "librispeech", "--out", str(out / "es" / "train.tsv")], "not a directory"),
     ]
     for argv, message in cases:
         assert main(["synth", *argv]) == 2

@@ -68,6 +68,9 @@ def synthesize_corpus(
     if previous is not None:
         return {**previous, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3), "workers": 0, "skipped": True}
     uris.ensure_writable(out_uri, "synthetic corpus output")
+    fs, root = uris.filesystem(out_uri)
+    marker = f"{root.rstrip('/')}/{MARKER}"
+    fs.pipe_file(marker, (json.dumps({"settings": settings, "complete": False}, indent=1, sort_keys=True) + "\n").encode())
 
     if layout == "librispeech":
         clips, speakers = plan_librispeech(hours, utterances_per_split, seed)
@@ -78,7 +81,6 @@ def synthesize_corpus(
         text_files = librispeech_text_files(clips, seconds)
     else:
         text_files = commonvoice_text_files(clips, seconds, seed)
-    fs, root = uris.filesystem(out_uri)
     for rel, text in sorted(text_files.items()):
         fs.pipe_file(f"{root.rstrip('/')}/{rel}", text.encode("utf-8"))
 
@@ -96,7 +98,7 @@ def synthesize_corpus(
         "speakers": {s.speaker_id: {"split": split, **s.to_dict()} for split, group in speakers.items() for s in group},
         "complete": True,
     }
-    fs.pipe_file(f"{root.rstrip('/')}/{MARKER}", (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
+    fs.pipe_file(marker, (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
     return {**summary, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3),
             "workers": workers if len(clips) >= IN_PROCESS_BELOW else 1, "skipped": False}
 
@@ -115,26 +117,39 @@ def _check_languages(layout: str, languages: list[str] | None) -> list[str]:
 
 
 def _previous_run(out_uri: str, settings: dict, overwrite: bool) -> dict | None:
-    """The summary of a finished run with the same settings, else None after making room."""
+    """The summary of a finished run with the same settings, else None once the output is ready.
+
+    Only a directory holding our marker is ever emptied (--overwrite); anything else that is not
+    empty is refused, so a mistyped --out cannot delete a user's files.
+    """
     fs, root = uris.filesystem(out_uri)
     fs.invalidate_cache()
     if not fs.exists(root):
         return None
+    if not fs.isdir(root):
+        raise UserError(f"output {out_uri} is a file, not a directory")
     marker = f"{root.rstrip('/')}/{MARKER}"
-    if not overwrite and fs.exists(marker):
-        previous = json.loads(fs.cat_file(marker))
-        if previous.get("settings") == settings and previous.get("complete"):
-            return previous
     contents = [p for p in fs.ls(root, detail=False) if not p.rstrip("/").rsplit("/", 1)[-1].startswith(".write-probe")]
     if not contents:
         return None
-    if not overwrite:
-        raise UserError(f"output {out_uri} is not empty and holds no finished synthetic corpus with these settings; "
-                        "choose an empty --out or pass --overwrite to replace its contents")
-    for path in contents:
-        fs.rm(path, recursive=True)
-    fs.invalidate_cache()
-    return None
+    if not fs.exists(marker):
+        raise UserError(f"output {out_uri} is not empty and is not a synthetic corpus (no {MARKER}); "
+                        "choose an empty or new directory")
+    previous = json.loads(fs.cat_file(marker))
+    if overwrite:
+        for path in contents:
+            fs.rm(path, recursive=True)
+        fs.invalidate_cache()
+        return None
+    if previous.get("settings") == settings:
+        # Finished: nothing to do. Interrupted: render again over it (same settings, same files).
+        return previous if previous.get("complete") else None
+    raise UserError(f"output {out_uri} holds a synthetic corpus made with other settings "
+                    f"({_differences(previous.get('settings', {}), settings)}); pass --overwrite to replace it")
+
+
+def _differences(old: dict, new: dict) -> str:
+    return ", ".join(f"{key} {old.get(key)!r} -> {new.get(key)!r}" for key in new if old.get(key) != new.get(key))
 
 
 def _render(out_uri: str, clips, workers: int, progress: bool) -> dict[str, float]:
