@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="same seed, same corpus (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="processes rendering audio (default: all cores)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace whatever is in --out (otherwise a non-empty --out is refused)")
+                        help="replace the synthetic corpus in --out even if made with other settings "
+                             "(a non-empty directory that is not a synthetic corpus is always refused)")
     parser.add_argument("--json", action="store_true", help="print the full summary as JSON")
 
 
