@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", required=True, help="librispeech | commonvoice")
     parser.add_argument("--input", required=True, help="corpus root: local path or s3://bucket/prefix")
     parser.add_argument("--output", required=True, help="output root: local path or s3://bucket/prefix")
-    parser.add_argument("--splits", type=_list, default=None,
-                        help="comma-separated splits (default: all), e.g. train-clean-100,dev-clean")
+    parser.add_argument("--splits", nargs="+", default=None,
+                        help="splits (default: all), e.g. train-clean-100 dev-clean (commas work too)")
     parser.add_argument("--languages", type=_list, default=None, help="Common Voice languages, e.g. en,de")
     parser.add_argument("--audio-tokens", default=None, help="also write audio tokens: mulaw | kmeans")
     parser.add_argument("--text-tokenizer", default="char", help="char (default) | bpe")
@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline.preprocess import PreprocessConfig, run_preprocess
 
     config = PreprocessConfig(
-        corpus=args.corpus, input_uri=args.input, output_uri=args.output, splits=args.splits,
+        corpus=args.corpus, input_uri=args.input, output_uri=args.output,
+        splits=[s for value in args.splits for s in _list(value)] if args.splits else None,
         languages=args.languages, audio_tokens=args.audio_tokens, text_tokenizer=args.text_tokenizer,
         bpe_vocab_size=args.bpe_vocab_size, mulaw_rate=args.mulaw_rate, kmeans_clusters=args.kmeans_clusters,
         max_seconds=args.max_seconds, min_seconds=args.min_seconds, rows_per_shard=args.rows_per_shard,

@@ -114,6 +114,22 @@ def _forwarded_env() -> dict[str, str]:
     return {n: os.environ[n] for n in names if os.environ.get(n)}
 
 
+def init_local_ray(attempts: int = 3, **kwargs) -> None:
+    """ray.init() for a local cluster, retried: Ray 2.60 gives its raylet a fixed 30 s to register,
+    which a busy machine can miss ("The current node timed out during startup")."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise
+            ray.shutdown()
+            time.sleep(2)
+
+
 @contextmanager
 def ray_session(address: str | None = None):
     """Use the Ray already initialised in this process, else --address / RAY_ADDRESS, else start
@@ -131,7 +147,7 @@ def ray_session(address: str | None = None):
             ray.init(address=address, log_to_driver=True,
                      runtime_env={"env_vars": _forwarded_env(), "py_modules": [str(Path(pipeline.__file__).parent)]})
         else:
-            ray.init(log_to_driver=True)
+            init_local_ray(log_to_driver=True)
     except Exception as exc:  # ConnectionError, auth errors, bad address
         where = address or "a local Ray instance"
         raise UserError(f"cannot start or reach Ray at {where}: {type(exc).__name__}: "
@@ -194,12 +210,17 @@ def process_shard(row: dict, settings: dict) -> dict:
     """Ray Data UDF: one planned shard in, one JSON result out (the shard is written here)."""
     from pipeline.shards import build_table, read_shard_info, sha256_of, to_parquet_bytes, write_atomic
 
+    import torch
+
+    cpu_start = time.process_time()
+    torch.set_num_threads(1)     # one Ray CPU per task: more threads would fight the other tasks
     item = json.loads(row["item"])
     uri = item["uri"]
     existing = read_shard_info(uri)
     if existing is not None and existing.get("key") == item["key"]:
         sha = item.get("known_sha256") or sha256_of(uri)
-        return {"result": json.dumps({**existing, "sha256": sha, "skipped": True})}
+        return {"result": json.dumps({**existing, "sha256": sha, "skipped": True,
+                                      "cpu_seconds": time.process_time() - cpu_start})}
 
     utterances = item["utterances"]
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
@@ -226,8 +247,9 @@ def process_shard(row: dict, settings: dict) -> dict:
     }
     data = to_parquet_bytes(build_table(good, settings.get("audio_tokenizer") is not None), info)
     write_atomic(uri, data)
+    # Not in the shard's footer (it would make identical reruns differ): CPU time, for the bench.
     return {"result": json.dumps({**info, "sha256": hashlib.sha256(data).hexdigest(), "skipped": False,
-                                  "bytes": len(data)})}
+                                  "bytes": len(data), "cpu_seconds": time.process_time() - cpu_start})}
 
 
 def sample_frames(row: dict, settings: dict) -> dict:
@@ -420,13 +442,16 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
     require_exists(config.input_uri, "input")
     ensure_writable(output, "output")
 
+    phases = {}
     utterances, reader_rejections = _read(config)
+    phases["read_corpus"] = time.time() - started
     _log(config, f"{config.corpus} at {config.input_uri}: {len(utterances)} utterances, "
                  f"{len(reader_rejections)} rejected by the reader")
     plan, text_tokenizer = _plan_text(config, utterances, reader_rejections, output)
     feature = AudioFeatureExtractor().config()
     settings = {"feature": feature, "min_seconds": config.min_seconds, "max_seconds": config.max_seconds}
 
+    phases["plan_text"] = time.time() - started - sum(phases.values())
     with ray_session(address) as ray:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         audio_tokenizer = _audio_tokenizer(config, plan, settings, output)
@@ -453,6 +478,7 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
         _log(config, f"{sum(len(v) for v in plan.utterances.values())} utterances in {total_shards} shards "
                      f"over {len(plan.splits)} split(s); Ray has {cpus} CPU(s)")
 
+        phases["ray_and_audio_tokenizer"] = time.time() - started - sum(phases.values())
         results = []
         if items:
             from tqdm import tqdm
@@ -468,6 +494,7 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
                     bar.set_postfix(hours=f"{hours:.2f}", skipped=sum(r["skipped"] for r in results))
                     bar.update(1)
 
+    phases["shards"] = time.time() - started - sum(phases.values())
     # ---- finish: CMVN, manifests, quarantine, summary
     by_split: dict[str, list[dict]] = defaultdict(list)
     for result in results:
@@ -533,8 +560,11 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
         "shards_written": sum(not r["skipped"] for r in results),
         "shards_skipped": sum(r["skipped"] for r in results),
         "ray_cpus": cpus,
+        "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 3),
         "seconds": round(time.time() - started, 3),
     }
+    phases["finish"] = time.time() - started - sum(phases.values())
+    summary["phase_seconds"] = {k: round(v, 3) for k, v in phases.items()}
     write_json(join(output, SUMMARY), summary)
     _log(config, f"written {written} utterances ({summary['hours']:.3f} h), quarantined {len(rejections)} "
                  f"{summary['quarantined_by_reason']}, shards written {summary['shards_written']}, "

@@ -140,3 +140,29 @@ def test_command_line_mistakes_are_one_line_errors(tmp_path, capsys):
     assert "--audio-tokens" in _cli_error(capsys, "--corpus", "librispeech", "--input", corpus, "--output",
                                           str(tmp_path / "o"), "--audio-tokens", "wavelets")
 
+
+
+@pytest.mark.integration
+def test_real_librispeech_files(ray_cluster, realspeech_dir, tmp_path):
+    """The real LibriSpeech sample has no training split: vocabulary and CMVN come from all splits."""
+    expected = {}
+    for line in (realspeech_dir / "manifest.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("corpus") == "LibriSpeech":
+            expected[row["id"]] = row
+    summary = run_preprocess(PreprocessConfig("librispeech", str(realspeech_dir / "LibriSpeech"), str(tmp_path / "out"),
+                                              progress=False))
+    assert summary["written"] == len(expected) and summary["quarantined"] == 0
+    manifest = read_manifest(str(tmp_path / "out" / "dev-clean"))
+    assert manifest["cmvn"]["computed_on"] == ["dev-clean", "test-clean"]
+    seen = 0
+    for split in ("dev-clean", "test-clean"):
+        manifest = read_manifest(str(tmp_path / "out" / split))
+        for shard in manifest["shards"]:
+            for row in pq.read_table(tmp_path / "out" / split / shard["path"],
+                                     columns=["utt_id", "text", "duration", "num_frames"]).to_pylist():
+                truth = expected[row["utt_id"]]
+                assert row["duration"] == pytest.approx(truth["duration_s"], abs=0.01)
+                assert row["text"] == truth["text"].lower()
+                seen += 1
+    assert seen == len(expected)
