@@ -1,0 +1,72 @@
+"""LaCTAudioConfig: YAML loading and clear errors for invalid values."""
+
+from pathlib import Path
+
+import pytest
+
+from models import LaCTAudioConfig, build_model, count_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_valid_and_round_trip():
+    cfg = LaCTAudioConfig()
+    assert LaCTAudioConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.use_muon and cfg.use_momentum and cfg.lact_causal is False
+
+
+def test_from_yaml_top_level_and_model_section(tmp_path):
+    (tmp_path / "a.yaml").write_text("hidden_size: 64\nnum_attention_heads: 2\nnum_lact_heads: 2\nuse_muon: false\n")
+    (tmp_path / "b.yaml").write_text("model:\n  hidden_size: 64\n  num_lact_heads: 4\ntrain:\n  lr: 0.1\n")
+    a = LaCTAudioConfig.from_yaml(tmp_path / "a.yaml")
+    b = LaCTAudioConfig.from_yaml(tmp_path / "b.yaml")
+    assert (a.hidden_size, a.num_attention_heads, a.use_muon) == (64, 2, False)
+    assert (b.hidden_size, b.num_lact_heads) == (64, 4)
+
+
+@pytest.mark.parametrize("bad, key", [
+    (dict(hidden_size=100, num_attention_heads=3), "num_attention_heads"),
+    (dict(hidden_size=96, num_lact_heads=5), "num_lact_heads"),
+    (dict(hidden_size=36, num_attention_heads=4), "even"),
+    (dict(chunk_size=0), "chunk_size"),
+    (dict(window_size=-4), "window_size"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(base_lr=0), "base_lr"),
+    (dict(vocab_size=1), "vocab_size"),
+    (dict(use_muon="yes"), "use_muon"),
+    (dict(num_layers=2.5), "num_layers"),
+    (dict(inter_multi=0.001), "inter_multi"),
+    (dict(hiden_size=64), "hiden_size"),
+])
+def test_invalid_values_raise_value_error_naming_the_key(bad, key):
+    with pytest.raises(ValueError, match=key):
+        LaCTAudioConfig.from_dict(bad)
+
+
+def test_yaml_errors_name_the_file_and_key(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model:\n  hidden_size: 100\n  num_attention_heads: 3\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*num_attention_heads"):
+        LaCTAudioConfig.from_yaml(p)
+    with pytest.raises(ValueError, match="not found"):
+        LaCTAudioConfig.from_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "broken.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        LaCTAudioConfig.from_yaml(tmp_path / "broken.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs" / "models").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_model_configs_load_and_build(path):
+    cfg = LaCTAudioConfig.from_yaml(path)
+    task = "generation" if path.name.startswith("gen") else "asr"
+    lact, base = build_model(task, "lact", cfg), build_model(task, "baseline", cfg)
+    assert abs(count_parameters(lact) - count_parameters(base)) / count_parameters(base) < 0.05
+
+
+def test_build_model_rejects_unknown_names():
+    with pytest.raises(ValueError, match="task"):
+        build_model("tts", "lact", LaCTAudioConfig())
+    with pytest.raises(ValueError, match="architecture"):
+        build_model("asr", "mamba", LaCTAudioConfig())
+    with pytest.raises(ValueError, match="num_attention_heads"):
+        build_model("asr", "lact", {"hidden_size": 100, "num_attention_heads": 3})
