@@ -32,7 +32,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -157,6 +157,30 @@ def ray_session(address: str | None = None):
         yield ray
     finally:
         ray.shutdown()
+
+
+class LazyRay:
+    """Starts (or connects to) Ray only when there is work for it: a re-run over complete shards
+    with cached tokenizers never needs a cluster."""
+
+    def __init__(self, address: str | None):
+        self.address = address
+        self.stack = ExitStack()
+        self.ray = None
+        self.start_seconds = 0.0
+
+    def get(self):
+        if self.ray is None:
+            begin = time.time()
+            self.ray = self.stack.enter_context(ray_session(self.address))
+            self.start_seconds = time.time() - begin
+        return self.ray
+
+    def cpus(self) -> int | None:
+        return int(self.ray.cluster_resources().get("CPU", 0)) if self.ray is not None else None
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 # ------------------------------------------------------------------------------- worker side
@@ -385,7 +409,7 @@ def _dataset(items: list[str]):
         context.enable_progress_bars = saved
 
 
-def _audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, output: str):
+def _audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, output: str, need_ray):
     from pipeline.audio_tokenizer import KMEANS_CODEBOOK_PATH, KMeansMelTokenizer, MuLawTokenizer
 
     if config.audio_tokens is None:
@@ -407,6 +431,7 @@ def _audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, outpu
 
         return KMeansMelTokenizer(np.load(io.BytesIO(cached), allow_pickle=False), settings["feature"])
     _log(config, f"fitting the k-means codebook ({config.kmeans_clusters}) on {len(train)} training utterances")
+    need_ray()
     chunks = [json.dumps(train[i:i + 16]) for i in range(0, len(train), 16)]
     frames = [np.frombuffer(r["frames"], np.float16).reshape(-1, settings["feature"]["n_mels"])
               for r in _dataset(chunks).map(sample_frames, fn_kwargs={"settings": {
@@ -428,6 +453,17 @@ def _previous_hashes(split_uri: str) -> dict[tuple[str, str], str]:
     except (FileNotFoundError, OSError, ValueError):
         return {}
     return {(s["path"], s.get("key", "")): s["sha256"] for s in manifest.get("shards", [])}
+
+
+def _completed_shard(item: dict) -> dict | None:
+    """The result of a shard that already exists with this key (no Ray, one footer read), else None."""
+    from pipeline.shards import read_shard_info, sha256_of
+
+    info = read_shard_info(item["uri"])
+    if info is None or info.get("key") != item["key"]:
+        return None
+    sha = item.get("known_sha256") or sha256_of(item["uri"])
+    return {**info, "sha256": sha, "skipped": True, "cpu_seconds": 0.0}
 
 
 def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict:
@@ -452,13 +488,14 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
     settings = {"feature": feature, "min_seconds": config.min_seconds, "max_seconds": config.max_seconds}
 
     phases["plan_text"] = time.time() - started - sum(phases.values())
-    with ray_session(address) as ray:
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        audio_tokenizer = _audio_tokenizer(config, plan, settings, output)
+    lazy_ray = LazyRay(address)
+    try:
+        audio_tokenizer = _audio_tokenizer(config, plan, settings, output, lazy_ray.get)
         settings["audio_tokenizer"] = audio_tokenizer
         audio_fingerprint = audio_tokenizer.fingerprint() if audio_tokenizer else None
+        phases["audio_tokenizer"] = time.time() - started - sum(phases.values())
 
-        items, total_shards = [], 0
+        items = []
         for split in plan.splits:
             split_uri = join(output, split)
             known = _previous_hashes(split_uri)
@@ -471,30 +508,39 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
                             "rows": [(r["utt_id"], r["audio_uri"], r["text"], r["speaker"], r["language"])
                                      for r in chunk]})
                 name = shard_name(index)
-                items.append(json.dumps({"split": split, "index": index, "name": name, "key": key,
-                                         "uri": join(split_uri, name), "known_sha256": known.get((name, key)),
-                                         "utterances": chunk}))
-                total_shards += 1
-        _log(config, f"{sum(len(v) for v in plan.utterances.values())} utterances in {total_shards} shards "
-                     f"over {len(plan.splits)} split(s); Ray has {cpus} CPU(s)")
+                items.append({"split": split, "index": index, "name": name, "key": key,
+                              "uri": join(split_uri, name), "known_sha256": known.get((name, key)),
+                              "utterances": chunk})
+        # Complete shards are found here, by their footers, so a finished run re-runs without Ray.
+        with ThreadPoolExecutor(16) as pool:
+            done = list(pool.map(_completed_shard, items))
+        results = [r for r in done if r is not None]
+        pending = [json.dumps(item) for item, r in zip(items, done) if r is None]
+        phases["check_existing"] = time.time() - started - sum(phases.values())
+        _log(config, f"{sum(len(v) for v in plan.utterances.values())} utterances in {len(items)} shards "
+                     f"over {len(plan.splits)} split(s): {len(results)} complete, {len(pending)} to do")
 
-        phases["ray_and_audio_tokenizer"] = time.time() - started - sum(phases.values())
-        results = []
-        if items:
+        if pending:
             from tqdm import tqdm
 
-            dataset = _dataset(items).map(process_shard, fn_kwargs={"settings": settings})
-            with tqdm(total=len(items), unit="shard", desc="preprocess", disable=not config.progress,
-                      file=sys.stderr) as bar:
-                hours = 0.0
+            lazy_ray.get()
+            _log(config, f"processing on Ray with {lazy_ray.cpus()} CPU(s)")
+            dataset = _dataset(pending).map(process_shard, fn_kwargs={"settings": settings})
+            with tqdm(total=len(items), initial=len(results), unit="shard", desc="preprocess",
+                      disable=not config.progress, file=sys.stderr) as bar:
+                hours = sum(r["seconds"] for r in results) / 3600
                 for row in dataset.iter_rows():
                     result = json.loads(row["result"])
                     results.append(result)
                     hours += result["seconds"] / 3600
-                    bar.set_postfix(hours=f"{hours:.2f}", skipped=sum(r["skipped"] for r in results))
+                    bar.set_postfix(hours=f"{hours:.2f}")
                     bar.update(1)
+        cpus = lazy_ray.cpus()
+        ray_start = lazy_ray.start_seconds
+    finally:
+        lazy_ray.close()
 
-    phases["shards"] = time.time() - started - sum(phases.values())
+    phases["shards"] = time.time() - started - sum(phases.values())   # includes starting Ray, if needed
     # ---- finish: CMVN, manifests, quarantine, summary
     by_split: dict[str, list[dict]] = defaultdict(list)
     for result in results:
@@ -559,7 +605,8 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
         "splits": split_summaries,
         "shards_written": sum(not r["skipped"] for r in results),
         "shards_skipped": sum(r["skipped"] for r in results),
-        "ray_cpus": cpus,
+        "ray_cpus": cpus,                       # None: nothing to do, Ray was not started
+        "ray_start_seconds": round(ray_start, 3),
         "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 3),
         "seconds": round(time.time() - started, 3),
     }

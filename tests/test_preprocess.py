@@ -69,6 +69,7 @@ def test_local_output_idempotent_and_resumable(ray_cluster, tmp_path):
     before = shard_files(out / "train-clean-100")
     second = run_preprocess(PreprocessConfig(**config))
     assert second["shards_written"] == 0 and second["shards_skipped"] == 6
+    assert second["ray_cpus"] is None and second["task_cpu_seconds"] == 0     # no Ray work at all
     assert shard_files(out / "train-clean-100") == before
     assert read_manifest(str(out / "train-clean-100"))["content_hash"] == train["content_hash"]
     assert {k: second[k] for k in ("written", "quarantined_by_reason", "hours")} == \
@@ -79,7 +80,7 @@ def test_local_output_idempotent_and_resumable(ray_cluster, tmp_path):
     damaged = out / "train-clean-100" / "shard-00002.parquet"
     damaged.write_bytes(before["shard-00002.parquet"][0][:100])
     third = run_preprocess(PreprocessConfig(**config))
-    assert third["shards_written"] == 2 and third["shards_skipped"] == 4
+    assert third["shards_written"] == 2 and third["shards_skipped"] == 4 and third["ray_cpus"] == 4
     after = shard_files(out / "train-clean-100")
     assert {name: data for name, (data, _) in after.items()} == {name: data for name, (data, _) in before.items()}
     assert after["shard-00000.parquet"][1] == before["shard-00000.parquet"][1]   # not rewritten
