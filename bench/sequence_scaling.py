@@ -122,13 +122,13 @@ def run_point(arch: str, length: int, runs: int, config_path: str | None) -> dic
         rss_before = _proc_status_kib("VmRSS")
         hwm_reset = _reset_peak_rss() if run == 0 else False
         ru_before = _ru_maxrss_kib()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
             logits, out_lengths = model(features, lengths)
             loss = logits.float().square().mean()
-        t1 = time.perf_counter()
+        c1, t1 = time.process_time(), time.perf_counter()
         loss.backward()
-        t2 = time.perf_counter()
+        c2, t2 = time.process_time(), time.perf_counter()
         if run == 0:
             if hwm_reset:
                 peak = _proc_status_kib("VmHWM") - rss_before
@@ -139,7 +139,8 @@ def run_point(arch: str, length: int, runs: int, config_path: str | None) -> dic
             mem = {"peak_rss_delta_mib": peak / 1024, "rss_method": method,
                    "autograd_saved_mib": saved.total / 2 ** 20}
             assert int(out_lengths[0]) == length and logits.shape[1] == length
-        results.append({"forward_s": t1 - t0, "backward_s": t2 - t1, "total_s": t2 - t0})
+        results.append({"forward_s": t1 - t0, "backward_s": t2 - t1, "total_s": t2 - t0,
+                        "cpu_forward_s": c1 - c0, "cpu_backward_s": c2 - c1, "cpu_total_s": c2 - c0})
         del logits, loss
     return {
         "architecture": arch,
@@ -152,6 +153,7 @@ def run_point(arch: str, length: int, runs: int, config_path: str | None) -> dic
         "time_s": statistics.median(r["total_s"] for r in results),
         "forward_s": statistics.median(r["forward_s"] for r in results),
         "backward_s": statistics.median(r["backward_s"] for r in results),
+        "cpu_time_s": statistics.median(r["cpu_total_s"] for r in results),
         **mem,
     }
 
@@ -239,10 +241,10 @@ def _predict(prev: dict | None, arch: str, length: int) -> float | None:
     return prev["time_s"] * (ratio ** 2 if arch == "baseline" else ratio)
 
 
-def crossover(points: dict[str, dict[int, dict]]) -> dict:
+def crossover(points: dict[str, dict[int, dict]], key: str = "time_s") -> dict:
     """Where LaCT's time curve crosses the baseline's (log-log interpolation)."""
     common = sorted(set(points["lact"]) & set(points["baseline"]))
-    diffs = [(t, math.log(points["lact"][t]["time_s"] / points["baseline"][t]["time_s"])) for t in common]
+    diffs = [(t, math.log(points["lact"][t][key] / points["baseline"][t][key])) for t in common]
     for (t0, d0), (t1, d1) in zip(diffs, diffs[1:]):
         if d0 >= 0 > d1:
             x = math.log(t0) + (math.log(t1) - math.log(t0)) * d0 / (d0 - d1)
@@ -263,7 +265,8 @@ def plot(result: dict, path: Path) -> None:
     for arch, (color, label) in styles.items():
         pts = [p for p in result["points"] if p["architecture"] == arch and p.get("time_s") is not None]
         xs = [p["encoder_frames"] for p in pts]
-        axes[0].plot(xs, [p["time_s"] for p in pts], "o-", color=color, label=label)
+        axes[0].plot(xs, [p["time_s"] for p in pts], "o-", color=color, label=f"{label}: wall")
+        axes[0].plot(xs, [p["cpu_time_s"] for p in pts], "s:", color=color, alpha=0.6, label=f"{label}: CPU time")
         axes[1].plot(xs, [p["peak_rss_delta_mib"] for p in pts], "o-", color=color, label=f"{label}: peak RSS")
         axes[1].plot(xs, [p["autograd_saved_mib"] for p in pts], "s--", color=color, alpha=0.6,
                      label=f"{label}: autograd saved")
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             points.append(point)
             by_arch[arch][length] = point
             prev[arch] = point
-            print(f"{arch:8s} T={length:6d}  {point['time_s']:8.2f} s  (fwd {point['forward_s']:.2f}, "
+            print(f"{arch:8s} T={length:6d}  {point['time_s']:8.2f} s  cpu {point['cpu_time_s']:8.2f} s  (fwd {point['forward_s']:.2f}, "
                   f"bwd {point['backward_s']:.2f})  peak RSS +{point['peak_rss_delta_mib']:.0f} MiB  "
                   f"saved {point['autograd_saved_mib']:.0f} MiB  load {load_before[0]:.1f}", flush=True)
 
@@ -356,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         comparison.append({
             "encoder_frames": length,
             "speedup_lact_over_baseline": ba["time_s"] / la["time_s"],
+            "cpu_time_speedup_lact_over_baseline": ba["cpu_time_s"] / la["cpu_time_s"],
             "peak_rss_ratio_lact_over_baseline": la["peak_rss_delta_mib"] / ba["peak_rss_delta_mib"],
             "autograd_saved_ratio_lact_over_baseline": la["autograd_saved_mib"] / ba["autograd_saved_mib"],
         })
@@ -364,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     if target:
         targets.update(speedup=target["speedup_lact_over_baseline"],
                        speedup_met=target["speedup_lact_over_baseline"] >= 4.0,
+                       cpu_time_speedup=target["cpu_time_speedup_lact_over_baseline"],
+                       cpu_time_speedup_met=target["cpu_time_speedup_lact_over_baseline"] >= 4.0,
                        peak_rss_ratio=target["peak_rss_ratio_lact_over_baseline"],
                        memory_met=target["peak_rss_ratio_lact_over_baseline"] <= 1.0)
     else:
@@ -400,12 +406,15 @@ def main(argv: list[str] | None = None) -> int:
             "peak_memory": "VmHWM after - VmRSS before the first run, peak reset with "
                            "/proc/self/clear_refs; whole-process RSS incl. gradients and allocator slack",
             "autograd_saved": "bytes of distinct storages passed through saved_tensors_hooks",
-            "time": "median of the runs (3 when predicted < --repeat-below s, else 1 cold run)",
+            "time": "median of the runs (3 when predicted < --repeat-below s, else 1 run); "
+                    "time_s = wall clock, cpu_time_s = process CPU time (1 thread, so it is the "
+                    "work done and far less sensitive to other engineers' load than wall time)",
             "kernels": "CPU: kernels dispatch to the PyTorch path (no GPU here); Triton not timed",
         },
         "points": points,
         "comparison": comparison,
         "crossover": crossover(by_arch),
+        "crossover_cpu_time": crossover(by_arch, "cpu_time_s"),
         "targets": targets,
         "streaming": streaming,
     }
@@ -413,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     plot(result, Path(args.plot))
-    print(f"crossover: {result['crossover']}")
+    print(f"crossover: {result['crossover']}  (CPU time: {result['crossover_cpu_time']})")
     print(f"targets: {targets}")
     print(f"wrote {out} and {args.plot}")
     return 0
