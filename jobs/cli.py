@@ -16,6 +16,8 @@ from pipeline.errors import UserError
 COMMANDS = {
     "preprocess": "jobs.preprocess",
     "synth": "jobs.synth",
+    "train": "jobs.train",
+    "evaluate": "jobs.evaluate",
 }
 
 

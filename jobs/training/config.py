@@ -1,0 +1,177 @@
+"""The training config schema (OmegaConf structured dataclasses) and its loading.
+
+`load_config(path, overrides)` merges a YAML file and `key=value` overrides onto the schema; an
+unknown key, a wrong type or a bad choice raises UserError naming the key, in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.errors import UserError
+
+
+@dataclass
+class ModelSection:
+    architecture: str = "lact"            # lact | baseline
+    # models.LaCTAudioConfig fields; vocab sizes and mel_bins come from the data's manifest.
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataSection:
+    root: str = MISSING                   # preprocessed output URI; relative = under the work dir
+    train: str = "train"                  # split names under root
+    dev: str = "dev"
+    test: Optional[str] = None
+    batch_size: int = 16                  # utterances per worker per step
+    eval_batch_size: int = 32
+    pool_size: int = 256                  # rows bucketed together by duration
+    max_audio_tokens: int = 512           # generation: random crop of each sequence
+    max_dev_utterances: Optional[int] = None
+    materialize: bool = True              # keep the train split in Ray's object store (small data)
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-8
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05            # cosine decays to lr * min_lr_ratio at max_steps
+    grad_clip: float = 1.0                # 0 disables clipping
+
+
+@dataclass
+class SpecAugmentSection:
+    enabled: bool = True
+    freq_masks: int = 2
+    freq_width: int = 10                  # mel bins per mask (max)
+    time_masks: int = 2
+    time_width: int = 20                  # frames per mask (max)
+    time_ratio: float = 0.2               # a time mask covers at most this share of an utterance
+
+
+@dataclass
+class TrainSection:
+    max_steps: int = 1000
+    seed: int = 0
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    use_gpu: bool = False
+    strategy: str = "ddp"                 # ddp | deepspeed
+    zero_stage: int = 2                   # DeepSpeed ZeRO stage 1/2/3
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    log_every: int = 10
+    eval_every: int = 200                 # also the checkpoint interval (a checkpoint carries its dev score)
+    max_failures: int = 0                 # worker restarts from the latest checkpoint
+    torch_threads: int = 0                # 0 = torch's default
+
+
+@dataclass
+class TrackingSection:
+    experiment: str = "lact-audio"
+    register: bool = True
+    registered_name: Optional[str] = None # default lact-audio-<task>-<architecture>
+    alias: str = "candidate"
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    task: str = "asr"                     # asr | generation
+    output: Optional[str] = None          # storage URI (local or s3://); default <work dir>/train
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    spec_augment: SpecAugmentSection = field(default_factory=SpecAugmentSection)
+    tracking: TrackingSection = field(default_factory=TrackingSection)
+
+
+CHOICES = {
+    "task": ("asr", "generation"),
+    "model.architecture": ("lact", "baseline"),
+    "train.strategy": ("ddp", "deepspeed"),
+    "train.zero_stage": (1, 2, 3),
+}
+POSITIVE = ("data.batch_size", "data.eval_batch_size", "data.pool_size", "train.max_steps",
+            "train.num_workers", "train.log_every", "train.eval_every", "optim.lr",
+            "train.cpus_per_worker", "data.max_audio_tokens")
+NON_NEGATIVE = ("optim.warmup_steps", "optim.grad_clip", "optim.weight_decay",
+                "train.max_failures", "optim.min_lr_ratio")
+
+
+def _one_line(exc: OmegaConfBaseException) -> str:
+    key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"config key '{key}': {message}" if key else f"config: {message}"
+
+
+def load_config(path: str | None, overrides: list[str] | None = None) -> DictConfig:
+    """Schema <- YAML file <- key=value overrides, validated; errors are one-line UserErrors."""
+    cfg = OmegaConf.structured(TrainConfig)
+    layers = []
+    if path:
+        file = Path(path)
+        if not file.is_file():
+            raise UserError(f"config file not found: {path}")
+        try:
+            layers.append(OmegaConf.load(file))
+        except Exception as exc:
+            raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    for item in overrides or []:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"override {item!r} is not key=value")
+    if overrides:
+        try:
+            layers.append(OmegaConf.from_dotlist(list(overrides)))
+        except OmegaConfBaseException as exc:
+            raise UserError(f"bad override: {_one_line(exc)}") from exc
+    try:
+        cfg = OmegaConf.merge(cfg, *layers)
+        OmegaConf.to_container(cfg, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        raise UserError(_one_line(exc)) from exc
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: DictConfig) -> None:
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise UserError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
+    for key in POSITIVE:
+        if not OmegaConf.select(cfg, key) > 0:
+            raise UserError(f"config key '{key}': must be > 0, got {OmegaConf.select(cfg, key)}")
+    for key in NON_NEGATIVE:
+        if OmegaConf.select(cfg, key) < 0:
+            raise UserError(f"config key '{key}': must be >= 0, got {OmegaConf.select(cfg, key)}")
+    if cfg.train.bf16 and cfg.train.strategy == "ddp" and cfg.train.use_gpu is False:
+        pass  # CPU autocast supports bfloat16
+    if not cfg.name or "/" in cfg.name:
+        raise UserError(f"config key 'name': must be a non-empty name without '/', got {cfg.name!r}")
+
+
+def flatten(cfg: DictConfig) -> dict[str, Any]:
+    """Nested config -> {"train.max_steps": 1000, ...} for MLflow params."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            out[prefix] = node
+
+    walk("", OmegaConf.to_container(cfg, resolve=True))
+    return out

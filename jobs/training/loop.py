@@ -1,0 +1,245 @@
+"""The per-worker training loop that Ray Train runs (`train_loop_per_worker`).
+
+`payload` (built by the driver, see run.py) holds the resolved config as a plain dict, the data
+split URIs and manifests, the MLflow tracking URI and run id. Every worker runs the same number
+of steps (training is bounded by max_steps, epochs roll over), so the collective calls line up.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+from jobs.training import checkpoint as ckpt
+from jobs.training.evaluation import (asr_batch_counts, asr_metrics, generation_batch_counts,
+                                      generation_metrics, next_token_nll)
+
+
+def build(payload: dict):
+    from models import LaCTAudioConfig, build_model
+
+    model_config = LaCTAudioConfig.from_dict(payload["model_config"])
+    return build_model(payload["task"], payload["architecture"], model_config)
+
+
+def ctc_loss(logits: torch.Tensor, out_lengths: torch.Tensor, tokens: torch.Tensor,
+             token_lengths: torch.Tensor) -> torch.Tensor:
+    log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [T, B, V]
+    return F.ctc_loss(log_probs, tokens, out_lengths, token_lengths, blank=0,
+                      reduction="mean", zero_infinity=True)
+
+
+class Trainer:
+    """The loop's state and steps; also used in one process (no Ray) by tests and the bench."""
+
+    def __init__(self, payload: dict, rank: int = 0, world: int = 1, distributed: bool = False):
+        from jobs.training.augment import SpecAugment
+        from jobs.training.strategies import make_strategy
+
+        self.payload = payload
+        self.cfg = payload["config"]
+        self.task = payload["task"]
+        self.rank, self.world, self.distributed = rank, world, distributed
+        torch.manual_seed(self.cfg["train"]["seed"] + rank)
+        if self.cfg["train"]["torch_threads"]:
+            torch.set_num_threads(int(self.cfg["train"]["torch_threads"]))
+        self.strategy = make_strategy(build(payload), self.cfg, distributed)
+        sa = self.cfg["spec_augment"]
+        self.spec_augment = (SpecAugment(sa["freq_masks"], sa["freq_width"], sa["time_masks"],
+                                         sa["time_width"], sa["time_ratio"])
+                             if self.task == "asr" and sa["enabled"] else None)
+        self.step = 0            # batches consumed (updates + skipped)
+        self.skipped = 0         # batches skipped for a non-finite loss or gradient
+        self.best = math.inf
+        self.start_step = 0
+
+    # ---- one batch ---------------------------------------------------------------------------
+    def loss(self, batch: dict) -> torch.Tensor:
+        s = self.strategy
+        device = s.device
+        with s.autocast():
+            if self.task == "asr":
+                feats = batch["features"]
+                if self.spec_augment is not None:
+                    feats = self.spec_augment(feats)
+                logits, out_lengths = s.model(feats.to(device, s.input_dtype),
+                                              batch["feature_lengths"].to(device))
+                return ctc_loss(logits, out_lengths, batch["tokens"].to(device),
+                                batch["token_lengths"].to(device))
+            tokens = batch["audio_tokens"].to(device)
+            logits = s.model(tokens)
+            return next_token_nll(logits, tokens, batch["audio_token_lengths"].to(device))
+
+    def all_finite(self, loss: torch.Tensor) -> bool:
+        """True when the loss is finite on every worker (all skip together, or none does)."""
+        flag = torch.tensor([1.0 if bool(torch.isfinite(loss.detach())) else 0.0])
+        if self.distributed and self.world > 1:
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        return bool(flag.item() > 0)
+
+    def train_step(self, batch: dict) -> dict:
+        loss = self.loss(batch)
+        self.step += 1
+        if not self.all_finite(loss):
+            self.strategy.skip()
+            self.skipped += 1
+            return {"loss": float("nan"), "applied": False}
+        applied, norm = self.strategy.step(loss)
+        if not applied:
+            self.skipped += 1
+        return {"loss": float(loss.detach()), "applied": applied, "grad_norm": norm}
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, batches: list[dict], tokenizer) -> dict:
+        """Each worker scores batches[rank::world]; counts are summed across workers.
+
+        Workers run the same number of forward passes (ZeRO-3 gathers weights collectively),
+        repeating a batch without counting it where the slices differ in length.
+        """
+        model = self.strategy.model
+        mine = batches[self.rank::self.world]
+        rounds = math.ceil(len(batches) / self.world) if batches else 0
+        total = None
+        model.eval()
+        for i in range(rounds):
+            batch = mine[i] if i < len(mine) else batches[0]
+            batch = dict(batch, features=batch["features"].to(self.strategy.input_dtype)) \
+                if self.task == "asr" else batch
+            with self.strategy.autocast():
+                counts = (asr_batch_counts(model, batch, tokenizer, self.strategy.device)
+                          if self.task == "asr"
+                          else generation_batch_counts(model, batch, self.strategy.device))
+            if i >= len(mine):
+                counts = counts * 0
+            total = counts if total is None else total + counts
+        model.train()
+        if total is None:
+            total = torch.zeros(5 if self.task == "asr" else 3, dtype=torch.float64)
+        if self.distributed and self.world > 1:
+            torch.distributed.all_reduce(total)
+        return asr_metrics(total) if self.task == "asr" else generation_metrics(total)
+
+    @staticmethod
+    def score(metrics: dict, task: str) -> float:
+        return metrics["cer"] if task == "asr" else metrics["nll_bits"]
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def meta(self, metrics: dict) -> dict:
+        return {"task": self.task, "architecture": self.payload["architecture"],
+                "model_config": self.payload["model_config"], "step": self.step,
+                "skipped": self.skipped, "best": self.best, "metrics": metrics,
+                "data": self.payload.get("data_identity", {}),
+                "text_tokenizer_split": self.payload.get("dev_uri")}
+
+    def write_checkpoint(self, directory: str, metrics: dict) -> None:
+        state = self.strategy.export_state_dict()  # collective under ZeRO-3
+        files = self.strategy.save(directory, self.rank)
+        if self.rank == 0:
+            files += ckpt.write_model(directory, state, self.meta(metrics))
+        if files:
+            ckpt.write_index(directory, files, self.rank)
+
+    def restore(self, directory: str) -> None:
+        meta = ckpt.verify(directory)
+        self.strategy.load(directory)
+        self.step = self.start_step = int(meta["step"])
+        self.skipped = int(meta["skipped"])
+        self.best = float(meta["best"])
+
+
+def train_loop_per_worker(payload: dict) -> None:
+    """Ray Train entry point."""
+    import ray.train
+
+    from pipeline.loading import LocalLoader, iter_worker_batches
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    trainer = Trainer(payload, rank, world, distributed=True)
+    cfg = trainer.cfg
+    restored = ray.train.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as directory:
+            trainer.restore(directory)
+
+    tracker = None
+    if rank == 0 and payload.get("mlflow_run_id"):
+        from jobs.training.tracking import StepLogger
+
+        tracker = StepLogger(payload["tracking_uri"], payload["mlflow_run_id"])
+        if restored is not None:
+            tracker.log({"resumed_from_step": trainer.step}, trainer.step)
+
+    # The dev set is small: every worker loads it locally, in a fixed order.
+    dev = LocalLoader(payload["dev_uri"], batch_size=cfg["data"]["eval_batch_size"],
+                      task=trainer.task, shuffle=False,
+                      max_audio_tokens=cfg["data"]["max_audio_tokens"])
+    dev_batches = list(dev.epoch(0))
+    if cfg["data"]["max_dev_utterances"]:
+        keep, n = [], 0
+        for b in dev_batches:
+            if n >= cfg["data"]["max_dev_utterances"]:
+                break
+            keep.append(b)
+            n += len(b["utt_ids"])
+        dev_batches = keep
+    tokenizer = None
+    if trainer.task == "asr":
+        from pipeline.text_tokenizer import load_text_tokenizer
+
+        tokenizer = load_text_tokenizer(dev.manifest, payload["dev_uri"])
+
+    shard = ray.train.get_dataset_shard("train")
+    max_steps, log_every, eval_every = (cfg["train"]["max_steps"], cfg["train"]["log_every"],
+                                        cfg["train"]["eval_every"])
+    window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+    epoch = trainer.step  # a fresh epoch seed after a restart, so data differs from the last try
+    while trainer.step < max_steps:
+        for batch in iter_worker_batches(
+                shard, payload["train_manifest"], cfg["data"]["batch_size"], task=trainer.task,
+                seed=cfg["train"]["seed"], epoch=epoch, rank=rank,
+                pool_size=cfg["data"]["pool_size"],
+                max_audio_tokens=cfg["data"]["max_audio_tokens"]):
+            out = trainer.train_step(batch)
+            window_audio += float(batch["durations"].sum())
+            window_steps += 1
+            if out["applied"]:
+                window_losses.append(out["loss"])
+            step = trainer.step
+            if step % log_every == 0 or step == max_steps:
+                elapsed = time.perf_counter() - window_start
+                totals = torch.tensor([window_audio, elapsed])
+                if world > 1:
+                    torch.distributed.all_reduce(totals)
+                audio_per_s = float(totals[0]) / max(float(totals[1]) / world, 1e-9)
+                if tracker is not None:
+                    tracker.log({"train_loss": sum(window_losses) / max(len(window_losses), 1),
+                                 "lr": trainer.strategy.lr, "audio_seconds_per_second": audio_per_s,
+                                 "steps_per_second": window_steps / max(elapsed, 1e-9),
+                                 "skipped_batches": trainer.skipped}, step)
+                window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+            if step % eval_every == 0 or step == max_steps:
+                metrics = trainer.evaluate(dev_batches, tokenizer)
+                score = trainer.score(metrics, trainer.task)
+                trainer.best = min(trainer.best, score)
+                report = {f"dev_{k}": v for k, v in metrics.items() if k not in ("greedy",)}
+                report.update(dev_score=score, step=step, skipped_batches=trainer.skipped,
+                              start_step=trainer.start_step, best_dev_score=trainer.best)
+                if tracker is not None:
+                    tracker.log({k: v for k, v in report.items()
+                                 if k.startswith("dev_") and isinstance(v, float)}, step)
+                with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
+                    trainer.write_checkpoint(directory, report)
+                    has_files = bool(os.listdir(directory))
+                    ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(directory)
+                                     if has_files else None)
+                # evaluation time is not training throughput
+                window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+            if trainer.step >= max_steps:
+                break
+        epoch += 1

@@ -1,0 +1,270 @@
+"""Training-time loading of preprocessed shards: duration bucketing, padding with lengths, CMVN.
+
+Two ways to read a split, both yielding the same batches (CONTRACTS.md):
+- `LocalLoader`: a plain iterator over the split's Parquet shards, for tests, notebooks and
+  evaluation (no Ray needed);
+- `ray_dataset` + `iter_worker_batches`: a Ray Data dataset that Ray Train splits into one
+  shard per worker; each worker turns its stream of rows into bucketed, padded batches.
+
+A batch is a dict:
+    features [B,T,n_mels] float32 (CMVN applied, zero where padded), feature_lengths [B] long,
+    tokens [B,U] long (padded with 0 = blank), token_lengths [B] long, texts list[str],
+    utt_ids list[str], durations [B] float32, and audio_tokens [B,L] + audio_token_lengths [B]
+    when the split has audio tokens.
+
+Bucketing: rows are taken in pools of `pool_size`; inside a pool they are sorted by length and cut
+into batches of similar duration (little padding), and the batches' order is shuffled. The order
+of an epoch depends only on (seed, epoch[, worker rank]), so a run is reproducible and each epoch
+differs from the last.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from pipeline import uri as uris
+from pipeline.errors import UserError
+
+# Columns a task needs from the shards.
+ASR_COLUMNS = ["utt_id", "text", "duration", "num_frames", "features", "token_ids"]
+GENERATION_COLUMNS = ["utt_id", "text", "duration", "audio_tokens"]
+
+
+def columns_for(task: str, manifest: dict | None = None, audio_tokens: bool | None = None) -> list[str]:
+    """Columns to read; audio tokens too when the split has them (unless audio_tokens=False)."""
+    if task == "asr":
+        columns = list(ASR_COLUMNS)
+        if audio_tokens is None:
+            audio_tokens = bool(manifest and manifest.get("audio_tokenizer"))
+        return columns + (["audio_tokens"] if audio_tokens else [])
+    if task == "generation":
+        return list(GENERATION_COLUMNS)
+    raise UserError(f"task must be 'asr' or 'generation', got {task!r}")
+
+
+@dataclass
+class SplitInfo:
+    """What the loader needs from a split's manifest."""
+
+    uri: str
+    manifest: dict
+    shard_uris: list[str]
+
+    @property
+    def n_mels(self) -> int:
+        return int(self.manifest["feature"]["n_mels"])
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.manifest.get("content_hash", ""))
+
+
+def open_split(split_uri: str) -> SplitInfo:
+    """Read a preprocessed split's manifest; a missing or broken split is a UserError."""
+    from pipeline.manifest import read_manifest
+
+    split_uri = uris.absolute(split_uri)
+    uris.require_exists(split_uri, "data split")
+    manifest = read_manifest(split_uri)
+    shards = [uris.join(split_uri, s["path"]) for s in manifest.get("shards", [])]
+    if not shards:
+        raise UserError(f"data split {split_uri} has no shards in its manifest.json")
+    return SplitInfo(split_uri, manifest, shards)
+
+
+class Collator:
+    """Rows (column dict + row indices) -> one padded batch, with CMVN applied to features."""
+
+    def __init__(self, manifest: dict, task: str = "asr", max_audio_tokens: int | None = None,
+                 seed: int = 0):
+        from pipeline.normalizer import FeatureNormalizer
+
+        self.task = task
+        self.n_mels = int(manifest["feature"]["n_mels"])
+        self.normalizer = FeatureNormalizer.from_manifest(manifest) if task == "asr" else None
+        self.max_audio_tokens = max_audio_tokens
+        self.rng = random.Random(seed)  # where long audio-token sequences are cropped
+
+    def __call__(self, columns: dict, index: list[int]) -> dict:
+        batch: dict = {
+            "utt_ids": [str(columns["utt_id"][i]) for i in index],
+            "texts": [str(columns["text"][i]) for i in index],
+            "durations": torch.tensor([float(columns["duration"][i]) for i in index],
+                                      dtype=torch.float32),
+        }
+        if self.task == "asr":
+            feats = [np.asarray(columns["features"][i], dtype=np.float32).reshape(-1, self.n_mels)
+                     for i in index]
+            batch["features"], batch["feature_lengths"] = self._pad_features(feats)
+            batch["tokens"], batch["token_lengths"] = pad_sequences(
+                [columns["token_ids"][i] for i in index])
+        if "audio_tokens" in columns and columns["audio_tokens"] is not None:
+            seqs = [np.asarray(columns["audio_tokens"][i], dtype=np.int64) for i in index]
+            if self.max_audio_tokens:
+                seqs = [self._crop(s, self.max_audio_tokens) for s in seqs]
+            batch["audio_tokens"], batch["audio_token_lengths"] = pad_sequences(seqs)
+        return batch
+
+    def _pad_features(self, feats: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+        out = torch.zeros(len(feats), int(lengths.max()) if len(feats) else 0, self.n_mels)
+        for row, f in enumerate(feats):
+            out[row, : f.shape[0]] = torch.from_numpy(self.normalizer(f))
+        return out, lengths
+
+    def _crop(self, seq: np.ndarray, length: int) -> np.ndarray:
+        if len(seq) <= length:
+            return seq
+        start = self.rng.randrange(0, len(seq) - length + 1)
+        return seq[start: start + length]
+
+
+def pad_sequences(seqs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer sequences -> [B, max_len] long padded with 0, and their lengths."""
+    arrays = [np.array(s, dtype=np.int64) for s in seqs]  # a writable copy
+    lengths = torch.tensor([len(a) for a in arrays], dtype=torch.long)
+    out = torch.zeros(len(arrays), int(lengths.max()) if arrays else 0, dtype=torch.long)
+    for row, a in enumerate(arrays):
+        out[row, : len(a)] = torch.from_numpy(a)
+    return out, lengths
+
+
+def row_lengths(columns: dict) -> list[float]:
+    """The length each row is bucketed by: its duration."""
+    return [float(d) for d in columns["duration"]]
+
+
+def bucket_batches(lengths: list[float], batch_size: int, rng: random.Random | None,
+                   drop_last: bool = False) -> list[list[int]]:
+    """Sort indices by length, cut into batches of `batch_size`, shuffle the batches' order
+    (kept in length order when rng is None)."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    groups = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    if drop_last and groups and len(groups[-1]) < batch_size:
+        groups.pop()
+    if rng is not None:
+        rng.shuffle(groups)
+    return groups
+
+
+def epoch_rng(seed: int, epoch: int, rank: int = 0) -> random.Random:
+    return random.Random(f"{seed}/{epoch}/{rank}")
+
+
+class LocalLoader:
+    """Batches of a preprocessed split without Ray: `for batch in LocalLoader(uri).epoch(0)`.
+
+    shuffle=False gives a fixed order (files in manifest order, pools sorted by length) for
+    evaluation; shuffle=True shuffles shards and rows per epoch from (seed, epoch).
+    """
+
+    def __init__(self, split_uri: str, batch_size: int = 16, task: str = "asr",
+                 shuffle: bool = True, seed: int = 0, pool_size: int = 512,
+                 max_audio_tokens: int | None = None, drop_last: bool = False,
+                 audio_tokens: bool | None = None):
+        self.split = open_split(split_uri)
+        self.task = task
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.pool_size = max(pool_size, batch_size)
+        self.drop_last = drop_last
+        self.columns = columns_for(task, self.split.manifest, audio_tokens)
+        self.max_audio_tokens = max_audio_tokens
+
+    @property
+    def manifest(self) -> dict:
+        return self.split.manifest
+
+    def _read_shard(self, shard_uri: str) -> dict:
+        fs, path = uris.filesystem(shard_uri)
+        with fs.open(path, "rb") as f:
+            table = pq.read_table(f)
+        missing = [c for c in self.columns if c not in table.column_names]
+        if missing:
+            raise UserError(f"shard {shard_uri} lacks columns {missing} needed for task {self.task!r}")
+        return {c: table.column(c).to_pylist() for c in self.columns}
+
+    def _rows(self, rng: random.Random) -> Iterator[dict]:
+        shards = list(self.split.shard_uris)
+        if self.shuffle:
+            rng.shuffle(shards)
+        for shard in shards:
+            yield self._read_shard(shard)
+
+    def epoch(self, epoch: int = 0) -> Iterator[dict]:
+        rng = epoch_rng(self.seed, epoch)
+        collate = Collator(self.manifest, self.task, self.max_audio_tokens, seed=rng.randrange(2**31))
+        pool: dict = {c: [] for c in self.columns}
+        for shard_columns in self._rows(rng):
+            order = list(range(len(shard_columns["utt_id"])))
+            if self.shuffle:
+                rng.shuffle(order)
+            for i in order:
+                for c in self.columns:
+                    pool[c].append(shard_columns[c][i])
+                if len(pool["utt_id"]) >= self.pool_size:
+                    yield from self._emit(pool, rng, collate)
+                    pool = {c: [] for c in self.columns}
+        if pool["utt_id"]:
+            yield from self._emit(pool, rng, collate)
+
+    def _emit(self, pool: dict, rng: random.Random, collate: Collator) -> Iterator[dict]:
+        groups = bucket_batches(row_lengths(pool), self.batch_size,
+                                rng if self.shuffle else None, self.drop_last)
+        for group in groups:
+            yield collate(pool, group)
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.epoch(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray Data: one dataset per split, split by Ray Train into per-worker shards.
+
+
+def pyarrow_filesystem(split_uri: str):
+    """(pyarrow filesystem or None, path) for Ray Data's readers; S3 endpoint from the env."""
+    if not uris.is_remote(split_uri):
+        return None, uris.absolute(split_uri)
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, path = uris.filesystem(split_uri)
+    return PyFileSystem(FSSpecHandler(fs)), path
+
+
+def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = False):
+    """A Ray Data dataset over a split's shards, only the columns the task needs (ASR training
+    leaves audio tokens out unless audio_tokens=True)."""
+    import ray.data
+
+    split = open_split(split_uri)
+    fs, _ = pyarrow_filesystem(split.uri)
+    paths = [uris.filesystem(s)[1] if fs is not None else s for s in split.shard_uris]
+    ds = ray.data.read_parquet(paths, filesystem=fs)
+    return ds.select_columns(columns_for(task, split.manifest, audio_tokens))
+
+
+def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str = "asr",
+                        seed: int = 0, epoch: int = 0, rank: int = 0, pool_size: int = 512,
+                        max_audio_tokens: int | None = None, drop_last: bool = False) -> Iterator[dict]:
+    """Bucketed, padded batches from a Ray Train worker's dataset shard (a DataIterator).
+
+    Ray streams pools of rows (shuffled locally with a seed of (seed, epoch, rank)); each pool is
+    bucketed by duration like the local loader does.
+    """
+    rng = epoch_rng(seed, epoch, rank)
+    collate = Collator(manifest, task, max_audio_tokens, seed=rng.randrange(2**31))
+    pool_size = max(pool_size, batch_size)
+    for pool in data_shard.iter_batches(batch_size=pool_size, batch_format="numpy",
+                                        local_shuffle_buffer_size=pool_size,
+                                        local_shuffle_seed=rng.randrange(2**31)):
+        groups = bucket_batches(row_lengths(pool), batch_size, rng, drop_last)
+        for group in groups:
+            yield collate(pool, group)
