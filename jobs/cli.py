@@ -18,6 +18,7 @@ COMMANDS = {
     "synth": "jobs.synth",
     "train": "jobs.train",
     "evaluate": "jobs.evaluate",
+    "demo": "jobs.demo",
 }
 
 

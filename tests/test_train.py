@@ -1,0 +1,148 @@
+"""Training pieces without Ray: config errors, lr schedule, SpecAugment, NaN-batch skipping,
+checkpoint integrity, metric counts."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from jobs.training.config import flatten, load_config
+from jobs.training.schedule import lr_factor
+from pipeline.errors import UserError
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "configs")
+TINY = {"hidden_size": 32, "num_layers": 1, "num_attention_heads": 2, "num_lact_heads": 2,
+        "chunk_size": 64, "window_size": 16, "dropout": 0.0, "mel_bins": 4, "vocab_size": 3,
+        "audio_vocab_size": 256}
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["data.root=x", "train.bogus=1"], "train.bogus"),
+    (["data.root=x", "train.max_steps=many"], "train.max_steps"),
+    (["data.root=x", "train.strategy=horovod"], "train.strategy"),
+    (["data.root=x", "train.zero_stage=4"], "train.zero_stage"),
+    (["data.root=x", "optim.lr=0"], "optim.lr"),
+    (["data.root=x", "model.architecture=rnn"], "model.architecture"),
+    (["data.root=x", "nonsense=1"], "nonsense"),
+    ([], "data.root"),
+])
+def test_bad_config_is_one_line_error_naming_the_key(overrides, key):
+    with pytest.raises(UserError) as err:
+        load_config(None, overrides)
+    message = str(err.value)
+    assert key in message and "\n" not in message
+
+
+def test_shipped_configs_load_and_flatten():
+    for name in ("demo-asr", "demo-generation", "librispeech-960h", "commonvoice"):
+        cfg = load_config(os.path.join(CONFIGS, f"{name}.yaml"))
+        flat = flatten(cfg)
+        assert flat["train.max_steps"] == cfg.train.max_steps and "model.config.hidden_size" in flat
+
+
+def test_override_without_equals_and_missing_file_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="key=value"):
+        load_config(None, ["data.root"])
+    with pytest.raises(UserError, match="not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_warmup_then_cosine_to_the_floor():
+    assert lr_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert lr_factor(10, 10, 100, 0.1) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100, 0.1) == pytest.approx(0.55)
+    assert lr_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+    values = [lr_factor(s, 10, 100, 0.1) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_spec_augment_masks_but_keeps_shape():
+    from jobs.training.augment import SpecAugment
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 200, 80)
+    y = SpecAugment(freq_width=10, time_width=20)(x)
+    assert y.shape == x.shape and (y == 0).any() and not (x == 0).any()
+
+
+def test_asr_counts_match_jiwer():
+    from jobs.training.evaluation import asr_counts, asr_metrics
+
+    m = asr_metrics(asr_counts(["a b c", "d e"], ["a x c", ""]))
+    assert m["wer"] == pytest.approx(3 / 5) and m["cer"] == pytest.approx(4 / 8)
+
+
+def trainer_payload(task="asr", architecture="lact"):
+    cfg = load_config(None, ["data.root=x", "data.batch_size=4", "train.max_steps=10",
+                             "optim.warmup_steps=0", "spec_augment.enabled=false"])
+    return {"config": OmegaConf.to_container(cfg), "task": task, "architecture": architecture,
+            "model_config": dict(TINY)}
+
+
+def batch(n=3, frames=40, nan=False):
+    feats = torch.randn(n, frames, 4)
+    if nan:
+        feats[1, 5, 2] = float("nan")
+    return {"features": feats, "feature_lengths": torch.full((n,), frames),
+            "tokens": torch.tensor([[1, 2, 1]] * n), "token_lengths": torch.full((n,), 3),
+            "durations": torch.full((n,), frames / 100.0), "texts": ["ab a"] * n,
+            "utt_ids": [str(i) for i in range(n)]}
+
+
+def test_nan_loss_batch_is_skipped_and_counted_weights_untouched():
+    from jobs.training.loop import Trainer
+
+    trainer = Trainer(trainer_payload())
+    before = {k: v.clone() for k, v in trainer.strategy.module.state_dict().items()}
+    out = trainer.train_step(batch(nan=True))
+    assert out["applied"] is False and math.isnan(out["loss"]) and trainer.skipped == 1
+    for k, v in trainer.strategy.module.state_dict().items():
+        assert torch.equal(v, before[k]), k  # poisoned batch changed nothing
+    out = trainer.train_step(batch())
+    assert out["applied"] and math.isfinite(out["loss"]) and trainer.skipped == 1
+    assert trainer.step == 2
+    changed = any(not torch.equal(v, before[k]) for k, v in trainer.strategy.module.state_dict().items())
+    assert changed
+
+
+def test_checkpoint_round_trip_and_corruption_detected(tmp_path):
+    from jobs.training.checkpoint import verify
+    from jobs.training.loop import Trainer
+    from jobs.training.model_io import load_model
+
+    trainer = Trainer(trainer_payload())
+    for _ in range(2):
+        trainer.train_step(batch())
+    trainer.best = 0.5
+    trainer.write_checkpoint(str(tmp_path), {"dev_cer": 0.5})
+    assert verify(str(tmp_path))["step"] == 2
+    restored = Trainer(trainer_payload())
+    restored.restore(str(tmp_path))
+    assert (restored.step, restored.best) == (2, 0.5)
+    for k, v in restored.strategy.module.state_dict().items():
+        assert torch.equal(v, trainer.strategy.module.state_dict()[k])
+    model, meta = load_model(str(tmp_path))
+    assert meta["task"] == "asr" and sum(p.numel() for p in model.parameters()) > 0
+    with open(tmp_path / "model.pt", "r+b") as f:  # flip a byte in the middle of the weights
+        f.seek(os.path.getsize(tmp_path / "model.pt") // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(RuntimeError, match="corrupt"):
+        verify(str(tmp_path))
+
+
+def test_generation_step_learns_on_tokens():
+    from jobs.training.loop import Trainer
+
+    trainer = Trainer(trainer_payload("generation", "baseline"))
+    tokens = torch.randint(0, 256, (2, 32))
+    b = {"audio_tokens": tokens, "audio_token_lengths": torch.tensor([32, 20]),
+         "durations": torch.tensor([0.1, 0.1])}
+    first = trainer.train_step(b)["loss"]
+    assert math.isfinite(first) and first == pytest.approx(math.log(256), rel=0.2)
