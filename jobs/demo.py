@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jobs.training.config import load_config
-    from jobs.training.run import run_training, write_json
+    from jobs.training.run import init_ray, run_training, write_json
     from jobs.training.tracking import tracking_uri
     from pipeline import uri as uris
     from pipeline.errors import UserError
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     synth = synthesize_corpus("librispeech", raw, hours=args.hours, seed=args.seed, progress=True)
     took = "reused" if synth.get("skipped") else f"{synth['elapsed_seconds']:.0f} s"
     print(f"      {synth['utterances']} utterances, {synth['hours']:.3f} h ({took})", flush=True)
+    init_ray(None)  # one Ray for preprocessing and both training runs
     print(f"[2/4] preprocessing into {features}", flush=True)
     prep = run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=raw, output_uri=features,
                                            audio_tokens="mulaw", progress=False))

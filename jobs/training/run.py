@@ -103,6 +103,8 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address)
     else:
+        # A busy machine can take over a minute to register the raylet (Ray's default is 30 s).
+        os.environ.setdefault("RAY_raylet_start_wait_time_s", "240")
         # More logical CPUs than cores: Train workers would otherwise leave Ray Data none.
         ray.init(num_cpus=max(4, 2 * (os.cpu_count() or 1)))
 
@@ -197,8 +199,8 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
             final = {f"test_{k}": v for k, v in test_metrics.items() if isinstance(v, float)}
             final.update(train_seconds=train_seconds, parameters=params)
             mlflow.log_metrics(final)
-            mlflow.set_tags({"best_checkpoint": best_ckpt.path, "latest_checkpoint":
-                             result.checkpoint.path if result.checkpoint else ""})
+            mlflow.set_tags({"best_checkpoint": checkpoint_uri(best_ckpt, storage),
+                             "latest_checkpoint": checkpoint_uri(result.checkpoint, storage) or ""})
             tracking.log_curves(run_id, tmp, cfg.task)
             model_uri = None
             if cfg.tracking.register:
@@ -221,8 +223,8 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
             "steps_per_second": _mean(history.get("steps_per_second", [])),
             "dev": {k.removeprefix("dev_"): v for k, v in best_metrics.items()
                     if k.startswith("dev_") and k != "dev_score"},
-            "test": test_metrics, "best_checkpoint": best_ckpt.path,
-            "latest_checkpoint": result.checkpoint.path if result.checkpoint else None,
+            "test": test_metrics, "best_checkpoint": checkpoint_uri(best_ckpt, storage),
+            "latest_checkpoint": checkpoint_uri(result.checkpoint, storage),
             "mlflow_run_id": run_id, "tracking_uri": tracking_uri, "model_uri": model_uri,
         }
         write_json(uris.join(run_uri, "summary.json"), summary)
@@ -232,6 +234,15 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     if echo:
         print(summary_table(summary))
     return summary
+
+
+def checkpoint_uri(checkpoint, storage: str) -> str | None:
+    """A Ray checkpoint's location as a URI (Ray gives object-store paths without the scheme)."""
+    if checkpoint is None:
+        return None
+    if uris.is_remote(storage) and "://" not in checkpoint.path:
+        return f"{storage.split('://', 1)[0]}://{checkpoint.path}"
+    return checkpoint.path
 
 
 def _mean(values: list[float]) -> float:
