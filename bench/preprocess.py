@@ -68,7 +68,7 @@ def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits
 
     if ray.is_initialized():
         ray.shutdown()
-    init_local_ray(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    init_local_ray(attempts=6, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
         # Warm-up on the smallest split: starts the worker processes and imports torch in them.
         run_preprocess(PreprocessConfig("librispeech", corpus, str(work / f"warm-{cpus}"), splits=[splits[-1]],
@@ -113,7 +113,8 @@ def main() -> int:
 
     corpus = args.corpus or str(Path(work_home()) / "bench" / f"synth-librispeech-{args.hours:g}h")
     t0 = time.perf_counter()
-    synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True)
+    # overwrite: a corpus left by an older synthesiser version is remade (same settings: nothing to do).
+    synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
     print(f"corpus {corpus}: {synth['hours']:.3f} h ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     records = list(read_corpus("librispeech", corpus))
     uris = [r.audio_uri for r in records if isinstance(r, Utterance)]
