@@ -130,10 +130,19 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lact-bench-") as tmp:
         for cpus in (1, 2):
             print(f"pipeline with {cpus} CPU(s) ...", file=sys.stderr)
-            results["pipeline"][str(cpus)] = pipeline_run(corpus, cpus, Path(tmp), args.rows_per_shard, splits)
+            try:
+                results["pipeline"][str(cpus)] = pipeline_run(corpus, cpus, Path(tmp), args.rows_per_shard, splits)
+            except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
+                results["pipeline"][str(cpus)] = {"error": f"{type(exc).__name__}: {exc}", "load": load()}
             shutil.rmtree(Path(tmp) / f"out-{cpus}", ignore_errors=True)
 
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     bare, one, two = results["bare"], results["pipeline"]["1"], results["pipeline"]["2"]
+    if "error" in one or "error" in two:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps({"bare_realtime": bare["realtime_per_core"], "bare_cpu_realtime": bare["cpu_realtime"],
+                          "pipeline": results["pipeline"]}, indent=2))
+        return 1
     results["ratios"] = {
         "pipeline_1cpu_realtime_per_core": one["realtime_per_core"],
         "pipeline_2cpu_realtime_per_core": two["realtime_per_core"],
