@@ -106,6 +106,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+    from pipeline.errors import UserError
     from pipeline.readers import read_corpus
     from pipeline.records import Utterance
     from pipeline.synthetic import synthesize_corpus
@@ -113,8 +114,10 @@ def main() -> int:
 
     corpus = args.corpus or str(Path(work_home()) / "bench" / f"synth-librispeech-{args.hours:g}h")
     t0 = time.perf_counter()
-    # overwrite: a corpus left by an older synthesiser version is remade (same settings: nothing to do).
-    synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
+    try:   # same settings: nothing to do; a corpus left by an older synthesiser version is remade
+        synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True)
+    except UserError:
+        synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
     print(f"corpus {corpus}: {synth['hours']:.3f} h ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     records = list(read_corpus("librispeech", corpus))
     uris = [r.audio_uri for r in records if isinstance(r, Utterance)]
