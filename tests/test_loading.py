@@ -128,28 +128,5 @@ def test_missing_split_is_a_user_error(tmp_path):
         LocalLoader(str(tmp_path / "nope"))
 
 
-@pytest.mark.integration
-def test_ray_worker_shards_cover_the_split_with_the_same_batches(tmp_path, ray_cluster):
-    """Two Ray Data shards (as Ray Train splits them) together yield every row once, bucketed."""
-    from pipeline.loading import iter_worker_batches, open_split, ray_dataset
-
-    import threading
-
-    split, rows = write_split(tmp_path, n=40)
-    manifest = open_split(str(split)).manifest
-    shards = ray_dataset(str(split)).streaming_split(2, equal=True)
-    seen: list[list[str]] = [[], []]
-
-    def consume(rank: int) -> None:  # split shards are consumed concurrently, as by 2 workers
-        for batch in iter_worker_batches(shards[rank], manifest, batch_size=4, rank=rank, pool_size=8):
-            assert batch["features"].shape[0] == len(batch["utt_ids"]) <= 4
-            assert torch.all(batch["feature_lengths"] > 0)
-            seen[rank].extend(batch["utt_ids"])
-
-    threads = [threading.Thread(target=consume, args=(r,)) for r in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert len(seen[0]) == len(seen[1]) == 20  # equal shares keep workers in step
-    assert sorted(seen[0] + seen[1]) == sorted(r["utt_id"] for r in rows)
+# Ray Data per-worker shards (ray_dataset + iter_worker_batches) run inside real Ray Train workers
+# in tests/test_train_integration.py.
