@@ -77,8 +77,10 @@ def ray_cluster(s3_server):
     """
     import ray
 
+    from pipeline.preprocess import init_local_ray
+
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=4, log_to_driver=False)
+    init_local_ray(num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
