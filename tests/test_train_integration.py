@@ -1,0 +1,83 @@
+"""`lact-audio train` / `evaluate` end to end on a real local Ray cluster, a real MLflow store and
+the moto S3 server: DDP with 2 CPU workers on S3 storage, unwritable storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from jobs.training.config import load_config
+
+pytestmark = pytest.mark.integration
+
+TINY_MODEL = ["model.config.hidden_size=32", "model.config.num_layers=1",
+              "model.config.num_attention_heads=2", "model.config.num_lact_heads=2",
+              "model.config.chunk_size=512", "model.config.window_size=32"]
+CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "demo-asr.yaml")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, ray_cluster):
+    """A tiny synthesised + preprocessed LibriSpeech-layout corpus, made once per module."""
+    from pipeline.preprocess import PreprocessConfig, run_preprocess
+    from pipeline.synthetic.corpus import synthesize_corpus
+
+    root = tmp_path_factory.mktemp("train-corpus")
+    synthesize_corpus("librispeech", str(root / "raw"), utterances_per_split=6, seed=3)
+    run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=str(root / "raw"),
+                                    output_uri=str(root / "features"), progress=False))
+    return root / "features"
+
+
+@pytest.fixture(autouse=True)
+def work_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.getbasetemp() / "lact-home"
+    monkeypatch.setenv("LACT_AUDIO_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return home
+
+
+def config(corpus, output, *extra):
+    return load_config(CONFIG, [f"data.root={corpus}", f"output={output}", "data.batch_size=4",
+                                "train.max_steps=4", "train.eval_every=2", "train.log_every=2",
+                                "optim.warmup_steps=1", "train.cpus_per_worker=1",
+                                *TINY_MODEL, *extra])
+
+
+def test_unwritable_storage_fails_at_start(corpus, tmp_path):
+    from jobs.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    started = time.perf_counter()
+    code = main(["train", "--config", CONFIG, f"data.root={corpus}", f"output={blocker}/runs"])
+    assert code == 2 and time.perf_counter() - started < 60
+
+
+def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket, tmp_path, capsys):
+    from jobs.cli import main
+    from jobs.training.run import run_training
+    from pipeline import uri as uris
+
+    summary = run_training(config(corpus, f"{s3_bucket}/train", "train.num_workers=2",
+                                  "name=ddp2"), echo=False)
+    assert summary["steps"] == 4 and summary["num_workers"] == 2
+    assert 0.0 <= summary["test"]["cer"] and summary["model_uri"] == "models:/lact-audio-asr-lact@candidate"
+    assert summary["best_checkpoint"].startswith("s3://")
+    assert uris.exists(uris.join(summary["run_dir"], "summary.json"))
+    # the registered model and the best checkpoint both evaluate
+    for model in (summary["model_uri"], summary["best_checkpoint"]):
+        report = tmp_path / f"report-{abs(hash(model))}"
+        assert main(["evaluate", "--model", model, "--data", str(corpus / "test-clean"),
+                     "--report", str(report)]) == 0
+        metrics = json.loads((report / "metrics.json").read_text())
+        assert metrics["cer"] == pytest.approx(summary["test"]["cer"])
+        assert {"cer", "wer", "greedy"} <= set(metrics)
+    import mlflow
+
+    run = mlflow.get_run(summary["mlflow_run_id"])
+    assert run.data.params["train.num_workers"] == "2" and "data.train_content_hash" in run.data.params
+    assert {"train_loss", "lr", "audio_seconds_per_second", "dev_cer"} <= set(run.data.metrics)
