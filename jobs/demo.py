@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hours", type=float, default=0.25, help="synthetic audio to make (default 0.25)")
+    parser.add_argument("--hours", type=float, default=1.0, help="synthetic audio to make (default 1.0)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="ASR training steps per model (default: configs/demo-asr.yaml)")
     parser.add_argument("--data-only", action="store_true", help="stop after synthesis + preprocessing")
