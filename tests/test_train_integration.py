@@ -1,5 +1,6 @@
 """`lact-audio train` / `evaluate` end to end on a real local Ray cluster, a real MLflow store and
-the moto S3 server: DDP with 2 CPU workers on S3 storage, unwritable storage."""
+the moto S3 server: DDP with 2 CPU workers on S3 storage, DeepSpeed ZeRO-2 bf16 on 2 CPU workers,
+unwritable storage."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def work_home(tmp_path_factory, monkeypatch):
 def config(corpus, output, *extra):
     return load_config(CONFIG, [f"data.root={corpus}", f"output={output}", "data.batch_size=4",
                                 "train.max_steps=4", "train.eval_every=2", "train.log_every=2",
-                                "optim.warmup_steps=1", "train.cpus_per_worker=1",
+                                "optim.warmup_steps=1", "train.cpus_per_worker=1", "train.torch_threads=1",
                                 *TINY_MODEL, *extra])
 
 
@@ -81,3 +82,14 @@ def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket,
     run = mlflow.get_run(summary["mlflow_run_id"])
     assert run.data.params["train.num_workers"] == "2" and "data.train_content_hash" in run.data.params
     assert {"train_loss", "lr", "audio_seconds_per_second", "dev_cer"} <= set(run.data.metrics)
+
+
+def test_deepspeed_zero2_bf16_two_workers(corpus, tmp_path):
+    from jobs.training.run import run_training
+
+    summary = run_training(config(corpus, str(tmp_path / "train"), "train.num_workers=2",
+                                  "train.strategy=deepspeed", "train.zero_stage=2",
+                                  "train.bf16=true", "model.architecture=baseline", "name=ds2"),
+                           echo=False)
+    assert summary["strategy"] == "deepspeed" and summary["steps"] == 4
+    assert 0.0 <= summary["dev"]["cer"] and os.path.isdir(summary["best_checkpoint"])
