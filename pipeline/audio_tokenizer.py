@@ -15,6 +15,8 @@ Both take a 16 kHz mono waveform (torch [samples]) in `encode` and give a wavefo
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import hashlib
 import io
 
@@ -31,7 +33,7 @@ DEFAULT_MULAW_RATE = 4000
 DEFAULT_KMEANS_CLUSTERS = 256
 
 
-class AudioTokenizer:
+class AudioTokenizer(ABC):
     """Common interface: encode(waveform 16 kHz) -> LongTensor [L]; decode(tokens) -> waveform."""
 
     kind: str
@@ -39,14 +41,17 @@ class AudioTokenizer:
     rate_hz: float
     sample_rate: int    # of the waveform decode() returns
 
+    @abstractmethod
     def encode(self, waveform: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def to_manifest(self) -> dict:
-        raise NotImplementedError
+        ...
 
 
 class MuLawTokenizer(AudioTokenizer):
