@@ -79,7 +79,9 @@ def plain_loop(data: str, steps: int, window: int, batch: int, threads: int) -> 
     values = model_config(cfg, loader.manifest)
     model = build_model("asr", "lact", LaCTAudioConfig.from_dict(values))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    augment = SpecAugment()
+    sa = cfg.spec_augment  # as `lact-audio train` does: masks only when the config enables them
+    augment = (SpecAugment(sa.freq_masks, sa.freq_width, sa.time_masks, sa.time_width, sa.time_ratio)
+               if sa.enabled else (lambda features: features))
     model.train()
     step, epoch, stamps = 0, 0, []
     while step < steps:

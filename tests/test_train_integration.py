@@ -1,11 +1,13 @@
 """`lact-audio train` / `evaluate` end to end on a real local Ray cluster, a real MLflow store and
 the moto S3 server: DDP with 2 CPU workers on S3 storage, DeepSpeed ZeRO-2 bf16 on 2 CPU workers,
-unwritable storage."""
+a worker process killed mid-run, unwritable storage."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 
 import pytest
@@ -93,3 +95,60 @@ def test_deepspeed_zero2_bf16_two_workers(corpus, tmp_path):
                            echo=False)
     assert summary["strategy"] == "deepspeed" and summary["steps"] == 4
     assert 0.0 <= summary["dev"]["cer"] and os.path.isdir(summary["best_checkpoint"])
+
+
+def registered_checkpoints(storage) -> list[str]:
+    """Checkpoint folders Ray Train's controller has registered (the ones a restart loads)."""
+    snapshots = list(storage.glob("killed-*/checkpoint_manager_snapshot.json"))
+    if not snapshots:
+        return []
+    try:
+        snapshot = json.loads(snapshots[0].read_text())
+    except json.JSONDecodeError:  # being rewritten right now
+        return []
+    return [r["checkpoint_dir_name"] for r in snapshot.get("checkpoint_results", [])]
+
+
+def test_killed_worker_restarts_from_latest_checkpoint(corpus, tmp_path):
+    """SIGKILL one Train worker once a checkpoint is registered: the run restarts from it
+    (FailureConfig max_failures=1), completes, and every registered checkpoint is whole."""
+    from ray.util.state import list_actors
+
+    from jobs.training.checkpoint import verify
+    from jobs.training.run import run_training
+
+    storage = tmp_path / "train"
+    cfg = config(corpus, str(storage), "train.num_workers=2", "train.max_failures=1",
+                 "train.max_steps=40", "train.eval_every=5", "train.log_every=5", "name=killed")
+    outcome = {}
+
+    def train():
+        try:
+            outcome["summary"] = run_training(cfg, echo=False)
+        except BaseException as exc:  # surfaced by the assertions below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    killed = None
+    deadline = time.time() + 400
+    while killed is None and thread.is_alive() and time.time() < deadline:
+        # A checkpoint that is uploaded but not yet registered would be lost on a kill; Ray
+        # restarts from the latest registered one, so wait for registration.
+        if registered_checkpoints(storage):
+            workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")])
+                       if "RayTrainWorker" in a.class_name and a.pid]
+            if workers:
+                killed = workers[-1].pid
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.2)
+    thread.join(timeout=600)
+    assert killed is not None, "no checkpoint was registered before the run ended"
+    assert "error" not in outcome, outcome.get("error")
+    summary = outcome["summary"]
+    assert summary["steps"] == 40
+    assert summary["start_step"] >= 5, "the restarted run began at step 0, not at its checkpoint"
+    registered = registered_checkpoints(storage)
+    assert registered
+    for name in registered:
+        assert verify(str(next(storage.glob(f"killed-*/{name}"))))["step"] >= 5
