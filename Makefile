@@ -36,6 +36,8 @@ test-unit: setup
 
 bench: setup
 	$(BIN)/python bench/preprocess.py
+	$(BIN)/python bench/sequence_scaling.py
+	$(BIN)/python bench/train_overhead.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

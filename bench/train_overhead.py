@@ -4,8 +4,11 @@ against a plain PyTorch loop in this script: same model, data, batch size and th
     .venv/bin/python bench/train_overhead.py [--data FEATURES_ROOT] [--steps 60]
 
 Writes bench/results/train_overhead.json: steps/s of both (steady state, first window dropped),
-and overhead = 1 - train / plain (target <= 0.10). Without --data it uses the demo's features
-(<work dir>/demo/features) or synthesises a small corpus first.
+and overhead = 1 - train / plain (target <= 0.10). The plain loop runs before and after the
+`lact-audio train` run and their mean is the reference: a shared 2-core VM drifts in speed by
+tens of percent over minutes, which one plain run beside one train run would mistake for
+overhead. Without --data it uses the demo's features (<work dir>/demo/features) or synthesises
+a small corpus first.
 """
 
 from __future__ import annotations
@@ -113,18 +116,21 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     data = ensure_data(args.data)
-    plain = plain_loop(data, args.steps, args.window, args.batch_size, args.threads)
+    before = plain_loop(data, args.steps, args.window, args.batch_size, args.threads)
     train = through_train(data, args.steps, args.window, args.batch_size, args.threads)
+    after = plain_loop(data, args.steps, args.window, args.batch_size, args.threads)
+    plain_rate = (before["steps_per_second"] + after["steps_per_second"]) / 2
     result = {
         "data": data, "steps": args.steps, "batch_size": args.batch_size, "threads": args.threads,
-        "plain_steps_per_second": plain["steps_per_second"],
+        "plain_steps_per_second": plain_rate,
         "train_steps_per_second": train["steps_per_second"],
-        "overhead": 1.0 - train["steps_per_second"] / plain["steps_per_second"],
-        "target_overhead": 0.10, "plain": plain, "train": train, "cpu_count": os.cpu_count(),
+        "overhead": 1.0 - train["steps_per_second"] / plain_rate,
+        "target_overhead": 0.10, "plain_before": before, "train": train, "plain_after": after,
+        "cpu_count": os.cpu_count(), "load_average_after": os.getloadavg(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k not in ("plain", "train")}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("plain_before", "train", "plain_after")}, indent=2))
     return 0
 
 

@@ -20,11 +20,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hours", type=float, default=1.0, help="synthetic audio to make (default 1.0)")
     parser.add_argument("--max-steps", type=int, default=None,
-                        help="ASR training steps per model (default: configs/demo-asr.yaml)")
+                        help="training steps of every run (default: configs/demo-asr.yaml, demo-generation.yaml)")
     parser.add_argument("--data-only", action="store_true", help="stop after synthesis + preprocessing")
     parser.add_argument("--no-generation", dest="generation", action="store_false",
                         help="skip the short audio-token generator comparison")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget-minutes", type=float, default=20.0,
+                        help="wall-time budget; the generator runs only when it still fits (default 20)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,26 +40,39 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.hours > 0:
         raise UserError("--hours must be > 0")
+    if not args.budget_minutes > 0:
+        raise UserError("--budget-minutes must be > 0")
     started = time.perf_counter()
     demo = uris.join(uris.work_home(), "demo")
     raw, features = uris.join(demo, "raw"), uris.join(demo, "features")
     uris.ensure_writable(demo, "demo work directory")
 
     print(f"[1/4] synthesising {args.hours} h of speech into {raw}", flush=True)
+    stages: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def stage_done(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        stages[name] = round(now - mark, 1)
+        mark = now
+
     synth = synthesize_corpus("librispeech", raw, hours=args.hours, seed=args.seed, progress=True)
+    stage_done("synthesis")
     took = "reused" if synth.get("skipped") else f"{synth['elapsed_seconds']:.0f} s"
     print(f"      {synth['utterances']} utterances, {synth['hours']:.3f} h ({took})", flush=True)
     init_ray(None)  # one Ray for preprocessing and both training runs
     print(f"[2/4] preprocessing into {features}", flush=True)
     prep = run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=raw, output_uri=features,
                                            audio_tokens="mulaw", progress=False))
+    stage_done("preprocessing")
     print(f"      written {prep['written']}, quarantined {prep['quarantined']}, "
           f"{prep['hours']:.3f} h in {prep['seconds']:.0f} s", flush=True)
     summary = {"work_dir": uris.work_home(), "corpus": raw, "features": features,
                "test_split": uris.join(features, "test-clean"),
                "data": {"utterances": prep["written"], "hours": prep["hours"],
                         "quarantined": prep["quarantined"]},
-               "models": {}, "generation": {}}
+               "models": {}, "generation": {}, "stage_seconds": stages}
     if args.data_only:
         write_json(uris.join(demo, "summary.json"), summary)
         print(f"data ready: {features} (summary {uris.join(demo, 'summary.json')})")
@@ -79,15 +94,24 @@ def run(args: argparse.Namespace) -> int:
             "mlflow_run_id": s["mlflow_run_id"], "run_dir": s["run_dir"]}
         print(f"      {arch}: test CER {s['test'].get('cer', float('nan')):.3f} "
               f"in {s['train_seconds']:.0f} s", flush=True)
-    if args.generation:
+        stage_done(f"asr_{arch}")
+    # The two generator runs cost about a third of the two ASR runs (measured: see README).
+    left = args.budget_minutes * 60 - (time.perf_counter() - started)
+    needed = (stages["asr_lact"] + stages["asr_baseline"]) / 3
+    if args.generation and left < needed:
+        summary["generation"] = {"skipped": f"{max(left, 0):.0f} s of the {args.budget_minutes:g} min "
+                                            f"budget left, about {needed:.0f} s needed"}
+        print(f"[4/4] generator runs skipped: {summary['generation']['skipped']}", flush=True)
+    elif args.generation:
         print("[4/4] short audio-token generator runs (LaCT vs baseline NLL)", flush=True)
         for arch in ("lact", "baseline"):
             cfg = load_config(str(CONFIGS / "demo-generation.yaml"),
-                              common[:2] + [f"model.architecture={arch}", f"name=demo-gen-{arch}"])
+                              common + [f"model.architecture={arch}", f"name=demo-gen-{arch}"])
             s = run_training(cfg, echo=False)
             summary["generation"][arch] = {
                 "nll_bits": s["test"].get("nll_bits"), "params": s["parameters"],
                 "train_seconds": s["train_seconds"], "model_uri": s["model_uri"]}
+            stage_done(f"generation_{arch}")
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)
@@ -108,7 +132,9 @@ def table(summary: dict) -> str:
     for arch, m in summary["models"].items():
         lines.append(f"{arch:<10}{m['cer']:>8.3f}{m['wer']:>8.3f}{m['params']:>11,}"
                      f"{m['train_seconds']:>9.0f}{m['throughput']:>11.1f}")
-    if summary["generation"]:
+    if summary["generation"].get("skipped"):
+        lines += ["", f"Audio-token generator: skipped ({summary['generation']['skipped']})"]
+    elif summary["generation"]:
         lines += ["", "Audio-token generator (test NLL, bits/token):"]
         for arch, g in summary["generation"].items():
             lines.append(f"{arch:<10}{g['nll_bits']:>8.3f}  params {g['params']:,}  "

@@ -13,7 +13,7 @@ from pipeline.synthetic.english import EnglishSentences, vocabulary
 from pipeline.synthetic.languages import LANGUAGES, VOICES, sentence_generator, written_form
 from pipeline.synthetic.librispeech import plan_librispeech
 from pipeline.synthetic.plan import estimated_seconds
-from pipeline.synthetic.speakers import draw_speakers
+from pipeline.synthetic.speakers import FEMALE_VARIANTS, MALE_VARIANTS, draw_speakers
 
 
 def test_english_sentences_are_varied_bounded_and_reproducible():
@@ -107,3 +107,13 @@ def test_tiny_held_out_splits_use_training_characters():
         clips, _ = plan_librispeech(None, count, seed=0)
         training = {c for clip in clips if clip.split == "train-clean-100" for c in clip.transcript}
         assert all(set(clip.transcript) <= training for clip in clips)
+
+
+def test_held_out_voices_stay_unheard_when_training_needs_more_speakers_than_pairs():
+    n_pairs = len(VOICES["en"]) * len(MALE_VARIANTS + FEMALE_VARIANTS)
+    counts = {"train": n_pairs + 50, "dev": 20, "test": 20}
+    speakers = draw_speakers("en", counts, random.Random(1), lambda split, i: f"{split}{i}", "train")
+    train_pairs = {(s.voice, s.variant) for s in speakers["train"]}
+    for split in ("dev", "test"):
+        assert len(speakers[split]) == 20
+        assert not {(s.voice, s.variant) for s in speakers[split]} & train_pairs

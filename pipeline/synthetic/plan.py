@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from pipeline.synthetic.speakers import Speaker
 
-UTTERANCES_PER_SPEAKER = 30   # LibriSpeech has ~100 per chapter; fewer gives more voices per hour
+UTTERANCES_PER_SPEAKER = 10   # LibriSpeech has ~100 per chapter; fewer gives more voices per hour,
+                              # which is what lets a model generalise to held-out voices
 CHARSET_ATTEMPTS = 400        # tries for a held-out sentence within the training characters
 MEAN_SECONDS = 2.1            # mean estimated length of a generated English sentence
 

@@ -1,7 +1,7 @@
 """Synthetic speakers: an espeak-ng voice (language/accent) x voice variant x pitch x speed.
 
 A speaker keeps its settings for all of its utterances. Speakers of different splits never
-share settings, and held-out splits (dev, test) prefer voice+variant pairs that no training
+share settings, and held-out splits (dev, test) use voice+variant pairs that no training
 speaker uses, so test speakers are new voices, not only new ids.
 """
 
@@ -47,22 +47,22 @@ def draw_speakers(language: str, counts: dict[str, int], rng: random.Random,
                   make_id, training_split: str) -> dict[str, list[Speaker]]:
     """Disjoint speakers per split: {split: [Speaker]} for counts {split: how many}.
 
-    make_id(split, index) names a speaker. The training split is drawn first; other splits
-    take voice+variant pairs unused in training while there are any left.
+    make_id(split, index) names a speaker. The held-out splits are drawn first and the training
+    split never uses their voice+variant pairs, so held-out voices stay unheard at any corpus
+    size (training repeats its own pairs at other pitches and speeds once it runs out).
     """
     variants = MALE_VARIANTS + FEMALE_VARIANTS
     combos = list(itertools.product(VOICES[language], variants, PITCHES, SPEEDS))
     rng.shuffle(combos)
     used_combos: set[tuple] = set()
-    training_pairs: set[tuple[str, str]] = set()
+    held_out_pairs: set[tuple[str, str]] = set()
     speakers: dict[str, list[Speaker]] = {}
-    order = [training_split] + [s for s in counts if s != training_split]
+    order = [s for s in counts if s != training_split] + [s for s in counts if s == training_split]
     for split in order:
-        if split not in counts:
-            continue
         held_out = split != training_split
-        fresh = [c for c in combos if c not in used_combos and (c[0], c[1]) not in training_pairs]
-        pool = fresh if held_out and len(fresh) >= counts[split] else [c for c in combos if c not in used_combos]
+        pool = [c for c in combos if c not in used_combos and (held_out or c[:2] not in held_out_pairs)]
+        if len(pool) < counts[split]:  # a tiny voice inventory: reuse held-out pairs
+            pool = [c for c in combos if c not in used_combos]
         chosen = []
         enough_pairs = len({c[:2] for c in pool}) > counts[split]
         for combo in pool:
@@ -73,7 +73,7 @@ def draw_speakers(language: str, counts: dict[str, int], rng: random.Random,
                 continue
             chosen.append(combo)
         used_combos.update(chosen)
-        if not held_out:
-            training_pairs.update((c[0], c[1]) for c in chosen)
+        if held_out:
+            held_out_pairs.update(c[:2] for c in chosen)
         speakers[split] = [Speaker(make_id(split, i), language, *combo) for i, combo in enumerate(chosen)]
     return {split: speakers[split] for split in counts}
