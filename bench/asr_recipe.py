@@ -28,11 +28,9 @@ def main() -> int:
     from omegaconf import OmegaConf
 
     from jobs.training.config import load_config
-    from jobs.training.evaluation import evaluate
     from jobs.training.loop import Trainer
-    from jobs.training.run import model_config
+    from jobs.training.run import evaluate_split, model_config
     from pipeline.loading import LocalLoader
-    from pipeline.text_tokenizer import load_text_tokenizer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="preprocessed features root")
@@ -50,10 +48,7 @@ def main() -> int:
                        "model_config": model_config(cfg, train.manifest)})
 
     def score(split: str) -> dict:
-        loader = LocalLoader(f"{root}/{split}", batch_size=cfg.data.eval_batch_size, task="asr",
-                             shuffle=False)
-        return evaluate(trainer.strategy.model, loader.epoch(0), "asr",
-                        load_text_tokenizer(loader.manifest, f"{root}/{split}"))
+        return evaluate_split(trainer.strategy.model, cfg, f"{root}/{split}")
 
     started, epoch, history = time.perf_counter(), 0, {}
     while trainer.step < cfg.train.max_steps:
