@@ -28,8 +28,9 @@ def main() -> int:
     from omegaconf import OmegaConf
 
     from jobs.training.config import load_config
-    from jobs.training.loop import Trainer
-    from jobs.training.run import evaluate_split, model_config
+    from jobs.training.evaluation import evaluate_split
+    from jobs.training.loop import Trainer, WorkerSpec
+    from jobs.training.plan import model_config
     from pipeline.loading import LocalLoader
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,9 +44,7 @@ def main() -> int:
     root = cfg.data.root
     train = LocalLoader(f"{root}/{cfg.data.train}", batch_size=cfg.data.batch_size, task="asr",
                         shuffle=True, pool_size=cfg.data.pool_size, seed=cfg.train.seed)
-    trainer = Trainer({"config": OmegaConf.to_container(cfg, resolve=True), "task": "asr",
-                       "architecture": cfg.model.architecture,
-                       "model_config": model_config(cfg, train.manifest)})
+    trainer = Trainer(WorkerSpec(OmegaConf.to_object(cfg), model_config(cfg, train.manifest)))
 
     def score(split: str) -> dict:
         return evaluate_split(trainer.strategy.model, cfg, f"{root}/{split}")

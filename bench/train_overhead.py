@@ -68,8 +68,8 @@ def plain_loop(data: str, steps: int, window: int, batch: int, threads: int) -> 
     import torch
 
     from jobs.training.augment import SpecAugment
-    from jobs.training.loop import ctc_loss
-    from jobs.training.run import model_config
+    from jobs.training.tasks import ctc_loss
+    from jobs.training.plan import model_config
     from jobs.training.config import load_config
     from models import LaCTAudioConfig, build_model
     from pipeline.loading import LocalLoader

@@ -21,6 +21,7 @@ def run(args) -> int:
     from jobs.training.evaluation import evaluate
     from jobs.training.model_io import load_model
     from jobs.training.run import write_json
+    from jobs.training.tasks import task_named
     from pipeline import uri as uris
     from pipeline.errors import UserError
     from pipeline.loading import LocalLoader
@@ -33,15 +34,11 @@ def run(args) -> int:
     loader_probe = uris.absolute(args.data)
     uris.require_exists(loader_probe, "data split")
     model, meta = load_model(args.model)
-    task = meta["task"]
-    loader = LocalLoader(loader_probe, batch_size=args.batch_size, task=task, shuffle=False)
-    tokenizer = None
-    if task == "asr":
-        from pipeline.text_tokenizer import load_text_tokenizer
-
-        tokenizer = load_text_tokenizer(loader.manifest, loader.split.uri)
+    task = task_named(meta["task"])
+    loader = LocalLoader(loader_probe, batch_size=args.batch_size, task=task.name, shuffle=False)
+    tokenizer = task.tokenizer(loader.manifest, loader.split.uri)
     metrics = evaluate(model, loader.epoch(0), task, tokenizer)
-    metrics.update(model=args.model, data=loader.split.uri, task=task,
+    metrics.update(model=args.model, data=loader.split.uri, task=task.name,
                    architecture=meta.get("architecture"),
                    data_content_hash=loader.split.content_hash)
     write_json(uris.join(report, "metrics.json"), metrics)

@@ -15,6 +15,9 @@ from typing import Any, Mapping
 import yaml
 
 
+FAST_WEIGHTS = ("swiglu", "linear")
+
+
 @dataclass
 class LaCTAudioConfig:
     # architecture
@@ -31,6 +34,11 @@ class LaCTAudioConfig:
     use_momentum: bool = True
     base_lr: float = 1e-2            # per-token fast-weight lr at zero projection output
     muon_steps: int = 5
+    # Ablation switches (LaCT architecture only): drop the window attention or the fast weights
+    # from every LaCT layer, or use one linear fast weight per head instead of SwiGLU.
+    use_window_attention: bool = True
+    use_fast_weights: bool = True
+    fast_weight: str = "swiglu"      # swiglu | linear
     # False: bidirectional encoder (update-then-apply per chunk; with chunk_size >= sequence
     # length this is one update over the whole utterance), the paper's offline setting.
     # True: block-causal (apply-then-update), causal attention and causal conv subsampling;
@@ -66,6 +74,9 @@ class LaCTAudioConfig:
             elif f.type in ("bool", bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"{f.name} must be true or false, got {value!r}")
+            elif f.type in ("str", str):
+                if not isinstance(value, str):
+                    raise ValueError(f"{f.name} must be a string, got {value!r}")
         for name in ("hidden_size", "num_layers", "num_attention_heads", "num_lact_heads",
                      "chunk_size", "window_size", "mel_bins", "sample_rate", "hop_length",
                      "win_length", "audio_vocab_size", "muon_steps"):
@@ -89,6 +100,11 @@ class LaCTAudioConfig:
                              "even (rotary positions rotate pairs of channels)")
         if self.fast_hidden_dim < 1:
             raise ValueError(f"inter_multi={self.inter_multi} gives an empty fast-weight hidden layer")
+        if self.fast_weight not in FAST_WEIGHTS:
+            raise ValueError(f"fast_weight must be one of {', '.join(FAST_WEIGHTS)}, got {self.fast_weight!r}")
+        if not (self.use_window_attention or self.use_fast_weights):
+            raise ValueError("use_window_attention and use_fast_weights are both false: "
+                             "a LaCT layer needs at least one of them")
         if self.win_length < self.hop_length:
             raise ValueError(f"win_length={self.win_length} must be >= hop_length={self.hop_length}")
 

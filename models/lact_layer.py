@@ -14,6 +14,11 @@ q/k of the fast branch are silu'd and L2-normalised per head; per-token learning
 from a projection: softplus(proj(x) + softplus^-1(base_lr)). Padded tokens get lr 0 and are
 left out of the momentum average, so they never touch the fast weights. The training forward
 is vectorised over batch x heads; the only Python loop is over chunks.
+
+Ablation switches (config): `use_window_attention: false` keeps only the fast-weight branch,
+`use_fast_weights: false` only the window attention, and `fast_weight: linear` replaces the
+SwiGLU fast weights by one matrix per head, f(x) = W x, updated by W += sum_t lr_t v_t k_t^T
+(the negative gradient of the same inner loss).
 """
 
 from __future__ import annotations
@@ -43,6 +48,27 @@ def chunk_momentum(mom: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     return (mom * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
 
 
+def linear_update_grads(k: torch.Tensor, v: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    """Negative gradient of -sum_t lr_t <W k_t, v_t> for a linear fast weight.
+    k, v [b, n, d]; lr [b, n] -> [b, d, d]."""
+    return torch.bmm((v * lr[..., None]).transpose(1, 2), k)
+
+
+@torch.no_grad()
+def relative_change(start: FastWeights, end: FastWeights) -> float:
+    """||end - start|| / ||start|| per [batch*head] row, averaged over rows and weights."""
+    ratios = [((e - s).flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1).clamp(min=1e-12)).mean()
+              for s, e in zip(start, end)]
+    return float(torch.stack(ratios).mean())
+
+
+def fast_weight_changes(model: nn.Module) -> list[float]:
+    """Per LaCT layer: how far its last eval-mode forward moved the fast weights from their
+    start, ||W_end - W_start|| / ||W_start|| averaged over weights, batch and heads."""
+    return [m.fast_change for m in model.modules()
+            if isinstance(m, LaCTLayer) and m.fast_change is not None]
+
+
 class LaCTLayer(nn.Module):
     """Token mixer of a LaCT block: window attention + fast-weight branch, one output projection."""
 
@@ -59,36 +85,55 @@ class LaCTLayer(nn.Module):
         self.chunk_size = config.chunk_size
         self.window_size = config.window_size
         self.use_muon = config.use_muon
-        self.use_momentum = config.use_momentum
+        self.use_momentum = config.use_momentum and config.use_fast_weights
         self.muon_steps = config.muon_steps
         self.base_lr_inv = inverse_softplus(config.base_lr)
+        self.use_window_attention = config.use_window_attention
+        self.use_fast_weights = config.use_fast_weights
+        self.fast_weight = config.fast_weight
+        self.fast_change: float | None = None   # set by eval-mode forwards, see fast_weight_changes
 
         self.qkv = nn.Linear(D, 3 * D, bias=False)
-        self.q_norm = nn.RMSNorm(self.attention_head_dim)
-        self.k_norm = nn.RMSNorm(self.attention_head_dim)
-        self.rotary = RotaryEmbedding(self.attention_head_dim, config.rope_theta)
+        if self.use_window_attention:
+            self.q_norm = nn.RMSNorm(self.attention_head_dim)
+            self.k_norm = nn.RMSNorm(self.attention_head_dim)
+            self.rotary = RotaryEmbedding(self.attention_head_dim, config.rope_theta)
         self.o_proj = nn.Linear(D, D, bias=False)
+        self.error_handler = LaCTErrorHandler()
+        if not self.use_fast_weights:
+            return
 
         H = config.num_lact_heads
         # Initial ("slow") fast weights, learnt by the outer loop.
-        self.w0 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
-        self.w1 = nn.Parameter(torch.randn(H, dl, dh) / math.sqrt(dh))
-        self.w2 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
-        self.lr_proj = nn.Linear(D, 3 * H)
+        if self.fast_weight == "linear":
+            self.w0 = nn.Parameter(torch.randn(H, dl, dl) / math.sqrt(dl))
+        else:
+            self.w0 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
+            self.w1 = nn.Parameter(torch.randn(H, dl, dh) / math.sqrt(dh))
+            self.w2 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
+        self.lr_proj = nn.Linear(D, len(self.slow_weights) * H)  # one lr per token and weight
         self.qk_scale = nn.Parameter(torch.ones(2, D))
         self.qk_offset = nn.Parameter(torch.zeros(2, D))
         self.fast_norm = nn.RMSNorm(dl)
         self.momentum_proj = nn.Linear(D, H) if self.use_momentum else None
-        self.error_handler = LaCTErrorHandler()
+
+    @property
+    def slow_weights(self) -> FastWeights:
+        """The learnt initial fast weights: (w0, w1, w2) for SwiGLU, (w0,) for linear."""
+        return (self.w0,) if self.fast_weight == "linear" else (self.w0, self.w1, self.w2)
 
     # ------------------------------------------------------------------ projections
     def _project(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor | None):
         B, T, D = x.shape
         Ha, da, Hl, dl = self.num_attention_heads, self.attention_head_dim, self.num_lact_heads, self.lact_head_dim
         q, k, v = self.qkv(x).split(D, dim=-1)
-        qa = self.rotary(self.q_norm(q.view(B, T, Ha, da)).transpose(1, 2), positions)
-        ka = self.rotary(self.k_norm(k.view(B, T, Ha, da)).transpose(1, 2), positions)
-        va = v.view(B, T, Ha, da).transpose(1, 2)
+        qa = ka = va = None
+        if self.use_window_attention:
+            qa = self.rotary(self.q_norm(q.view(B, T, Ha, da)).transpose(1, 2), positions)
+            ka = self.rotary(self.k_norm(k.view(B, T, Ha, da)).transpose(1, 2), positions)
+            va = v.view(B, T, Ha, da).transpose(1, 2)
+        if not self.use_fast_weights:
+            return qa, ka, va, None, None, None, None, None
 
         def heads(t):
             return t.view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
@@ -96,10 +141,11 @@ class LaCTLayer(nn.Module):
         fq = F.normalize(heads(F.silu(q * self.qk_scale[0] + self.qk_offset[0])), dim=-1, eps=1e-6)
         fk = F.normalize(heads(F.silu(k * self.qk_scale[1] + self.qk_offset[1])), dim=-1, eps=1e-6)
         fv = heads(F.silu(v))
-        lr = F.softplus(self.lr_proj(x) + self.base_lr_inv)                  # [B, T, 3 Hl]
+        n = len(self.slow_weights)                                          # lrs per token
+        lr = F.softplus(self.lr_proj(x) + self.base_lr_inv)                  # [B, T, n Hl]
         if valid is not None:
             lr = lr * valid[..., None].to(lr.dtype)
-        lr = lr.view(B, T, 3, Hl).permute(2, 0, 3, 1).reshape(3, B * Hl, T)
+        lr = lr.view(B, T, n, Hl).permute(2, 0, 3, 1).reshape(n, B * Hl, T)
         mom = None
         if self.momentum_proj is not None:
             mom = torch.sigmoid(self.momentum_proj(x)).transpose(1, 2).reshape(B * Hl, T)
@@ -113,13 +159,16 @@ class LaCTLayer(nn.Module):
     # ------------------------------------------------------------------ fast weights
     def initial_fast_weights(self, batch: int, fast_init: FastWeights | None = None) -> FastWeights:
         """[B*Hl, ...] copies of the slow initial weights (or of adapted per-head weights)."""
-        src = fast_init if fast_init is not None else (self.w0, self.w1, self.w2)
+        src = fast_init if fast_init is not None else self.slow_weights
         return tuple(w.unsqueeze(0).expand(batch, *w.shape).reshape(batch * w.shape[0], *w.shape[1:])
                      for w in src)
 
     def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef):
         """One chunk's fast-weight step; a non-finite result is dropped per row by the handler."""
-        dws = swiglu_update_grads(W[0], W[1], W[2], k, v, lr[0], lr[1], lr[2])
+        if self.fast_weight == "linear":
+            dws = (linear_update_grads(k, v, lr[0]),)
+        else:
+            dws = swiglu_update_grads(W[0], W[1], W[2], k, v, lr[0], lr[1], lr[2])
         new_buf = None
         if mbuf is not None:
             c = mom_coef[:, None, None].to(dws[0].dtype)
@@ -135,7 +184,13 @@ class LaCTLayer(nn.Module):
             chosen, _ = self.error_handler.keep_finite(tuple(W), tuple(cand))
             return chosen, None
         chosen, _ = self.error_handler.keep_finite(tuple(W) + tuple(mbuf), tuple(cand) + tuple(new_buf))
-        return chosen[:3], chosen[3:]
+        return chosen[:len(W)], chosen[len(W):]
+
+    def apply_fast(self, W: FastWeights, q: torch.Tensor) -> torch.Tensor:
+        """f_W(q) for q [b, n, dl] -> [b, n, dl]."""
+        if self.fast_weight == "linear":
+            return torch.bmm(q, W[0].transpose(1, 2))
+        return swiglu_apply(W[0], W[1], W[2], q)
 
     def _run_chunks(self, W: FastWeights, fq, fk, fv, lr, mom, valid_bh, flush: bool):
         T = fq.shape[1]
@@ -146,14 +201,14 @@ class LaCTLayer(nn.Module):
         for s in range(0, T, C):
             e = min(s + C, T)
             if self.causal:
-                outs.append(swiglu_apply(W[0], W[1], W[2], fq[:, s:e]))
+                outs.append(self.apply_fast(W, fq[:, s:e]))
             if not self.causal or e < T or flush:
                 coef = None
                 if mom is not None:
                     coef = chunk_momentum(mom[:, s:e], None if valid_bh is None else valid_bh[:, s:e])
                 W, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef)
             if not self.causal:
-                outs.append(swiglu_apply(W[0], W[1], W[2], fq[:, s:e]))
+                outs.append(self.apply_fast(W, fq[:, s:e]))
         return torch.cat(outs, dim=1), W
 
     # ------------------------------------------------------------------ offline forward
@@ -164,32 +219,55 @@ class LaCTLayer(nn.Module):
         B, T, _ = x.shape
         positions = torch.arange(T, device=x.device)
         qa, ka, va, fq, fk, fv, lr, mom = self._project(x, positions, valid)
-        attn = local_attention(qa, ka, va, self.window_size, self.causal, valid)
-        attn = attn.transpose(1, 2).reshape(B, T, self.hidden_size)
-        valid_bh = None
-        if valid is not None:
-            valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
-        W = self.initial_fast_weights(B, fast_init)
-        fw, W = self._run_chunks(W, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
-        out = self.o_proj(attn + self._merge_fast(fw, B))
+        mixed = x.new_zeros(B, T, self.hidden_size)
+        if self.use_window_attention:
+            attn = local_attention(qa, ka, va, self.window_size, self.causal, valid)
+            mixed = mixed + attn.transpose(1, 2).reshape(B, T, self.hidden_size)
+        W = ()
+        if self.use_fast_weights:
+            valid_bh = None
+            if valid is not None:
+                valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
+            W0 = self.initial_fast_weights(B, fast_init)
+            fw, W = self._run_chunks(W0, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
+            mixed = mixed + self._merge_fast(fw, B)
+            if not self.training:
+                self.fast_change = relative_change(W0, W)
+        out = self.o_proj(mixed)
         return (out, W) if return_fast else out
 
     # ------------------------------------------------------------------ streaming
     def init_state(self, batch: int, fast_init: FastWeights | None = None) -> dict:
+        ref = self.qkv.weight
+        st = {"ck": ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim),
+              "cv": ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim)}
+        if not self.use_fast_weights:
+            return st
         W = [w.detach().clone() for w in self.initial_fast_weights(batch, fast_init)]
         b, dl = W[0].shape[0], self.lact_head_dim
-        ref = W[0]
-        st = {f"w{i}": W[i] for i in range(3)}
-        st.update({f"n{i}": W[i].norm(dim=2, keepdim=True) for i in range(3)})
+        st.update({f"w{i}": w for i, w in enumerate(W)})
+        st.update({f"n{i}": w.norm(dim=2, keepdim=True) for i, w in enumerate(W)})
         if self.use_momentum:
-            st.update({f"m{i}": torch.zeros_like(W[i]) for i in range(3)})
+            st.update({f"m{i}": torch.zeros_like(w) for i, w in enumerate(W)})
             st["pm"] = ref.new_zeros(b, 0)
         st["pk"] = ref.new_zeros(b, 0, dl)
         st["pv"] = ref.new_zeros(b, 0, dl)
-        st["plr"] = ref.new_zeros(3, b, 0)
-        st["ck"] = ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim)
-        st["cv"] = ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim)
+        st["plr"] = ref.new_zeros(len(W), b, 0)
         return st
+
+    def _fast_state(self, st: dict):
+        """(weights, norms, momentum buffers or None) of a streaming state."""
+        n = len(self.slow_weights)
+        W = tuple(st[f"w{i}"] for i in range(n))
+        norms = tuple(st[f"n{i}"] for i in range(n))
+        mbuf = tuple(st[f"m{i}"] for i in range(n)) if self.use_momentum else None
+        return W, norms, mbuf
+
+    @staticmethod
+    def _store(new: dict, W: FastWeights, mbuf) -> None:
+        new.update({f"w{i}": w for i, w in enumerate(W)})
+        if mbuf is not None:
+            new.update({f"m{i}": m for i, m in enumerate(mbuf)})
 
     def step(self, x: torch.Tensor, st: dict, position: int) -> tuple[torch.Tensor, dict]:
         """Block-causal forward of n new tokens at absolute `position`, carrying the state.
@@ -199,22 +277,24 @@ class LaCTLayer(nn.Module):
         B, n, _ = x.shape
         positions = torch.arange(position, position + n, device=x.device)
         qa, ka, va, fq, fk, fv, lr, mom = self._project(x, positions, None)
-        ck = torch.cat([st["ck"], ka], dim=2)
-        cv = torch.cat([st["cv"], va], dim=2)
-        attn = cached_window_attention(qa, ck, cv, position, self.window_size)
-        attn = attn.transpose(1, 2).reshape(B, n, self.hidden_size)
-        start = max(0, ck.shape[2] - (self.window_size - 1))   # later queries see < window back
         new = dict(st)
-        new["ck"], new["cv"] = ck[:, :, start:], cv[:, :, start:]
+        mixed = x.new_zeros(B, n, self.hidden_size)
+        if self.use_window_attention:
+            ck = torch.cat([st["ck"], ka], dim=2)
+            cv = torch.cat([st["cv"], va], dim=2)
+            attn = cached_window_attention(qa, ck, cv, position, self.window_size)
+            mixed = mixed + attn.transpose(1, 2).reshape(B, n, self.hidden_size)
+            start = max(0, ck.shape[2] - (self.window_size - 1))   # later queries see < window back
+            new["ck"], new["cv"] = ck[:, :, start:], cv[:, :, start:]
+        if not self.use_fast_weights:
+            return self.o_proj(mixed), new
 
-        W = (st["w0"], st["w1"], st["w2"])
-        norms = (st["n0"], st["n1"], st["n2"])
-        mbuf = (st["m0"], st["m1"], st["m2"]) if self.use_momentum else None
+        W, norms, mbuf = self._fast_state(st)
         pk, pv, plr, pm = st["pk"], st["pv"], st["plr"], st.get("pm")
         outs, i, C = [], 0, self.chunk_size
         while i < n:
             take = min(C - pk.shape[1], n - i)
-            outs.append(swiglu_apply(W[0], W[1], W[2], fq[:, i:i + take]))
+            outs.append(self.apply_fast(W, fq[:, i:i + take]))
             pk = torch.cat([pk, fk[:, i:i + take]], dim=1)
             pv = torch.cat([pv, fv[:, i:i + take]], dim=1)
             plr = torch.cat([plr, lr[:, :, i:i + take]], dim=2)
@@ -228,23 +308,23 @@ class LaCTLayer(nn.Module):
                     pm = pm[:, :0]
             i += take
         fw = torch.cat(outs, dim=1) if outs else fq
-        out = self.o_proj(attn + self._merge_fast(fw, B))
-        new.update(w0=W[0], w1=W[1], w2=W[2], pk=pk, pv=pv, plr=plr)
+        out = self.o_proj(mixed + self._merge_fast(fw, B))
+        self._store(new, W, mbuf)
+        new.update(pk=pk, pv=pv, plr=plr)
         if mbuf is not None:
-            new.update(m0=mbuf[0], m1=mbuf[1], m2=mbuf[2], pm=pm)
+            new["pm"] = pm
         return out, new
 
     def flush(self, st: dict) -> dict:
         """Apply the update of a pending partial chunk (end of an utterance used for adaptation)."""
-        if st["pk"].shape[1] == 0:
+        if not self.use_fast_weights or st["pk"].shape[1] == 0:
             return st
-        W = (st["w0"], st["w1"], st["w2"])
-        norms = (st["n0"], st["n1"], st["n2"])
-        mbuf = (st["m0"], st["m1"], st["m2"]) if self.use_momentum else None
+        W, norms, mbuf = self._fast_state(st)
         coef = chunk_momentum(st["pm"], None) if self.use_momentum else None
         W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef)
         new = dict(st)
-        new.update(w0=W[0], w1=W[1], w2=W[2], pk=st["pk"][:, :0], pv=st["pv"][:, :0], plr=st["plr"][:, :, :0])
+        self._store(new, W, mbuf)
+        new.update(pk=st["pk"][:, :0], pv=st["pv"][:, :0], plr=st["plr"][:, :, :0])
         if mbuf is not None:
-            new.update(m0=mbuf[0], m1=mbuf[1], m2=mbuf[2], pm=st["pm"][:, :0])
+            new["pm"] = st["pm"][:, :0]
         return new

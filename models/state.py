@@ -30,7 +30,7 @@ class LaCTState:
 
     def fast_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         st = self.layers[layer]
-        return st["w0"], st["w1"], st["w2"]
+        return tuple(st[k] for k in ("w0", "w1", "w2") if k in st)
 
     def _map(self, fn) -> "LaCTState":
         return LaCTState(

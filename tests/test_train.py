@@ -78,10 +78,12 @@ def test_asr_counts_match_jiwer():
 
 
 def trainer_payload(task="asr", architecture="lact"):
+    from jobs.training.loop import WorkerSpec
+
     cfg = load_config(None, ["data.root=x", "data.batch_size=4", "train.max_steps=10",
-                             "optim.warmup_steps=0", "spec_augment.enabled=false"])
-    return {"config": OmegaConf.to_container(cfg), "task": task, "architecture": architecture,
-            "model_config": dict(TINY)}
+                             "optim.warmup_steps=0", "spec_augment.enabled=false",
+                             f"task={task}", f"model.architecture={architecture}"])
+    return WorkerSpec(config=OmegaConf.to_object(cfg), model_config=dict(TINY))
 
 
 def batch(n=3, frames=40, nan=False):

@@ -81,16 +81,28 @@ def generation_batch_counts(model, batch, device="cpu") -> torch.Tensor:
     return torch.tensor([float(nats), float(count), tokens.shape[0]], dtype=torch.float64)
 
 
-def evaluate(model, batches: Iterable[dict], task: str, tokenizer=None, device="cpu") -> dict:
-    """Whole-split metrics in one process (`lact-audio evaluate`, the driver's test pass)."""
+def evaluate(model, batches: Iterable[dict], task, tokenizer=None, device="cpu") -> dict:
+    """Whole-split metrics in one process (`lact-audio evaluate`, the driver's test pass).
+
+    `task` is a task object of jobs.training.tasks or its name ("asr", "generation")."""
+    from jobs.training.tasks import task_named
+
+    task = task_named(task)
     was_training = model.training
     model.eval()
-    total = None
+    total = torch.zeros(len(task.count_fields), dtype=torch.float64)
     for batch in batches:
-        counts = (asr_batch_counts(model, batch, tokenizer, device) if task == "asr"
-                  else generation_batch_counts(model, batch, device))
-        total = counts if total is None else total + counts
+        total = total + task.batch_counts(model, batch, tokenizer, device)
     model.train(was_training)
-    if total is None:
-        total = torch.zeros(len(ASR_FIELDS if task == "asr" else GEN_FIELDS), dtype=torch.float64)
-    return asr_metrics(total) if task == "asr" else generation_metrics(total)
+    return task.metrics(total)
+
+
+def evaluate_split(model, cfg, split_uri: str) -> dict:
+    """A whole preprocessed split scored in one process with the config's task and batch size."""
+    from jobs.training.tasks import task_named
+    from pipeline.loading import LocalLoader
+
+    task = task_named(cfg.task)
+    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, task=task.name,
+                         shuffle=False, max_audio_tokens=cfg.data.max_audio_tokens)
+    return evaluate(model, loader.epoch(0), task, task.tokenizer(loader.manifest, split_uri))

@@ -1,8 +1,9 @@
 """The per-worker training loop that Ray Train runs (`train_loop_per_worker`).
 
-`payload` (built by the driver, see run.py) holds the resolved config as a plain dict, the data
-split URIs and manifests, the MLflow tracking URI and run id. Every worker runs the same number
-of steps (training is bounded by max_steps, epochs roll over), so the collective calls line up.
+Each worker receives a `WorkerSpec` (built by the driver, see plan.py): the typed run config, the
+model config completed from the data, the dev split, the MLflow tracking URI and run id. Every
+worker runs the same number of steps (training is bounded by max_steps, epochs roll over), so the
+collective calls line up.
 """
 
 from __future__ import annotations
@@ -11,48 +12,57 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from jobs.training import checkpoint as ckpt
-from jobs.training.evaluation import (asr_batch_counts, asr_metrics, generation_batch_counts,
-                                      generation_metrics, next_token_nll)
+from jobs.training.config import TrainConfig
+from jobs.training.tasks import task_named
 
 
-def build(payload: dict):
-    from models import LaCTAudioConfig, build_model
+@dataclass
+class WorkerSpec:
+    """What a Train worker is handed: the run's typed config and what the driver resolved."""
 
-    model_config = LaCTAudioConfig.from_dict(payload["model_config"])
-    return build_model(payload["task"], payload["architecture"], model_config)
+    config: TrainConfig                   # the whole run config (OmegaConf.to_object)
+    model_config: dict                    # LaCTAudioConfig fields, completed from the data
+    dev_uri: str | None = None
+    train_manifest: dict | None = None
+    tracking_uri: str | None = None
+    mlflow_run_id: str | None = None
+    data_identity: dict = field(default_factory=dict)
 
+    @property
+    def task(self):
+        return task_named(self.config.task)
 
-def ctc_loss(logits: torch.Tensor, out_lengths: torch.Tensor, tokens: torch.Tensor,
-             token_lengths: torch.Tensor) -> torch.Tensor:
-    log_probs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # [T, B, V]
-    return F.ctc_loss(log_probs, tokens, out_lengths, token_lengths, blank=0,
-                      reduction="mean", zero_infinity=True)
+    @property
+    def architecture(self) -> str:
+        return self.config.model.architecture
+
+    def build_model(self):
+        from models import LaCTAudioConfig, build_model
+
+        return build_model(self.task.name, self.architecture,
+                           LaCTAudioConfig.from_dict(self.model_config))
 
 
 class Trainer:
     """The loop's state and steps; also used in one process (no Ray) by tests and the bench."""
 
-    def __init__(self, payload: dict, rank: int = 0, world: int = 1, distributed: bool = False):
-        from jobs.training.augment import SpecAugment
+    def __init__(self, spec: WorkerSpec, rank: int = 0, world: int = 1, distributed: bool = False):
         from jobs.training.strategies import make_strategy
 
-        self.payload = payload
-        self.cfg = payload["config"]
-        self.task = payload["task"]
+        self.spec = spec
+        self.cfg = spec.config
+        self.task = spec.task
         self.rank, self.world, self.distributed = rank, world, distributed
-        torch.manual_seed(self.cfg["train"]["seed"] + rank)
-        if self.cfg["train"]["torch_threads"]:
-            torch.set_num_threads(int(self.cfg["train"]["torch_threads"]))
-        self.strategy = make_strategy(build(payload), self.cfg, distributed)
-        sa = self.cfg["spec_augment"]
-        self.spec_augment = (SpecAugment(sa["freq_masks"], sa["freq_width"], sa["time_masks"],
-                                         sa["time_width"], sa["time_ratio"])
-                             if self.task == "asr" and sa["enabled"] else None)
+        torch.manual_seed(self.cfg.train.seed + rank)
+        if self.cfg.train.torch_threads:
+            torch.set_num_threads(int(self.cfg.train.torch_threads))
+        self.strategy = make_strategy(spec.build_model(), self.cfg, distributed)
+        self.augment = self.task.augmentation(self.cfg.spec_augment)
         self.step = 0            # batches consumed (updates + skipped)
         self.skipped = 0         # batches skipped for a non-finite loss or gradient
         self.best = math.inf
@@ -61,19 +71,8 @@ class Trainer:
     # ---- one batch ---------------------------------------------------------------------------
     def loss(self, batch: dict) -> torch.Tensor:
         s = self.strategy
-        device = s.device
         with s.autocast():
-            if self.task == "asr":
-                feats = batch["features"]
-                if self.spec_augment is not None:
-                    feats = self.spec_augment(feats)
-                logits, out_lengths = s.model(feats.to(device, s.input_dtype),
-                                              batch["feature_lengths"].to(device))
-                return ctc_loss(logits, out_lengths, batch["tokens"].to(device),
-                                batch["token_lengths"].to(device))
-            tokens = batch["audio_tokens"].to(device)
-            logits = s.model(tokens)
-            return next_token_nll(logits, tokens, batch["audio_token_lengths"].to(device))
+            return self.task.loss(s.model, batch, s.device, s.input_dtype, self.augment)
 
     def all_finite(self, loss: torch.Tensor) -> bool:
         """True when the loss is finite on every worker (all skip together, or none does)."""
@@ -104,37 +103,26 @@ class Trainer:
         model = self.strategy.model
         mine = batches[self.rank::self.world]
         rounds = math.ceil(len(batches) / self.world) if batches else 0
-        total = None
+        total = torch.zeros(len(self.task.count_fields), dtype=torch.float64)
         model.eval()
         for i in range(rounds):
             batch = mine[i] if i < len(mine) else batches[0]
-            batch = dict(batch, features=batch["features"].to(self.strategy.input_dtype)) \
-                if self.task == "asr" else batch
             with self.strategy.autocast():
-                counts = (asr_batch_counts(model, batch, tokenizer, self.strategy.device)
-                          if self.task == "asr"
-                          else generation_batch_counts(model, batch, self.strategy.device))
-            if i >= len(mine):
-                counts = counts * 0
-            total = counts if total is None else total + counts
+                counts = self.task.batch_counts(model, batch, tokenizer, self.strategy.device,
+                                                self.strategy.input_dtype)
+            if i < len(mine):  # a repeated batch keeps the collectives in step but does not count
+                total = total + counts
         model.train()
-        if total is None:
-            total = torch.zeros(5 if self.task == "asr" else 3, dtype=torch.float64)
         if self.distributed and self.world > 1:
             torch.distributed.all_reduce(total)
-        return asr_metrics(total) if self.task == "asr" else generation_metrics(total)
-
-    @staticmethod
-    def score(metrics: dict, task: str) -> float:
-        return metrics["cer"] if task == "asr" else metrics["nll_bits"]
+        return self.task.metrics(total)
 
     # ---- checkpoints ---------------------------------------------------------------------------
     def meta(self, metrics: dict) -> dict:
-        return {"task": self.task, "architecture": self.payload["architecture"],
-                "model_config": self.payload["model_config"], "step": self.step,
+        return {"task": self.task.name, "architecture": self.spec.architecture,
+                "model_config": self.spec.model_config, "step": self.step,
                 "skipped": self.skipped, "best": self.best, "metrics": metrics,
-                "data": self.payload.get("data_identity", {}),
-                "text_tokenizer_split": self.payload.get("dev_uri")}
+                "data": self.spec.data_identity, "text_tokenizer_split": self.spec.dev_uri}
 
     def write_checkpoint(self, directory: str, metrics: dict) -> None:
         state = self.strategy.export_state_dict()  # collective under ZeRO-3
@@ -152,15 +140,33 @@ class Trainer:
         self.best = float(meta["best"])
 
 
-def train_loop_per_worker(payload: dict) -> None:
+def load_dev_batches(spec: WorkerSpec) -> tuple[list[dict], object]:
+    """The dev set is small: every worker loads it locally, in a fixed order (capped by
+    data.max_dev_utterances), with the tokenizer that decodes its hypotheses."""
+    from pipeline.loading import LocalLoader
+
+    data = spec.config.data
+    dev = LocalLoader(spec.dev_uri, batch_size=data.eval_batch_size, task=spec.task.name,
+                      shuffle=False, max_audio_tokens=data.max_audio_tokens)
+    batches, kept = [], 0
+    for batch in dev.epoch(0):
+        if data.max_dev_utterances and kept >= data.max_dev_utterances:
+            break
+        batches.append(batch)
+        kept += len(batch["utt_ids"])
+    return batches, spec.task.tokenizer(dev.manifest, spec.dev_uri)
+
+
+def train_loop_per_worker(spec: WorkerSpec) -> None:
     """Ray Train entry point."""
     import ray.train
 
-    from pipeline.loading import LocalLoader, iter_worker_batches
+    from models.lact_layer import fast_weight_changes
+    from pipeline.loading import iter_worker_batches
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    trainer = Trainer(payload, rank, world, distributed=True)
+    trainer = Trainer(spec, rank, world, distributed=True)
     cfg = trainer.cfg
     restored = ray.train.get_checkpoint()
     if restored is not None:
@@ -168,43 +174,23 @@ def train_loop_per_worker(payload: dict) -> None:
             trainer.restore(directory)
 
     tracker = None
-    if rank == 0 and payload.get("mlflow_run_id"):
+    if rank == 0 and spec.mlflow_run_id:
         from jobs.training.tracking import StepLogger
 
-        tracker = StepLogger(payload["tracking_uri"], payload["mlflow_run_id"])
+        tracker = StepLogger(spec.tracking_uri, spec.mlflow_run_id)
         if restored is not None:
             tracker.log({"resumed_from_step": trainer.step}, trainer.step)
 
-    # The dev set is small: every worker loads it locally, in a fixed order.
-    dev = LocalLoader(payload["dev_uri"], batch_size=cfg["data"]["eval_batch_size"],
-                      task=trainer.task, shuffle=False,
-                      max_audio_tokens=cfg["data"]["max_audio_tokens"])
-    dev_batches = list(dev.epoch(0))
-    if cfg["data"]["max_dev_utterances"]:
-        keep, n = [], 0
-        for b in dev_batches:
-            if n >= cfg["data"]["max_dev_utterances"]:
-                break
-            keep.append(b)
-            n += len(b["utt_ids"])
-        dev_batches = keep
-    tokenizer = None
-    if trainer.task == "asr":
-        from pipeline.text_tokenizer import load_text_tokenizer
-
-        tokenizer = load_text_tokenizer(dev.manifest, payload["dev_uri"])
-
+    dev_batches, tokenizer = load_dev_batches(spec)
     shard = ray.train.get_dataset_shard("train")
-    max_steps, log_every, eval_every = (cfg["train"]["max_steps"], cfg["train"]["log_every"],
-                                        cfg["train"]["eval_every"])
+    max_steps, log_every, eval_every = cfg.train.max_steps, cfg.train.log_every, cfg.train.eval_every
     window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
     epoch = trainer.step  # a fresh epoch seed after a restart, so data differs from the last try
     while trainer.step < max_steps:
         for batch in iter_worker_batches(
-                shard, payload["train_manifest"], cfg["data"]["batch_size"], task=trainer.task,
-                seed=cfg["train"]["seed"], epoch=epoch, rank=rank,
-                pool_size=cfg["data"]["pool_size"],
-                max_audio_tokens=cfg["data"]["max_audio_tokens"]):
+                shard, spec.train_manifest, cfg.data.batch_size, task=trainer.task.name,
+                seed=cfg.train.seed, epoch=epoch, rank=rank, pool_size=cfg.data.pool_size,
+                max_audio_tokens=cfg.data.max_audio_tokens):
             out = trainer.train_step(batch)
             window_audio += float(batch["durations"].sum())
             window_steps += 1
@@ -225,14 +211,17 @@ def train_loop_per_worker(payload: dict) -> None:
                 window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
             if step % eval_every == 0 or step == max_steps:
                 metrics = trainer.evaluate(dev_batches, tokenizer)
-                score = trainer.score(metrics, trainer.task)
+                score = trainer.task.score(metrics)
                 trainer.best = min(trainer.best, score)
                 report = {f"dev_{k}": v for k, v in metrics.items() if k not in ("greedy",)}
                 report.update(dev_score=score, step=step, skipped_batches=trainer.skipped,
                               start_step=trainer.start_step, best_dev_score=trainer.best)
                 if tracker is not None:
+                    # how far the dev pass moved each layer's fast weights (LaCT models only)
+                    changes = {f"fast_weight_change_layer{i}": c for i, c in
+                               enumerate(fast_weight_changes(trainer.strategy.module))}
                     tracker.log({k: v for k, v in report.items()
-                                 if k.startswith("dev_") and isinstance(v, float)}, step)
+                                 if k.startswith("dev_") and isinstance(v, float)} | changes, step)
                 with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
                     trainer.write_checkpoint(directory, report)
                     has_files = bool(os.listdir(directory))

@@ -12,6 +12,7 @@ import os
 
 import torch
 
+from jobs.training.config import TrainConfig
 from jobs.training.schedule import warmup_cosine
 
 
@@ -20,11 +21,11 @@ class DDPStrategy:
 
     name = "ddp"
 
-    def __init__(self, model: torch.nn.Module, cfg: dict, distributed: bool, device="cpu"):
-        optim = cfg["optim"]
-        self.bf16 = bool(cfg["train"]["bf16"])
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, distributed: bool, device="cpu"):
+        optim = cfg.optim
+        self.bf16 = bool(cfg.train.bf16)
         self.device = torch.device(device)
-        self.grad_clip = float(optim["grad_clip"])
+        self.grad_clip = float(optim.grad_clip)
         if distributed:
             import ray.train.torch
 
@@ -33,10 +34,10 @@ class DDPStrategy:
             self.model = model.to(self.device)
         self.module = getattr(self.model, "module", self.model)
         self.optimizer = torch.optim.AdamW(
-            self.module.parameters(), lr=optim["lr"], betas=(optim["beta1"], optim["beta2"]),
-            eps=optim["eps"], weight_decay=optim["weight_decay"])
-        self.scheduler = warmup_cosine(self.optimizer, optim["warmup_steps"],
-                                       cfg["train"]["max_steps"], optim["min_lr_ratio"])
+            self.module.parameters(), lr=optim.lr, betas=(optim.beta1, optim.beta2),
+            eps=optim.eps, weight_decay=optim.weight_decay)
+        self.scheduler = warmup_cosine(self.optimizer, optim.warmup_steps,
+                                       cfg.train.max_steps, optim.min_lr_ratio)
         self.input_dtype = torch.float32
 
     def autocast(self):
@@ -94,35 +95,35 @@ class DeepSpeedStrategy:
 
     name = "deepspeed"
 
-    def __init__(self, model: torch.nn.Module, cfg: dict, distributed: bool, device="cpu"):
-        if not cfg["train"]["use_gpu"]:
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, distributed: bool, device="cpu"):
+        if not cfg.train.use_gpu:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         import deepspeed
 
-        optim = cfg["optim"]
-        train = cfg["train"]
-        self.stage = int(train["zero_stage"])
+        optim = cfg.optim
+        train = cfg.train
+        self.stage = int(train.zero_stage)
         ds_config = {
-            "train_micro_batch_size_per_gpu": int(cfg["data"]["batch_size"]),
+            "train_micro_batch_size_per_gpu": int(cfg.data.batch_size),
             "gradient_accumulation_steps": 1,
-            "gradient_clipping": float(optim["grad_clip"]),
-            "bf16": {"enabled": bool(train["bf16"])},
+            "gradient_clipping": float(optim.grad_clip),
+            "bf16": {"enabled": bool(train.bf16)},
             "zero_optimization": {"stage": self.stage},
             # torch_adam: the PyTorch AdamW instead of DeepSpeed's fused op (a 31 s JIT compile).
             "optimizer": {"type": "AdamW", "params": {
-                "lr": optim["lr"], "betas": [optim["beta1"], optim["beta2"]], "eps": optim["eps"],
-                "weight_decay": optim["weight_decay"], "torch_adam": True}},
+                "lr": optim.lr, "betas": [optim.beta1, optim.beta2], "eps": optim.eps,
+                "weight_decay": optim.weight_decay, "torch_adam": True}},
             "steps_per_print": 10**9,
             "wall_clock_breakdown": False,
         }
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
             config=ds_config,
-            lr_scheduler=lambda opt: warmup_cosine(opt, optim["warmup_steps"], train["max_steps"],
-                                                   optim["min_lr_ratio"]))
+            lr_scheduler=lambda opt: warmup_cosine(opt, optim.warmup_steps, train.max_steps,
+                                                   optim.min_lr_ratio))
         self.model = self.engine
         self.module = self.engine.module
-        self.input_dtype = torch.bfloat16 if train["bf16"] else torch.float32
+        self.input_dtype = torch.bfloat16 if train.bf16 else torch.float32
         self.device = self.engine.device
 
     def autocast(self):
@@ -168,6 +169,6 @@ def _walk(directory: str) -> list[str]:
     return out
 
 
-def make_strategy(model, cfg: dict, distributed: bool, device="cpu"):
-    cls = DeepSpeedStrategy if cfg["train"]["strategy"] == "deepspeed" else DDPStrategy
+def make_strategy(model, cfg, distributed: bool, device="cpu"):
+    cls = DeepSpeedStrategy if cfg.train.strategy == "deepspeed" else DDPStrategy
     return cls(model, cfg, distributed, device)

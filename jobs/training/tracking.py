@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 
 from pipeline import uri as uris
 
@@ -48,6 +49,39 @@ def setup(experiment: str) -> str:
     return uri
 
 
+@contextmanager
+def run_for(plan, parent_run_id: str | None = None):
+    """The MLflow run of a training plan, continued on resume; yields (run_id, tracking URI).
+
+    A fresh run gets the config, the data identity and the size as params, and its id goes into
+    the run file so that `--resume` (or a restarted Tune trial) logs into the same run. With
+    parent_run_id the run is a child (a Tune trial under its study's run)."""
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from jobs.training.config import flatten
+    from jobs.training.storage import RUN_FILE, write_json
+
+    cfg = plan.cfg
+    uri = setup(cfg.tracking.experiment)
+    run_id = plan.previous.get("mlflow_run_id") if plan.previous else None
+    tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id and not run_id else None
+    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else plan.run_name, tags=tags)
+    try:
+        if plan.previous is None:
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(cfg).items()})
+            mlflow.log_params({f"data.{k}": str(v) for k, v in plan.data_identity.items()})
+            mlflow.log_params({"model.parameters": plan.parameters, "run_dir": plan.run_uri})
+            mlflow.set_tags({"task": cfg.task, "architecture": plan.architecture,
+                             "strategy": cfg.train.strategy})
+        write_json(uris.join(plan.run_uri, RUN_FILE), {
+            "mlflow_run_id": active.info.run_id, "tracking_uri": uri,
+            "config": OmegaConf.to_container(cfg, resolve=True)})
+        yield active.info.run_id, uri
+    finally:
+        mlflow.end_run()
+
+
 class StepLogger:
     """Rank 0's per-step metrics into an existing run (created by the driver)."""
 
@@ -67,7 +101,7 @@ class StepLogger:
             self.client.log_batch(self.run_id, metrics=items)
 
 
-def log_curves(run_id: str, out_dir: str, task: str) -> list[str]:
+def log_curves(run_id: str, out_dir: str, task) -> list[str]:
     """Loss and dev-metric curves from the run's metric history -> PNGs logged to the run."""
     import matplotlib
 
@@ -76,9 +110,11 @@ def log_curves(run_id: str, out_dir: str, task: str) -> list[str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from jobs.training.tasks import task_named
+
     client = MlflowClient()
     plots = {"train_loss.png": ["train_loss"],
-             "dev_metrics.png": ["dev_cer", "dev_wer"] if task == "asr" else ["dev_nll_bits"]}
+             "dev_metrics.png": [f"dev_{m}" for m in task_named(task).shown_metrics]}
     written = []
     for filename, keys in plots.items():
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -1,0 +1,56 @@
+"""A Ray Train TorchTrainer built from a run plan and a Ray Train run config, and its fit.
+
+`lact-audio train` uses `train_run_config(plan)`; a Tune trial adds its report callback to the
+same config, so both run exactly the same trainer.
+"""
+
+from __future__ import annotations
+
+import time
+
+from jobs.training.loop import WorkerSpec, train_loop_per_worker
+from jobs.training.plan import RunPlan
+
+
+def train_run_config(plan: RunPlan, callbacks: list | None = None):
+    """Where the run's checkpoints go, how many worker failures it survives, which checkpoint
+    is the best (lowest dev score)."""
+    import ray.train
+
+    return ray.train.RunConfig(
+        name=plan.run_name, storage_path=plan.storage, callbacks=callbacks or None,
+        failure_config=ray.train.FailureConfig(max_failures=plan.cfg.train.max_failures),
+        # num_to_keep=1 keeps the best; Ray never deletes the latest, so both stay.
+        checkpoint_config=ray.train.CheckpointConfig(
+            num_to_keep=1, checkpoint_score_attribute="dev_score", checkpoint_score_order="min"))
+
+
+def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from pipeline.loading import ray_dataset
+
+    # Train workers log their own progress; Ray Data's bars would flood the terminal.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    train = ray_dataset(plan.splits["train"].uri, plan.task.name)
+    if plan.cfg.data.materialize:  # read the shards once, not again every epoch
+        train = train.materialize()
+    t = plan.cfg.train
+    return TorchTrainer(
+        train_loop_per_worker, train_loop_config=spec,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=t.num_workers, use_gpu=t.use_gpu,
+            resources_per_worker={"CPU": t.cpus_per_worker}),
+        run_config=run_config, datasets={"train": train})
+
+
+def fit(trainer, run_name: str):
+    """(result, wall seconds); a failed run raises."""
+    started = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - started
+    if result.error is not None:
+        raise RuntimeError(f"training run {run_name} failed: {result.error}")
+    return result, seconds

@@ -1,0 +1,111 @@
+"""The plan of a training run: everything a run needs, checked and resolved from the config
+before Ray starts (data splits, the model config completed from the data, the run folder).
+
+    plan = make_plan(cfg)                       # UserError on any mistake, nothing started yet
+    spec = plan.worker_spec(tracking_uri, run_id)   # what every Train worker receives
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from jobs.training.loop import WorkerSpec
+from jobs.training.storage import pick_run_dir, read_run_file
+from jobs.training.tasks import task_named
+from pipeline import uri as uris
+from pipeline.errors import UserError
+
+
+@dataclass
+class RunPlan:
+    cfg: DictConfig
+    splits: dict                 # "train" | "dev" | "test" -> pipeline.loading.SplitInfo
+    model_config: dict           # LaCTAudioConfig fields, vocab sizes and mel bins from the data
+    parameters: int
+    storage: str                 # absolute URI holding the run folders
+    run_name: str
+    previous: dict | None        # the run file of the run being continued (resume), else None
+
+    @property
+    def task(self):
+        return task_named(self.cfg.task)
+
+    @property
+    def architecture(self) -> str:
+        return self.cfg.model.architecture
+
+    @property
+    def run_uri(self) -> str:
+        return uris.join(self.storage, self.run_name)
+
+    @property
+    def data_identity(self) -> dict:
+        """Which data the run saw, for MLflow params and checkpoint metadata."""
+        return {f"{key}_{field}": value for key, split in self.splits.items() for field, value in (
+            ("uri", split.uri), ("content_hash", split.content_hash),
+            ("utterances", split.manifest.get("num_utterances")),
+            ("hours", split.manifest.get("hours")))}
+
+    def worker_spec(self, tracking_uri: str | None, run_id: str | None) -> WorkerSpec:
+        return WorkerSpec(config=OmegaConf.to_object(self.cfg), model_config=self.model_config,
+                          dev_uri=self.splits["dev"].uri,
+                          train_manifest=self.splits["train"].manifest,
+                          tracking_uri=tracking_uri, mlflow_run_id=run_id,
+                          data_identity=self.data_identity)
+
+
+def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None) -> RunPlan:
+    """Check the data, the model and the output location; pick the run folder.
+
+    run_name: use exactly this folder (Tune trials), continuing it when it was started before;
+    otherwise a fresh `<name>-<time>-<id>`, or with resume the newest earlier run of the name."""
+    from models.factory import count_parameters
+
+    splits = data_splits(cfg)
+    model_values = model_config(cfg, splits["train"].manifest)
+    storage = uris.absolute(cfg.output or uris.join(uris.work_home(), "train"))
+    uris.ensure_writable(storage, "training output (config key 'output')")
+    if run_name:
+        previous = read_run_file(uris.join(storage, run_name))
+    else:
+        run_name, previous = pick_run_dir(storage, cfg.name, resume)
+    plan = RunPlan(cfg, splits, model_values, 0, storage, run_name, previous)
+    plan.parameters = count_parameters(plan.worker_spec(None, None).build_model())
+    return plan
+
+
+def data_splits(cfg: DictConfig) -> dict:
+    from pipeline.loading import open_split
+
+    root = uris.absolute(cfg.data.root)
+    uris.require_exists(root, "config key 'data.root'")
+    splits = {}
+    for key in ("train", "dev", "test"):
+        name = cfg.data[key]
+        if name is None:
+            continue
+        uri = uris.join(root, name)
+        if not uris.exists(uri):
+            raise UserError(f"config key 'data.{key}': split {name!r} not found under {root}")
+        splits[key] = open_split(uri)
+    return splits
+
+
+def model_config(cfg: DictConfig, train_manifest: dict) -> dict:
+    """The model section completed from the data (vocab sizes, mel bins) and validated."""
+    from models import LaCTAudioConfig
+
+    task_named(cfg.task).check_data(train_manifest)
+    values = dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+    values["mel_bins"] = int(train_manifest["feature"]["n_mels"])
+    values["vocab_size"] = int(train_manifest["text_tokenizer"]["vocab_size"])
+    if train_manifest.get("audio_tokenizer"):
+        values["audio_vocab_size"] = int(train_manifest["audio_tokenizer"]["vocab_size"])
+    values["gradient_checkpointing"] = bool(cfg.train.gradient_checkpointing)
+    try:
+        LaCTAudioConfig.from_dict(values)
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"config key 'model.config': {exc}") from exc
+    return values
