@@ -17,6 +17,7 @@ COMMANDS = {
     "preprocess": "jobs.preprocess",
     "synth": "jobs.synth",
     "train": "jobs.train",
+    "tune": "jobs.tune",
     "evaluate": "jobs.evaluate",
     "demo": "jobs.demo",
 }

@@ -13,7 +13,13 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pipeline import uri as uris
 from pipeline.errors import UserError
+
+# `${work_dir:demo/features}` in a config: a path under the work directory ($LACT_AUDIO_HOME,
+# default ./runs), so moving the work directory moves the data with it.
+OmegaConf.register_new_resolver("work_dir", lambda path="": uris.join(uris.work_home(), path)
+                                if path else uris.work_home(), replace=True)
 
 
 @dataclass
@@ -25,7 +31,7 @@ class ModelSection:
 
 @dataclass
 class DataSection:
-    root: str = MISSING                   # preprocessed output URI; relative = under the work dir
+    root: str = MISSING                   # preprocessed output URI; ${work_dir:PATH} = under the work dir
     train: str = "train"                  # split names under root
     dev: str = "dev"
     test: Optional[str] = None

@@ -147,14 +147,21 @@ def log_and_register(model, meta: dict, name: str | None, alias: str | None) -> 
     Returns the model URI `lact-audio evaluate` accepts (models:/name@alias, or the logged URI).
     """
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     info = mlflow.pytorch.log_model(
         model.cpu().eval(), name="model", serialization_format="pickle",
         pip_requirements=["torch==2.11.0"], metadata=meta)
     if not name:
         return info.model_uri
-    version = mlflow.register_model(info.model_uri, name)
+    return register(info.model_uri, name, alias)
+
+
+def register(model_uri: str, name: str, alias: str | None) -> str:
+    """Register a logged model as a new version of `name`, pointing `alias` at it."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    version = mlflow.register_model(model_uri, name)
     if alias:
         MlflowClient().set_registered_model_alias(name, alias, version.version)
         return f"models:/{name}@{alias}"

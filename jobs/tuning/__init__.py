@@ -1,0 +1,1 @@
+"""`lact-audio tune`: Ray Tune studies whose trials are ordinary training runs."""

@@ -1,0 +1,144 @@
+"""The study config of `lact-audio tune` (configs/tune/*.yaml) and the training config of each
+trial: the base training config, the study's `config:` changes, then the trial's point.
+
+    name: smoke
+    base_config: ../demo-asr.yaml        # a training config, relative to this file
+    config: {train: {max_steps: 6}}      # changes to it for every trial (any training key)
+    search: {method: grid, space: {chunk_size: [16, 64]}, arms: [window_only]}
+    scheduler: {grace_period: 1, reduction_factor: 2}   # ASHA on the dev metric
+    resources: {max_concurrent_trials: 2}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from jobs.training.config import flatten, load_config
+from jobs.tuning import space as spaces
+from pipeline.errors import UserError
+
+
+@dataclass
+class SearchSection:
+    method: str = "grid"                  # grid | random
+    num_samples: int = 4                  # random: points drawn from the space
+    seed: int = 0                         # random: the same seed draws the same points
+    space: dict[str, Any] = field(default_factory=dict)   # parameter -> list | {min, max, log}
+    arms: list[str] = field(default_factory=list)         # one extra trial per ablation arm
+
+
+@dataclass
+class SchedulerSection:
+    asha: bool = True                     # stop poor trials early on the dev metric
+    grace_period: int = 1                 # evaluations every trial gets before it may be stopped
+    reduction_factor: int = 2
+
+
+@dataclass
+class ResourcesSection:
+    max_concurrent_trials: int = 2
+    trial_cpus: float = 0.0               # the trial's own driver; workers use config.train.*
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    base_config: str = MISSING            # training config the trials start from
+    output: Optional[str] = None          # default <work dir>/tune; the study is <output>/<name>
+    config: dict[str, Any] = field(default_factory=dict)
+    search: SearchSection = field(default_factory=SearchSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
+    resources: ResourcesSection = field(default_factory=ResourcesSection)
+
+
+def load_study(path: str, overrides: list[str] | None = None, name: str | None = None) -> DictConfig:
+    """Schema <- YAML <- key=value overrides (<- --name); checked down to every trial's config."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"study config not found: {path}")
+    for item in overrides or []:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"override {item!r} is not key=value")
+    try:
+        layers = [OmegaConf.load(file), OmegaConf.from_dotlist(list(overrides or []))]
+        study = OmegaConf.merge(OmegaConf.structured(StudyConfig), *layers)
+        if name:
+            study.name = name
+        OmegaConf.to_container(study, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        raise UserError(f"study config key '{key}': {str(exc).splitlines()[0]}" if key
+                        else f"study config {path}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # YAML syntax
+        raise UserError(f"study config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    # the base config is found relative to the study file, wherever the command runs
+    base = Path(study.base_config)
+    study.base_config = str(base if base.is_absolute() else (file.parent / base).resolve())
+    validate_study(study)
+    return study
+
+
+def validate_study(study: DictConfig) -> None:
+    s = study.search
+    if s.method not in ("grid", "random"):
+        raise UserError(f"study config key 'search.method': {s.method!r} is not one of ['grid', 'random']")
+    for key in ("search.num_samples", "scheduler.grace_period", "resources.max_concurrent_trials"):
+        if not OmegaConf.select(study, key) >= 1:
+            raise UserError(f"study config key '{key}': must be >= 1, got {OmegaConf.select(study, key)}")
+    if not study.scheduler.reduction_factor >= 2:
+        raise UserError("study config key 'scheduler.reduction_factor': must be >= 2")
+    if not study.name or "/" in study.name:
+        raise UserError(f"study config key 'name': must be a non-empty name without '/', got {study.name!r}")
+    space = OmegaConf.to_container(s.space, resolve=True)
+    spaces.validate_space(space, s.method, list(s.arms))
+    base = base_training_config(study)
+    if study.scheduler.asha and evaluations(base) <= study.scheduler.grace_period:
+        raise UserError(f"study config key 'scheduler.grace_period': {study.scheduler.grace_period} "
+                        f"leaves ASHA no evaluation to act on (a trial evaluates {evaluations(base)} "
+                        "times: train.max_steps / train.eval_every)")
+    for point in points(study):  # every trial's config is checked before any trial starts
+        trial_config(study, point)
+
+
+def points(study: DictConfig) -> list[dict]:
+    s = study.search
+    return spaces.trial_points(OmegaConf.to_container(s.space, resolve=True), s.method,
+                               s.num_samples, s.seed, list(s.arms))
+
+
+def evaluations(cfg: DictConfig) -> int:
+    """How often a trial reports its dev metric (every eval_every steps and at the end)."""
+    return -(-cfg.train.max_steps // cfg.train.eval_every)
+
+
+def _dotlist(values: dict) -> list[str]:
+    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
+
+
+def base_training_config(study: DictConfig) -> DictConfig:
+    changes = flatten(OmegaConf.create(OmegaConf.to_container(study.config, resolve=True)))
+    try:
+        return load_config(study.base_config, _dotlist(changes))
+    except UserError as exc:
+        raise UserError(f"study config key 'config' (on {study.base_config}): {exc}") from exc
+
+
+def trial_config(study: DictConfig, point: dict) -> DictConfig:
+    """The training config of one trial; a point the model cannot take names its parameter."""
+    from models import LaCTAudioConfig
+
+    changes = flatten(OmegaConf.create(OmegaConf.to_container(study.config, resolve=True)))
+    changes.update(spaces.overrides(point))
+    changes["name"] = study.name
+    try:
+        cfg = load_config(study.base_config, _dotlist(changes))
+        LaCTAudioConfig.from_dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+    except (UserError, ValueError) as exc:
+        raise UserError(f"search.space {point}: {exc}") from exc
+    return cfg

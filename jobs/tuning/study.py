@@ -1,0 +1,193 @@
+"""A study: the MLflow parent run, the Tuner (new, or restored with --resume), then the finish
+step over its results (table, plots, best trial registered, summary.json).
+
+    <output>/<study>/                 Tune's experiment folder (what --resume restores)
+    <output>/<study>/train/           each trial's Ray Train run (checkpoints, summary.json)
+    <output>/<study>/summary.json     trials (trial_id, params, metric, status, steps, seconds), best
+    <output>/<study>/report/          table.csv, table.md, dev_vs_chunk_size.png, dev_vs_wall_time.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+
+from omegaconf import DictConfig, OmegaConf
+
+from jobs.training import tracking
+from jobs.training.run import init_ray, write_json
+from jobs.training.tasks import task_named
+from jobs.tuning import report
+from jobs.tuning.config import base_training_config, evaluations, points, trial_config
+from jobs.tuning.space import UPDATE_RULES
+from jobs.tuning.trial import StudyContext, run_trial, train_run_name
+from pipeline import uri as uris
+from pipeline.errors import UserError
+
+STUDY_FILE = "study.json"   # the parent MLflow run id, so a resumed study logs into the same run
+
+
+def run_study(study: DictConfig, resume: bool = False, address: str | None = None,
+              echo: bool = True) -> dict:
+    """Run (or resume) the study; returns its summary. An interrupted study returns
+    {"interrupted": True, ...} and can be resumed with resume=True."""
+    import mlflow
+    from ray import tune
+
+    base = base_training_config(study)
+    task = task_named(base.task)
+    root = uris.absolute(study.output or uris.join(uris.work_home(), "tune"))
+    study_dir = uris.join(root, study.name)
+    uris.ensure_writable(root, "study output (study config key 'output')")
+    exists = uris.exists(uris.join(study_dir, STUDY_FILE))
+    if resume and not exists:
+        raise UserError(f"--resume: no study named {study.name!r} under {root}")
+    if exists and not resume:
+        raise UserError(f"a study named {study.name!r} exists under {root}: "
+                        "add --resume to continue it, or --name NEW for a new one")
+    tracking_uri = tracking.setup(base.tracking.experiment)
+    parent_id = _read_json(uris.join(study_dir, STUDY_FILE))["mlflow_run_id"] if resume else None
+    init_ray(address)
+
+    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else study.name) as parent:
+        if not resume:
+            mlflow.set_tags({"tune_study": study.name, "task": task.name})
+            mlflow.log_dict(OmegaConf.to_container(study, resolve=True), "study.json")
+            write_json(uris.join(study_dir, STUDY_FILE), {"mlflow_run_id": parent.info.run_id,
+                                                          "tracking_uri": tracking_uri})
+        context = StudyContext(
+            study=OmegaConf.to_container(study, resolve=True), storage=uris.join(study_dir, "train"),
+            parent_run_id=parent.info.run_id,
+            env={"LACT_AUDIO_HOME": uris.work_home(), "MLFLOW_TRACKING_URI": tracking_uri})
+        trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),
+                                        {"cpu": study.resources.trial_cpus})
+        if resume:
+            tuner = tune.Tuner.restore(study_dir, trainable)
+        else:
+            tuner = tune.Tuner(trainable, param_space={"params": tune.grid_search(points(study))},
+                               tune_config=tune_config(study, base),
+                               run_config=tune.RunConfig(name=study.name, storage_path=root, verbose=1))
+        results = tuner.fit()
+
+        if results.num_terminated + results.num_errors < len(results):
+            print(f"study {study.name} interrupted; continue it with: lact-audio tune --config ... "
+                  f"--name {study.name} --resume")
+            return {"name": study.name, "interrupted": True, "study_dir": study_dir}
+        trials = [describe(r, study, context.storage, base.train.max_steps) for r in results]
+        close_stopped_runs(parent.info.run_id)
+        best = min((t for t in trials if t["status"] == "completed" and t["metric"] is not None),
+                   key=lambda t: t["metric"], default=None)
+        registered = register_best(best, study) if best else None
+        with tempfile.TemporaryDirectory(prefix="lact-tune-") as tmp:
+            table, files = report.write_all(trials, task.dev_metric, tmp)
+            for path in files:
+                mlflow.log_artifact(path, artifact_path="report")
+            fs, path = uris.filesystem(uris.join(study_dir, "report"))
+            fs.put(tmp + "/", path, recursive=True)
+        if best:
+            mlflow.log_metrics({f"best_dev_{task.dev_metric}": best["metric"]})
+        summary = {
+            "name": study.name, "study_dir": study_dir, "task": task.name,
+            "metric": f"dev_{task.dev_metric}", "mode": "min",
+            "trials": [{k: t[k] for k in ("trial_id", "params", "metric", "status", "steps",
+                                          "seconds", "settings", "mlflow_run_id", "model_uri")}
+                       for t in trials],
+            "best": None if best is None else {**{k: best[k] for k in ("trial_id", "params", "metric",
+                                                                      "settings", "mlflow_run_id")},
+                                               "model_uri": registered},
+            "mlflow_run_id": parent.info.run_id, "tracking_uri": tracking_uri,
+        }
+        write_json(uris.join(study_dir, "summary.json"), summary)
+        mlflow.log_dict(summary, "summary.json")
+    if echo:
+        print(f"\nstudy {study.name}: {len(trials)} trials, dev {task.dev_metric} (lower is better)\n")
+        print(table)
+        print(f"\nbest: {best['trial_id'] if best else 'none completed'}"
+              + (f" -> {registered}" if registered else ""))
+        print(f"summary: {uris.join(study_dir, 'summary.json')}")
+    return summary
+
+
+def tune_config(study: DictConfig, base: DictConfig):
+    """ASHA on the dev score (CER or NLL; every Train report is one Tune iteration)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    scheduler = None
+    if study.scheduler.asha:
+        # Rungs stop before the last evaluation: a trial stopped there would lose its finish step.
+        scheduler = ASHAScheduler(time_attr="training_iteration",
+                                  max_t=max(evaluations(base) - 1, study.scheduler.grace_period),
+                                  grace_period=study.scheduler.grace_period,
+                                  reduction_factor=study.scheduler.reduction_factor,
+                                  stop_last_trials=False)
+    return tune.TuneConfig(metric="dev_score", mode="min", scheduler=scheduler,
+                           max_concurrent_trials=study.resources.max_concurrent_trials)
+
+
+def describe(result, study: DictConfig, storage: str, max_steps: int) -> dict:
+    """One trial's row: its point, what it trained, its best dev score and how it ended."""
+    point = result.config["params"]
+    metrics = result.metrics or {}
+    trial_id = metrics.get("trial_id") or _trial_id_from_path(result.path)
+    frame = result.metrics_dataframe
+    curve = []
+    if frame is not None and "dev_score" in frame:
+        frame = frame.dropna(subset=["dev_score"])
+        curve = list(zip(frame["time_total_s"].astype(float), frame["dev_score"].astype(float)))
+    finished = _read_json(uris.join(storage, train_run_name(trial_id), "summary.json"))
+    status = ("error" if result.error else "completed" if finished
+              else "stopped" if curve else "not started")
+    return {"trial_id": trial_id, "params": point, "settings": settings(study, point),
+            "metric": min((c[1] for c in curve), default=None), "status": status,
+            "steps": int(metrics.get("step", 0)), "seconds": float(metrics.get("time_total_s", 0.0)),
+            "curve": curve, "mlflow_run_id": (finished or {}).get("mlflow_run_id"),
+            "model_uri": (finished or {}).get("model_uri")}
+
+
+def settings(study: DictConfig, point: dict) -> dict:
+    """The values a trial really trained with (its point over the base config and defaults)."""
+    from models import LaCTAudioConfig
+
+    cfg = trial_config(study, point)
+    m = LaCTAudioConfig.from_dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+    flags = {"model.config.use_momentum": m.use_momentum, "model.config.use_muon": m.use_muon}
+    rule = next(name for name, values in UPDATE_RULES.items() if values == flags)
+    return {"arm": point.get("arm", "lact"), "update_rule": rule, "chunk_size": m.chunk_size,
+            "window_size": m.window_size, "num_lact_heads": m.num_lact_heads, "base_lr": m.base_lr}
+
+
+def register_best(best: dict, study: DictConfig) -> str | None:
+    """The best completed trial's logged model, registered under the task/architecture name."""
+    cfg = trial_config(study, best["params"])
+    if not cfg.tracking.register or not best["model_uri"]:
+        return None
+    name = tracking.registered_name(cfg.task, cfg.model.architecture, cfg.tracking.registered_name)
+    return tracking.register(best["model_uri"], name, cfg.tracking.alias)
+
+
+def close_stopped_runs(parent_run_id: str) -> None:
+    """Trials ASHA stopped never reach their finish step: mark their MLflow runs KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    for run in client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                  "and attributes.status = 'RUNNING'"):
+        client.set_terminated(run.info.run_id, "KILLED")
+
+
+def _trial_id_from_path(path: str) -> str:
+    match = re.search(r"_([0-9a-f]{5}_\d{5})", os.path.basename(path.rstrip("/")))
+    return match.group(1) if match else os.path.basename(path.rstrip("/"))
+
+
+def _read_json(uri: str) -> dict | None:
+    if not uris.exists(uri):
+        return None
+    fs, path = uris.filesystem(uri)
+    with fs.open(path) as f:
+        return json.load(f)

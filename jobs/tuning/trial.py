@@ -1,0 +1,54 @@
+"""One Tune trial: an ordinary training run (plan -> trainer -> finish, as `lact-audio train`)
+whose Train reports reach Tune through TuneReportCallback (STACK_NOTES "Ray Tune with Train
+V2"), logged as a child of the study's MLflow run.
+
+A restored study restarts an unfinished trial under the same Train run name, so Ray Train
+continues it from its latest checkpoint and MLflow logs into the same child run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class StudyContext:
+    """What every trial needs from the study's driver (trial processes do not share its env)."""
+
+    study: dict                  # the resolved study config
+    storage: str                 # <study dir>/train: the trials' Train runs
+    parent_run_id: str           # the study's MLflow run
+    env: dict                    # LACT_AUDIO_HOME / MLFLOW_TRACKING_URI of the driver
+
+
+def train_run_name(trial_id: str) -> str:
+    return f"train-trial_id={trial_id}"
+
+
+def run_trial(tune_config: dict, context: StudyContext) -> None:
+    """Tune's function trainable; `tune_config["params"]` is the trial's point."""
+    import mlflow
+    import ray.tune
+    from omegaconf import OmegaConf
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from jobs.training import tracking
+    from jobs.training.finish import finish
+    from jobs.training.launch import build_trainer, fit, train_run_config
+    from jobs.training.plan import make_plan
+    from jobs.tuning.config import trial_config
+
+    os.environ.update({k: v for k, v in context.env.items() if v})
+    point = tune_config["params"]
+    trial_id = ray.tune.get_context().get_trial_id()
+    cfg = trial_config(OmegaConf.create(context.study), point)
+    cfg.output = context.storage
+    plan = make_plan(cfg, run_name=train_run_name(trial_id))
+    with tracking.run_for(plan, parent_run_id=context.parent_run_id) as (run_id, tracking_uri):
+        mlflow.set_tags({"tune_study": context.study["name"], "tune_trial_id": trial_id})
+        mlflow.log_params({f"tune.{k}": v for k, v in point.items()})
+        spec = plan.worker_spec(tracking_uri, run_id)
+        trainer = build_trainer(plan, spec, train_run_config(plan, [TuneReportCallback()]))
+        result, seconds = fit(trainer, plan.run_name)
+        finish(plan, result, seconds, run_id, tracking_uri, register=False)  # the study registers its best
