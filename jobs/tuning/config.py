@@ -43,7 +43,7 @@ class SchedulerSection:
 @dataclass
 class ResourcesSection:
     max_concurrent_trials: int = 2
-    trial_cpus: float = 0.0               # the trial's own driver; workers use config.train.*
+    trial_cpus: float = 0.25              # the trial's own driver (> 0); workers use config.train.*
 
 
 @dataclass
@@ -91,6 +91,9 @@ def validate_study(study: DictConfig) -> None:
     for key in ("search.num_samples", "scheduler.grace_period", "resources.max_concurrent_trials"):
         if not OmegaConf.select(study, key) >= 1:
             raise UserError(f"study config key '{key}': must be >= 1, got {OmegaConf.select(study, key)}")
+    if not study.resources.trial_cpus > 0:
+        raise UserError("study config key 'resources.trial_cpus': must be > 0 (Tune needs a "
+                        f"resource for the trial's driver), got {study.resources.trial_cpus}")
     if not study.scheduler.reduction_factor >= 2:
         raise UserError("study config key 'scheduler.reduction_factor': must be >= 2")
     if not study.name or "/" in study.name:

@@ -99,8 +99,9 @@ def trial_points(space: Mapping, method: str, num_samples: int, seed: int, arms:
     if method == "grid":
         points = [dict(zip(names, combo)) for combo in itertools.product(*(space[n] for n in names))]
     else:
-        rng = random.Random(seed)
-        points = [{n: draw(rng, n, space[n]) for n in names} for _ in range(num_samples)]
+        # one random stream per parameter: adding a parameter leaves the others' draws alone
+        streams = {n: random.Random(f"{seed}:{n}") for n in names}
+        points = [{n: draw(streams[n], n, space[n]) for n in names} for _ in range(num_samples)]
     return [p for p in points if p] + [{"arm": arm} for arm in arms]
 
 

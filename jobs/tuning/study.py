@@ -22,7 +22,7 @@ from jobs.training.tasks import task_named
 from jobs.tuning import report
 from jobs.tuning.config import base_training_config, evaluations, points, trial_config
 from jobs.tuning.space import UPDATE_RULES
-from jobs.tuning.trial import StudyContext, run_trial, train_run_name
+from jobs.tuning.trial import StudyContext, point_key, run_trial, train_run_name
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
@@ -58,7 +58,9 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
             write_json(uris.join(study_dir, STUDY_FILE), {"mlflow_run_id": parent.info.run_id,
                                                           "tracking_uri": tracking_uri})
         context = StudyContext(
-            study=OmegaConf.to_container(study, resolve=True), storage=uris.join(study_dir, "train"),
+            name=study.name, storage=uris.join(study_dir, "train"),
+            configs={point_key(p): OmegaConf.to_container(trial_config(study, p), resolve=True)
+                     for p in points(study)},
             parent_run_id=parent.info.run_id,
             env={"LACT_AUDIO_HOME": uris.work_home(), "MLFLOW_TRACKING_URI": tracking_uri})
         trainable = tune.with_resources(tune.with_parameters(run_trial, context=context),

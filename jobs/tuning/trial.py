@@ -8,6 +8,7 @@ continues it from its latest checkpoint and MLflow logs into the same child run.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -16,10 +17,15 @@ from dataclasses import dataclass
 class StudyContext:
     """What every trial needs from the study's driver (trial processes do not share its env)."""
 
-    study: dict                  # the resolved study config
+    name: str                    # the study's name
+    configs: dict                # point key -> the trial's resolved training config (a dict)
     storage: str                 # <study dir>/train: the trials' Train runs
     parent_run_id: str           # the study's MLflow run
     env: dict                    # LACT_AUDIO_HOME / MLFLOW_TRACKING_URI of the driver
+
+
+def point_key(point: dict) -> str:
+    return json.dumps(point, sort_keys=True)
 
 
 def train_run_name(trial_id: str) -> str:
@@ -37,16 +43,17 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     from jobs.training.finish import finish
     from jobs.training.launch import build_trainer, fit, train_run_config
     from jobs.training.plan import make_plan
-    from jobs.tuning.config import trial_config
+    from jobs.training.config import TrainConfig
 
     os.environ.update({k: v for k, v in context.env.items() if v})
     point = tune_config["params"]
     trial_id = ray.tune.get_context().get_trial_id()
-    cfg = trial_config(OmegaConf.create(context.study), point)
+    # resolved by the study's driver: a trial on another node needs no config files
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), context.configs[point_key(point)])
     cfg.output = context.storage
     plan = make_plan(cfg, run_name=train_run_name(trial_id))
     with tracking.run_for(plan, parent_run_id=context.parent_run_id) as (run_id, tracking_uri):
-        mlflow.set_tags({"tune_study": context.study["name"], "tune_trial_id": trial_id})
+        mlflow.set_tags({"tune_study": context.name, "tune_trial_id": trial_id})
         mlflow.log_params({f"tune.{k}": v for k, v in point.items()})
         spec = plan.worker_spec(tracking_uri, run_id)
         trainer = build_trainer(plan, spec, train_run_config(plan, [TuneReportCallback()]))

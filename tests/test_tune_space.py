@@ -1,0 +1,91 @@
+"""`lact-audio tune` study configs without Ray: a bad search space is a one-line error naming
+its key; grid and random points; a point's training overrides; the shipped study configs load."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jobs.tuning.config import load_study, points, trial_config
+from jobs.tuning.space import overrides, trial_points
+from pipeline.errors import UserError
+
+TUNE = os.path.join(os.path.dirname(__file__), "..", "configs", "tune")
+SMOKE = os.path.join(TUNE, "smoke.yaml")
+
+
+@pytest.mark.parametrize("override, key", [
+    ("search.space.chunk_sizes=[16]", "search.space.chunk_sizes"),          # unknown parameter
+    ("search.space.chunk_size=[]", "search.space.chunk_size"),              # empty choice list
+    ("search.space.chunk_size=[big]", "search.space.chunk_size"),           # wrong type
+    ("search.space.base_lr=[true]", "search.space.base_lr"),
+    ("search.space.window_size=[1.5]", "search.space.window_size"),
+    ("search.space.update_rule=[adam]", "search.space.update_rule"),
+    ("search.space.chunk_size=16", "search.space.chunk_size"),              # not a list
+    ("search.space.base_lr={min:0.001,max:0.1}", "search.space.base_lr"),   # a range in a grid
+    ("search.arms=[no_mlp]", "search.arms"),
+    ("search.method=bayes", "search.method"),
+    ("search.bogus=1", "search.bogus"),
+    ("scheduler.grace_period=2", "scheduler.grace_period"),                 # no rung left for ASHA
+    ("search.space.num_lact_heads=[3]", "num_lact_heads"),                  # 3 does not divide 32
+    ("config.train.max_stepz=3", "train.max_stepz"),
+])
+def test_bad_search_space_is_one_line_error_naming_the_key(override, key):
+    with pytest.raises(UserError) as err:
+        load_study(SMOKE, [override])
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_study_is_exit_2_with_one_line_on_stderr(capsys):
+    from jobs.cli import main
+
+    assert main(["tune", "--config", SMOKE, "search.space.chunk_size=[]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "search.space.chunk_size: empty choice list" in err
+
+
+def test_grid_is_every_combination_plus_one_trial_per_arm():
+    study = load_study(SMOKE)
+    got = points(study)
+    assert got == [{"chunk_size": 16, "update_rule": "plain"},
+                   {"chunk_size": 16, "update_rule": "momentum+muon"},
+                   {"chunk_size": 2048, "update_rule": "plain"},
+                   {"chunk_size": 2048, "update_rule": "momentum+muon"},
+                   {"arm": "window_only"}]
+
+
+def test_random_points_are_seeded_draws_inside_the_ranges():
+    space = {"base_lr": {"min": 1e-3, "max": 1e-1, "log": True}, "chunk_size": [16, 64, 256]}
+    first = trial_points(space, "random", 20, 7, [])
+    assert first == trial_points(space, "random", 20, 7, [])          # a restore sees the same
+    assert first != trial_points(space, "random", 20, 8, [])
+    assert all(1e-3 <= p["base_lr"] <= 1e-1 and p["chunk_size"] in (16, 64, 256) for p in first)
+    assert len({p["chunk_size"] for p in first}) == 3
+
+
+def test_a_point_becomes_the_trial_training_config():
+    assert overrides({"update_rule": "muon", "arm": "full_attention", "base_lr": 0.05}) == {
+        "model.config.use_momentum": False, "model.config.use_muon": True,
+        "model.architecture": "baseline", "model.config.base_lr": 0.05}
+    study = load_study(SMOKE, ["config.data.root=/data/features"], name="renamed")
+    cfg = trial_config(study, {"chunk_size": 16, "update_rule": "momentum+muon"})
+    assert (cfg.name, cfg.data.root, cfg.train.max_steps) == ("renamed", "/data/features", 4)
+    assert (cfg.model.config.chunk_size, cfg.model.config.use_momentum, cfg.model.config.use_muon) \
+        == (16, True, True)
+    arm = trial_config(study, {"arm": "window_only"})
+    assert arm.model.config.use_fast_weights is False and arm.model.config.chunk_size == 2048
+
+
+def test_default_data_root_moves_with_the_work_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("LACT_AUDIO_HOME", str(tmp_path))
+    cfg = trial_config(load_study(SMOKE), {"chunk_size": 16})
+    assert cfg.data.root == str(tmp_path / "demo" / "features")
+
+
+@pytest.mark.parametrize("name, trials", [("smoke", 5), ("demo-ablation", 16), ("librispeech-960h", 20)])
+def test_shipped_study_configs_load(name, trials):
+    study = load_study(os.path.join(TUNE, f"{name}.yaml"))
+    assert len(points(study)) == trials
+    arms = {p.get("arm", "lact") for p in points(study)}
+    assert "lact" in arms and (name == "smoke" or "full_attention" in arms)

@@ -1,0 +1,138 @@
+"""`lact-audio tune` end to end on a real local Ray cluster and a real MLflow store: the smoke
+study, interrupted (SIGUSR1, Tune's Ctrl+C) once a trial has finished, then resumed with its
+finished trial kept; its summary, MLflow runs, report and registered `candidate`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "tune", "smoke.yaml")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, ray_cluster):
+    """A tiny synthesised + preprocessed LibriSpeech-layout corpus, made once per module."""
+    from pipeline.preprocess import PreprocessConfig, run_preprocess
+    from pipeline.synthetic.corpus import synthesize_corpus
+
+    root = tmp_path_factory.mktemp("tune-corpus")
+    synthesize_corpus("librispeech", str(root / "raw"), utterances_per_split=6, seed=5)
+    run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=str(root / "raw"),
+                                    output_uri=str(root / "features"), progress=False))
+    return root / "features"
+
+
+def interrupt_when_a_trial_finishes(train_dir, seen: dict) -> threading.Thread:
+    """Send Tune's interrupt signal to this process as soon as one trial's summary exists."""
+    def watch():
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            done = sorted(train_dir.glob("*/summary.json"))
+            if done:
+                seen.update({p.parent.name: p.stat().st_mtime for p in done})
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture(scope="module")
+def study_runs(corpus, tmp_path_factory):
+    """(interrupted summary, {finished train run: summary mtime} at the interrupt, resumed summary)."""
+    from jobs.tuning.config import load_study
+    from jobs.tuning.study import run_study
+
+    home = tmp_path_factory.mktemp("tune-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LACT_AUDIO_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        study = load_study(SMOKE, [f"config.data.root={corpus}"])
+        seen: dict = {}
+        watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke" / "train", seen)
+        first = run_study(study, echo=False)
+        watcher.join(timeout=5)
+        resumed = run_study(study, resume=True, echo=False)
+        yield first, seen, resumed, home
+
+
+def test_interrupted_study_resumes_and_keeps_its_finished_trials(study_runs):
+    first, seen, resumed, home = study_runs
+    assert first["interrupted"] is True and seen, "the study ended before any trial finished"
+    train = home / "tune" / "smoke" / "train"
+    by_run = {f"train-trial_id={t['trial_id']}": t for t in resumed["trials"]}
+    for run_name, mtime in seen.items():
+        assert by_run[run_name]["status"] == "completed"
+        assert (train / run_name / "summary.json").stat().st_mtime == mtime  # not trained again
+    # every trial was trained at most once to its end: one MLflow child run per trial
+    import mlflow
+
+    children = mlflow.search_runs(experiment_names=["lact-audio-tune-smoke"],
+                                  filter_string=f"tags.mlflow.parentRunId = '{resumed['mlflow_run_id']}'")
+    assert sorted(children["tags.tune_trial_id"]) == sorted(t["trial_id"] for t in resumed["trials"])
+
+
+def test_study_summary_report_and_registered_best(study_runs):
+    _, _, summary, home = study_runs
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    trials = summary["trials"]
+    assert len(trials) == 5
+    assert sorted(json.dumps(t["params"], sort_keys=True) for t in trials) == sorted(json.dumps(p, sort_keys=True) for p in [
+        {"chunk_size": 16, "update_rule": "plain"}, {"chunk_size": 16, "update_rule": "momentum+muon"},
+        {"chunk_size": 2048, "update_rule": "plain"}, {"chunk_size": 2048, "update_rule": "momentum+muon"},
+        {"arm": "window_only"}])
+    for t in trials:
+        assert t["status"] in ("completed", "stopped"), t
+        # 4 steps, evaluated at 2 and 4; ASHA can stop a trial only at its first evaluation
+        assert t["steps"] == (4 if t["status"] == "completed" else 2) and t["seconds"] > 0
+        assert 0.0 < t["metric"] <= 5.0
+    completed = [t for t in trials if t["status"] == "completed"]
+    best = min(completed, key=lambda t: t["metric"])
+    assert summary["best"]["trial_id"] == best["trial_id"] and summary["best"]["metric"] == best["metric"]
+    # the trial's metric is the best dev CER its MLflow child run logged
+    history = MlflowClient().get_metric_history(best["mlflow_run_id"], "dev_cer")
+    assert best["metric"] == pytest.approx(min(m.value for m in history))
+    # registered: the candidate alias points at a version of the best trial's run
+    name = "lact-audio-asr-baseline" if best["params"].get("arm") == "full_attention" else "lact-audio-asr-lact"
+    assert summary["best"]["model_uri"] == f"models:/{name}@candidate"
+    version = MlflowClient().get_model_version_by_alias(name, "candidate")
+    assert version.run_id == best["mlflow_run_id"]
+    # LaCT trials log the fast-weight change of their one layer; the window-only arm has none
+    for t in completed:
+        logged = mlflow.get_run(t["mlflow_run_id"]).data.metrics
+        assert ("fast_weight_change_layer0" in logged) == (t["params"].get("arm") != "window_only")
+    # the report: one table row per trial, both plots, logged to the study's run too
+    report = home / "tune" / "smoke" / "report"
+    with open(report / "table.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["trial_id"] for r in rows) == sorted(t["trial_id"] for t in trials)
+    assert (report / "dev_vs_chunk_size.png").stat().st_size > 1000
+    artifacts = {a.path for a in MlflowClient().list_artifacts(summary["mlflow_run_id"], "report")}
+    assert {"report/table.csv", "report/table.md", "report/dev_vs_wall_time.png"} <= artifacts
+    on_disk = json.loads((home / "tune" / "smoke" / "summary.json").read_text())
+    assert on_disk["best"] == summary["best"]
+
+
+def test_starting_an_existing_study_again_asks_for_resume_or_a_new_name(study_runs, corpus,
+                                                                        monkeypatch, capsys):
+    from jobs.cli import main
+
+    monkeypatch.setenv("LACT_AUDIO_HOME", str(study_runs[3]))
+    assert main(["tune", "--config", SMOKE, f"config.data.root={corpus}"]) == 2
+    assert main(["tune", "--config", SMOKE, f"config.data.root={corpus}", "--name", "other",
+                 "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "add --resume" in err[0] and "no study named 'other'" in err[1]
