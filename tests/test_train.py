@@ -77,7 +77,7 @@ def test_asr_counts_match_jiwer():
     assert m["wer"] == pytest.approx(3 / 5) and m["cer"] == pytest.approx(4 / 8)
 
 
-def trainer_payload(task="asr", architecture="lact"):
+def worker_spec(task="asr", architecture="lact"):
     from jobs.training.loop import WorkerSpec
 
     cfg = load_config(None, ["data.root=x", "data.batch_size=4", "train.max_steps=10",
@@ -99,7 +99,7 @@ def batch(n=3, frames=40, nan=False):
 def test_nan_loss_batch_is_skipped_and_counted_weights_untouched():
     from jobs.training.loop import Trainer
 
-    trainer = Trainer(trainer_payload())
+    trainer = Trainer(worker_spec())
     before = {k: v.clone() for k, v in trainer.strategy.module.state_dict().items()}
     out = trainer.train_step(batch(nan=True))
     assert out["applied"] is False and math.isnan(out["loss"]) and trainer.skipped == 1
@@ -117,13 +117,13 @@ def test_checkpoint_round_trip_and_corruption_detected(tmp_path):
     from jobs.training.loop import Trainer
     from jobs.training.model_io import load_model
 
-    trainer = Trainer(trainer_payload())
+    trainer = Trainer(worker_spec())
     for _ in range(2):
         trainer.train_step(batch())
     trainer.best = 0.5
     trainer.write_checkpoint(str(tmp_path), {"dev_cer": 0.5})
     assert verify(str(tmp_path))["step"] == 2
-    restored = Trainer(trainer_payload())
+    restored = Trainer(worker_spec())
     restored.restore(str(tmp_path))
     assert (restored.step, restored.best) == (2, 0.5)
     for k, v in restored.strategy.module.state_dict().items():
@@ -142,7 +142,7 @@ def test_checkpoint_round_trip_and_corruption_detected(tmp_path):
 def test_generation_step_learns_on_tokens():
     from jobs.training.loop import Trainer
 
-    trainer = Trainer(trainer_payload("generation", "baseline"))
+    trainer = Trainer(worker_spec("generation", "baseline"))
     tokens = torch.randint(0, 256, (2, 32))
     b = {"audio_tokens": tokens, "audio_token_lengths": torch.tensor([32, 20]),
          "durations": torch.tensor([0.1, 0.1])}

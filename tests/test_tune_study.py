@@ -16,6 +16,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "tune", "smoke.yaml")
+SPACE = ["search.space.update_rule=[momentum+muon]"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def study_runs(corpus, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LACT_AUDIO_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        study = load_study(SMOKE, [f"config.data.root={corpus}"])
+        # the smoke study cut to 3 trials for CI: two chunk sizes and one ablation arm
+        study = load_study(SMOKE, [f"config.data.root={corpus}", *SPACE])
         seen: dict = {}
         watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke" / "train", seen)
         first = run_study(study, echo=False)
@@ -83,17 +85,19 @@ def test_interrupted_study_resumes_and_keeps_its_finished_trials(study_runs):
     assert sorted(children["tags.tune_trial_id"]) == sorted(t["trial_id"] for t in resumed["trials"])
 
 
+def key(point: dict) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
 def test_study_summary_report_and_registered_best(study_runs):
     _, _, summary, home = study_runs
     import mlflow
     from mlflow.tracking import MlflowClient
 
     trials = summary["trials"]
-    assert len(trials) == 5
-    assert sorted(json.dumps(t["params"], sort_keys=True) for t in trials) == sorted(json.dumps(p, sort_keys=True) for p in [
-        {"chunk_size": 16, "update_rule": "plain"}, {"chunk_size": 16, "update_rule": "momentum+muon"},
-        {"chunk_size": 2048, "update_rule": "plain"}, {"chunk_size": 2048, "update_rule": "momentum+muon"},
-        {"arm": "window_only"}])
+    expected = [{"chunk_size": 16, "update_rule": "momentum+muon"},
+                {"chunk_size": 2048, "update_rule": "momentum+muon"}, {"arm": "window_only"}]
+    assert sorted(map(key, (t["params"] for t in trials))) == sorted(map(key, expected))
     for t in trials:
         assert t["status"] in ("completed", "stopped"), t
         # 4 steps, evaluated at 2 and 4; ASHA can stop a trial only at its first evaluation
@@ -131,8 +135,8 @@ def test_starting_an_existing_study_again_asks_for_resume_or_a_new_name(study_ru
     from jobs.cli import main
 
     monkeypatch.setenv("LACT_AUDIO_HOME", str(study_runs[3]))
-    assert main(["tune", "--config", SMOKE, f"config.data.root={corpus}"]) == 2
-    assert main(["tune", "--config", SMOKE, f"config.data.root={corpus}", "--name", "other",
+    assert main(["tune", "--config", SMOKE, f"config.data.root={corpus}", *SPACE]) == 2
+    assert main(["tune", "--config", SMOKE, f"config.data.root={corpus}", *SPACE, "--name", "other",
                  "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "add --resume" in err[0] and "no study named 'other'" in err[1]
