@@ -145,7 +145,7 @@ def describe(result, study: DictConfig, storage: str, max_steps: int) -> dict:
     return {"trial_id": trial_id, "params": point, "settings": settings(study, point),
             "metric": min((c[1] for c in curve), default=None), "status": status,
             # a finished run's own summary counts its steps; Tune may not have seen the last report
-            "steps": int((finished or metrics).get("step" if not finished else "steps", 0)),
+            "steps": int(finished["steps"] if finished else metrics.get("step", 0)),
             "seconds": float(metrics.get("time_total_s", 0.0)),
             "curve": curve, "mlflow_run_id": (finished or {}).get("mlflow_run_id"),
             "model_uri": (finished or {}).get("model_uri")}
