@@ -74,8 +74,8 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
         results = tuner.fit()
 
         if results.num_terminated + results.num_errors < len(results):
-            print(f"study {study.name} interrupted; continue it with: lact-audio tune --config ... "
-                  f"--name {study.name} --resume")
+            print(f"study {study.name} interrupted: run the same command with --resume to "
+                  "continue it (finished trials are kept)")
             return {"name": study.name, "interrupted": True, "study_dir": study_dir}
         trials = [describe(r, study, context.storage, base.train.max_steps) for r in results]
         close_stopped_runs(parent.info.run_id)
