@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/sequence_scaling.py
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/train_fixed_cost.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
