@@ -29,7 +29,7 @@ demo: setup
 	$(BIN)/lact-audio demo
 
 test: setup
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --durations=15
 
 test-unit: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not integration"
