@@ -20,16 +20,8 @@ SPACE = ["search.space.update_rule=[momentum+muon]"]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, ray_cluster):
-    """A tiny synthesised + preprocessed LibriSpeech-layout corpus, made once per module."""
-    from pipeline.preprocess import PreprocessConfig, run_preprocess
-    from pipeline.synthetic.corpus import synthesize_corpus
-
-    root = tmp_path_factory.mktemp("tune-corpus")
-    synthesize_corpus("librispeech", str(root / "raw"), utterances_per_split=6, seed=5)
-    run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=str(root / "raw"),
-                                    output_uri=str(root / "features"), progress=False))
-    return root / "features"
+def corpus(toy_corpus):
+    return toy_corpus  # the session's tiny preprocessed corpus (tests/conftest.py)
 
 
 def interrupt_when_a_trial_finishes(train_dir, seen: dict) -> threading.Thread:

@@ -10,6 +10,7 @@ import tempfile
 import mlflow
 
 from jobs.training import tracking
+from jobs.training.phases import Phases
 from jobs.training.plan import RunPlan
 from jobs.training.storage import checkpoint_uri, write_json
 from pipeline import uri as uris
@@ -22,7 +23,7 @@ def best_checkpoint(result):
 
 
 def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_uri: str,
-           register: bool | None = None) -> dict:
+           phases: Phases, register: bool | None = None) -> dict:
     """Log, register and summarise a finished run (inside its active MLflow run).
 
     register: override the config's tracking.register (Tune registers only its best trial)."""
@@ -38,6 +39,7 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
         mlflow.log_artifact(os.path.join(local, "model.pt"), artifact_path="best_checkpoint")
         mlflow.log_artifact(os.path.join(local, "meta.json"), artifact_path="best_checkpoint")
         test_metrics = evaluate_split(model, cfg, plan.splits["test"].uri) if "test" in plan.splits else {}
+        phases.done("best_and_test")
         history = metric_history(run_id)
         final = {f"test_{k}": v for k, v in test_metrics.items() if isinstance(v, float)}
         final.update(train_seconds=train_seconds, parameters=plan.parameters)
@@ -45,9 +47,11 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
         mlflow.set_tags({"best_checkpoint": checkpoint_uri(best_ckpt, plan.storage),
                          "latest_checkpoint": checkpoint_uri(result.checkpoint, plan.storage) or ""})
         tracking.log_curves(run_id, tmp, task)
+        phases.done("log_metrics_and_plots")
         name = (tracking.registered_name(task.name, plan.architecture, cfg.tracking.registered_name)
                 if register else None)
         model_uri = tracking.log_and_register(model, meta, name, cfg.tracking.alias if name else None)
+        phases.done("log_and_register_model")
 
     # the first window includes warm-up (compilation, data start), so it is left out when others exist
     throughput = history.get("audio_seconds_per_second", [])
@@ -69,6 +73,8 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
     }
     write_json(uris.join(plan.run_uri, "summary.json"), summary)
     mlflow.log_dict(summary, "summary.json")
+    phases.done("summary")
+    summary["phase_seconds"] = phases.seconds
     return summary
 
 

@@ -6,9 +6,11 @@ same config, so both run exactly the same trainer.
 
 from __future__ import annotations
 
+import os
 import time
 
 from jobs.training.loop import WorkerSpec, train_loop_per_worker
+from jobs.training.phases import Phases
 from jobs.training.plan import RunPlan
 
 
@@ -32,6 +34,10 @@ def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
 
     from pipeline.loading import ray_dataset
 
+    # Ray Train's controller notices a finished worker group on its next health check (default
+    # every 2 s): a run would idle up to that long after its last step. Ray forwards this
+    # variable from the driver to the controller.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     # Train workers log their own progress; Ray Data's bars would flood the terminal.
     ray.data.DataContext.get_current().enable_progress_bars = False
     train = ray_dataset(plan.splits["train"].uri, plan.task.name)
@@ -46,11 +52,16 @@ def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
         run_config=run_config, datasets={"train": train})
 
 
-def fit(trainer, run_name: str):
-    """(result, wall seconds); a failed run raises."""
-    started = time.perf_counter()
+def fit(trainer, spec: WorkerSpec, run_name: str, phases: Phases):
+    """(result, wall seconds); a failed run raises. The run's step logger ends with it."""
+    import ray
+
+    started = time.time()
     result = trainer.fit()
-    seconds = time.perf_counter() - started
+    seconds = time.time() - started
+    if spec.step_logger is not None:
+        ray.kill(spec.step_logger)
+    phases.split_fit(started, result.metrics)
     if result.error is not None:
         raise RuntimeError(f"training run {run_name} failed: {result.error}")
     return result, seconds

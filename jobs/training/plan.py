@@ -48,12 +48,13 @@ class RunPlan:
             ("utterances", split.manifest.get("num_utterances")),
             ("hours", split.manifest.get("hours")))}
 
-    def worker_spec(self, tracking_uri: str | None, run_id: str | None) -> WorkerSpec:
+    def worker_spec(self, tracking_uri: str | None, run_id: str | None,
+                    step_logger=None) -> WorkerSpec:
         return WorkerSpec(config=OmegaConf.to_object(self.cfg), model_config=self.model_config,
                           dev_uri=self.splits["dev"].uri,
                           train_manifest=self.splits["train"].manifest,
                           tracking_uri=tracking_uri, mlflow_run_id=run_id,
-                          data_identity=self.data_identity)
+                          data_identity=self.data_identity, step_logger=step_logger)
 
 
 def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None) -> RunPlan:

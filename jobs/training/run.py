@@ -39,15 +39,20 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     from jobs.training import tracking
     from jobs.training.finish import finish, summary_table
     from jobs.training.launch import build_trainer, fit, train_run_config
+    from jobs.training.phases import Phases
     from jobs.training.plan import make_plan
 
+    phases = Phases()  # wall seconds of each step, in the summary
     plan = make_plan(cfg, resume)
+    phases.done("validate")
     with tracking.run_for(plan) as (run_id, tracking_uri):
+        phases.done("mlflow_start")
         init_ray(address)
-        spec = plan.worker_spec(tracking_uri, run_id)
+        spec = plan.worker_spec(tracking_uri, run_id, tracking.start_step_logger(tracking_uri, run_id))
         trainer = build_trainer(plan, spec, train_run_config(plan))
-        result, seconds = fit(trainer, plan.run_name)
-        summary = finish(plan, result, seconds, run_id, tracking_uri)
+        phases.done("dataset")
+        result, seconds = fit(trainer, spec, plan.run_name, phases)
+        summary = finish(plan, result, seconds, run_id, tracking_uri, phases)
     if echo:
         print(summary_table(summary))
     return summary

@@ -42,6 +42,7 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     from jobs.training import tracking
     from jobs.training.finish import finish
     from jobs.training.launch import build_trainer, fit, train_run_config
+    from jobs.training.phases import Phases
     from jobs.training.plan import make_plan
     from jobs.training.config import TrainConfig
 
@@ -55,7 +56,9 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     with tracking.run_for(plan, parent_run_id=context.parent_run_id) as (run_id, tracking_uri):
         mlflow.set_tags({"tune_study": context.name, "tune_trial_id": trial_id})
         mlflow.log_params({f"tune.{k}": v for k, v in point.items()})
-        spec = plan.worker_spec(tracking_uri, run_id)
+        spec = plan.worker_spec(tracking_uri, run_id, tracking.start_step_logger(tracking_uri, run_id))
         trainer = build_trainer(plan, spec, train_run_config(plan, [TuneReportCallback()]))
-        result, seconds = fit(trainer, plan.run_name)
-        finish(plan, result, seconds, run_id, tracking_uri, register=False)  # the study registers its best
+        phases = Phases()
+        result, seconds = fit(trainer, spec, plan.run_name, phases)
+        # the study registers only its best trial
+        finish(plan, result, seconds, run_id, tracking_uri, phases, register=False)
