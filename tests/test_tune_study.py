@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -24,16 +25,19 @@ def corpus(toy_corpus):
     return toy_corpus  # the session's tiny preprocessed corpus (tests/conftest.py)
 
 
-def interrupt_when_a_trial_finishes(train_dir, seen: dict) -> threading.Thread:
-    """Send Tune's interrupt signal to this process as soon as one trial's summary exists."""
+def interrupt_when_a_trial_finishes(study_dir, seen: dict) -> threading.Thread:
+    """Send Tune's interrupt signal to this process once Tune has a trial's final result (its
+    result.json says done) and that trial's training run wrote its summary."""
     def watch():
-        deadline = time.time() + 300
+        deadline = time.time() + 600
         while time.time() < deadline:
-            done = sorted(train_dir.glob("*/summary.json"))
-            if done:
-                seen.update({p.parent.name: p.stat().st_mtime for p in done})
-                os.kill(os.getpid(), signal.SIGUSR1)
-                return
+            for result in study_dir.glob("run_trial_*/result.json"):
+                trial_id = re.match(r"run_trial_(\w+?_\d{5})", result.parent.name).group(1)
+                summary = study_dir / "train" / f"train-trial_id={trial_id}" / "summary.json"
+                if '"done": true' in result.read_text() and summary.exists():
+                    seen[summary.parent.name] = summary.stat().st_mtime
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return
             time.sleep(0.2)
 
     thread = threading.Thread(target=watch, daemon=True)
@@ -54,7 +58,7 @@ def study_runs(corpus, tmp_path_factory):
         # the smoke study cut to 3 trials for CI: two chunk sizes and one ablation arm
         study = load_study(SMOKE, [f"config.data.root={corpus}", *SPACE])
         seen: dict = {}
-        watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke" / "train", seen)
+        watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke", seen)
         first = run_study(study, echo=False)
         watcher.join(timeout=5)
         resumed = run_study(study, resume=True, echo=False)
