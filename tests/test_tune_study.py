@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import signal
 import threading
 import time
@@ -25,19 +24,18 @@ def corpus(toy_corpus):
     return toy_corpus  # the session's tiny preprocessed corpus (tests/conftest.py)
 
 
-def interrupt_when_a_trial_finishes(study_dir, seen: dict) -> threading.Thread:
-    """Send Tune's interrupt signal to this process once Tune has a trial's final result (its
-    result.json says done) and that trial's training run wrote its summary."""
+def interrupt_when_a_trial_finishes(train_dir, seen: dict) -> threading.Thread:
+    """Send Tune's interrupt signal to this process as soon as one trial's training run has
+    written its summary; `seen` gets that run's checkpoint folders."""
     def watch():
         deadline = time.time() + 600
         while time.time() < deadline:
-            for result in study_dir.glob("run_trial_*/result.json"):
-                trial_id = re.match(r"run_trial_(\w+?_\d{5})", result.parent.name).group(1)
-                summary = study_dir / "train" / f"train-trial_id={trial_id}" / "summary.json"
-                if '"done": true' in result.read_text() and summary.exists():
-                    seen[summary.parent.name] = summary.stat().st_mtime
-                    os.kill(os.getpid(), signal.SIGUSR1)
-                    return
+            done = sorted(train_dir.glob("*/summary.json"))
+            if done:
+                run = done[0].parent
+                seen[run.name] = sorted(p.name for p in run.glob("checkpoint_*"))
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
             time.sleep(0.2)
 
     thread = threading.Thread(target=watch, daemon=True)
@@ -47,7 +45,7 @@ def interrupt_when_a_trial_finishes(study_dir, seen: dict) -> threading.Thread:
 
 @pytest.fixture(scope="module")
 def study_runs(corpus, tmp_path_factory):
-    """(interrupted summary, {finished train run: summary mtime} at the interrupt, resumed summary)."""
+    """(interrupted summary, {finished train run: its checkpoints at the interrupt}, resumed summary)."""
     from jobs.tuning.config import load_study
     from jobs.tuning.study import run_study
 
@@ -58,7 +56,7 @@ def study_runs(corpus, tmp_path_factory):
         # the smoke study cut to 3 trials for CI: two chunk sizes and one ablation arm
         study = load_study(SMOKE, [f"config.data.root={corpus}", *SPACE])
         seen: dict = {}
-        watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke", seen)
+        watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke" / "train", seen)
         first = run_study(study, echo=False)
         watcher.join(timeout=5)
         resumed = run_study(study, resume=True, echo=False)
@@ -70,9 +68,11 @@ def test_interrupted_study_resumes_and_keeps_its_finished_trials(study_runs):
     assert first["interrupted"] is True and seen, "the study ended before any trial finished"
     train = home / "tune" / "smoke" / "train"
     by_run = {f"train-trial_id={t['trial_id']}": t for t in resumed["trials"]}
-    for run_name, mtime in seen.items():
-        assert by_run[run_name]["status"] == "completed"
-        assert (train / run_name / "summary.json").stat().st_mtime == mtime  # not trained again
+    for run_name, checkpoints in seen.items():
+        # not trained again: the resumed study only re-ran its finish step if Tune had not yet
+        # recorded it (Train restores the final checkpoint and writes no new one)
+        assert by_run[run_name]["status"] == "completed" and by_run[run_name]["steps"] == 4
+        assert sorted(p.name for p in (train / run_name).glob("checkpoint_*")) == checkpoints
     # every trial was trained at most once to its end: one MLflow child run per trial
     import mlflow
 

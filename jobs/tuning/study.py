@@ -73,9 +73,8 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
                                run_config=tune.RunConfig(name=study.name, storage_path=root, verbose=1))
         results = tuner.fit()
 
-        # Tune marks every trial's last result `done` when it ends (completed or stopped by
-        # ASHA); after an interrupt (Ctrl+C) the unfinished ones are not.
-        if any(not r.error and not (r.metrics or {}).get("done") for r in results):
+        # After an interrupt (Ctrl+C) Tune leaves the unfinished trials pending for a restore.
+        if results.num_terminated + results.num_errors < len(results):
             print(f"study {study.name} interrupted: run the same command with --resume to "
                   "continue it (finished trials are kept)")
             return {"name": study.name, "interrupted": True, "study_dir": study_dir}
