@@ -18,7 +18,9 @@ is vectorised over batch x heads; the only Python loop is over chunks.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -80,6 +82,7 @@ class LaCTLayer(nn.Module):
         self.fast_norm = nn.RMSNorm(dl)
         self.momentum_proj = nn.Linear(D, H) if self.use_momentum else None
         self.error_handler = LaCTErrorHandler()
+        self.skip_updates = False   # ablation switch, see skip_fast_weight_updates()
 
     # ------------------------------------------------------------------ projections
     def _project(self, x: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor | None):
@@ -119,6 +122,8 @@ class LaCTLayer(nn.Module):
 
     def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef):
         """One chunk's fast-weight step; a non-finite result is dropped per row by the handler."""
+        if self.skip_updates:
+            return W, mbuf
         dws = swiglu_update_grads(W[0], W[1], W[2], k, v, lr[0], lr[1], lr[2])
         new_buf = None
         if mbuf is not None:
@@ -248,3 +253,18 @@ class LaCTLayer(nn.Module):
         if mbuf is not None:
             new.update(m0=mbuf[0], m1=mbuf[1], m2=mbuf[2], pm=st["pm"][:, :0])
         return new
+
+
+@contextlib.contextmanager
+def skip_fast_weight_updates(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block every LaCT layer of `model` keeps its initial fast weights: each
+    test-time update is skipped (the fast-weight ablation of the evaluation suite)."""
+    layers = [m for m in model.modules() if isinstance(m, LaCTLayer)]
+    saved = [layer.skip_updates for layer in layers]
+    for layer in layers:
+        layer.skip_updates = True
+    try:
+        yield model
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.skip_updates = value
