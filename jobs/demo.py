@@ -113,6 +113,12 @@ def run(args: argparse.Namespace) -> int:
                 "nll_bits": s["test"].get("nll_bits"), "params": s["parameters"],
                 "train_seconds": s["train_seconds"], "model_uri": s["model_uri"]}
             stage_done(f"generation_{arch}")
+    from jobs.evaluation.demo_comparison import run_demo_comparison
+
+    summary["evaluation"] = run_demo_comparison(
+        summary["models"], summary["test_split"], uris.join(demo, "eval"),
+        seconds_left=args.budget_minutes * 60 - (time.perf_counter() - started))
+    stage_done("evaluation")
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  evaluate again  lact-audio evaluate --model {summary['models']['lact']['model_uri']} "
           f"--data {summary['test_split']}")
     print(f"  checkpoints     {uris.join(demo, 'train')}")
+    print(f"  full report     {summary['evaluation']['report']}")
     return 0
 
 

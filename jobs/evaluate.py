@@ -9,22 +9,17 @@ HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a pr
         "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency")
 
 
-def _floats(text: str) -> list[float]:
-    import argparse
+def _numbers(flag: str, text, kind=float) -> list:
+    """'60,300' -> [60.0, 300.0]; a bad list is the user's mistake (one line, exit 2)."""
+    from pipeline.errors import UserError
 
+    if not isinstance(text, str):
+        return list(text)
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        return [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> list[int]:
-    import argparse
-
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise UserError(f"{flag} expects comma-separated {'integers' if kind is int else 'numbers'}, "
+                        f"got {text!r}") from None
 
 
 def add_arguments(parser) -> None:
@@ -35,28 +30,32 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report", default=None,
                         help="directory (local or s3://) for metrics.json, report.md and plots "
                              "(default: <work dir>/eval/<time>)")
-    parser.add_argument("--suite", default="quick", choices=["quick", "full"],
+    parser.add_argument("--suite", default="quick",
                         help="quick: CER/WER (or NLL) overall, per speaker and language; full: all suites")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-utterances", type=int, default=None,
                         help="evaluate only the first N utterances (speaker order)")
     sizes = parser.add_argument_group("full-suite sizes")
-    sizes.add_argument("--long-form-seconds", type=_floats, default=[60, 300, 600, 1800],
+    sizes.add_argument("--long-form-seconds", default="60,300,600,1800",
                        help="long-form recording durations (default 60,300,600,1800)")
     sizes.add_argument("--stream-seconds", type=float, default=1800.0,
                        help="length of the long stream for streaming memory/latency (default 1800)")
     sizes.add_argument("--stream-chunk-frames", type=int, default=100,
                        help="feature frames per streaming chunk (default 100 = 1 s)")
-    sizes.add_argument("--adaptation-counts", type=_ints, default=[0, 1, 2, 4, 8],
+    sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
                        help="adaptation utterance counts (default 0,1,2,4,8)")
-    sizes.add_argument("--efficiency-seconds", type=_floats, default=[5, 15, 30, 60],
+    sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
                        help="ASR input lengths for latency/memory/FLOPs (default 5,15,30,60)")
-    sizes.add_argument("--efficiency-tokens", type=_ints, default=[1024, 2048, 4096, 8192],
+    sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
                        help="generator input lengths in tokens (default 1024,2048,4096,8192)")
     sizes.add_argument("--nll-context", type=int, default=8192,
                        help="longest context for NLL against context length (default 8192 tokens)")
     sizes.add_argument("--beam-size", type=int, default=8)
     sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
+    sizes.add_argument("--prompt-seconds", type=float, default=0.5,
+                       help="audio prompt of each continuation sample (default 0.5)")
+    sizes.add_argument("--continuation-seconds", type=float, default=0.5,
+                       help="generated audio after each prompt (default 0.5)")
     sizes.add_argument("--time-limit", type=float, default=600.0,
                        help="seconds one measurement may take before it is recorded as time_limit")
 
@@ -65,10 +64,14 @@ def config_from_args(args):
     from jobs.evaluation.suite import SuiteConfig
 
     return SuiteConfig(
-        suite=args.suite, beam_size=args.beam_size, long_form_seconds=args.long_form_seconds,
+        suite=args.suite, beam_size=args.beam_size,
+        long_form_seconds=_numbers("--long-form-seconds", args.long_form_seconds),
         stream_seconds=args.stream_seconds, stream_chunk_frames=args.stream_chunk_frames,
-        adaptation_counts=args.adaptation_counts, efficiency_seconds=args.efficiency_seconds,
-        efficiency_tokens=args.efficiency_tokens, nll_context=args.nll_context, samples=args.samples,
+        adaptation_counts=_numbers("--adaptation-counts", args.adaptation_counts, int),
+        efficiency_seconds=_numbers("--efficiency-seconds", args.efficiency_seconds),
+        efficiency_tokens=_numbers("--efficiency-tokens", args.efficiency_tokens, int),
+        nll_context=args.nll_context, samples=args.samples, prompt_seconds=args.prompt_seconds,
+        continuation_seconds=args.continuation_seconds,
         time_limit=args.time_limit, max_utterances=args.max_utterances, batch_size=args.batch_size)
 
 

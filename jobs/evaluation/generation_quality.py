@@ -129,7 +129,8 @@ def save_spectrogram(waveform: np.ndarray, rate: int, prompt_seconds: float, pat
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3))
-    ax.specgram(waveform, Fs=rate, NFFT=256, noverlap=192, cmap="magma")
+    nfft = int(min(256, max(16, len(waveform) // 8)))   # short samples still get several frames
+    ax.specgram(waveform, Fs=rate, NFFT=nfft, noverlap=nfft * 3 // 4, cmap="magma")
     ax.axvline(prompt_seconds, color="cyan", linestyle="--", label="prompt end")
     ax.set_xlabel("seconds")
     ax.set_ylabel("Hz")

@@ -69,6 +69,8 @@ class SuiteConfig:
             raise UserError(f"--adaptation-counts needs values >= 0, got {self.adaptation_counts}")
         if self.time_limit is not None and not self.time_limit > 0:
             raise UserError(f"--time-limit must be > 0, got {self.time_limit}")
+        if self.samples < 0 or self.round_trip_utterances < 1:
+            raise UserError("--samples must be >= 0 (and round-trip utterances >= 1)")
         if self.max_utterances is not None and self.max_utterances < 1:
             raise UserError(f"--max-utterances must be >= 1, got {self.max_utterances}")
 
