@@ -29,7 +29,7 @@ demo: setup
 	$(BIN)/lact-audio demo
 
 test: setup
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --durations=15
 
 test-unit: setup
 	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not integration"
@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/sequence_scaling.py
 	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/train_fixed_cost.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -29,9 +29,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall-time budget; the generator runs only when it still fits (default 20)")
 
 
-def run(args: argparse.Namespace) -> int:
+class StageClock:
+    """Wall seconds of each demo stage, in order."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.started = self.mark = time.perf_counter()
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.mark, 1)
+        self.mark = now
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def train_pair(config: str, overrides: list[str], clock: StageClock, stage: str) -> dict:
+    """LaCT and the same-size baseline trained from one config with the same budget; per model
+    its test metrics, size, speed and where it is (MLflow run, registered model)."""
     from jobs.training.config import load_config
-    from jobs.training.run import init_ray, run_training, write_json
+    from jobs.training.run import run_training
+
+    results = {}
+    for arch in ("lact", "baseline"):
+        cfg = load_config(str(CONFIGS / f"{config}.yaml"),
+                          overrides + [f"model.architecture={arch}", f"name={config}-{arch}"])
+        s = run_training(cfg, echo=False)
+        scores = {k: v for k, v in s["test"].items() if k in ("cer", "wer", "nll_bits")}
+        results[arch] = {
+            **scores, **{f"dev_{k}": s["dev"][k] for k in scores if k in s["dev"]},
+            "params": s["parameters"], "train_seconds": s["train_seconds"],
+            "throughput": s["audio_seconds_per_second"], "steps": s["steps"],
+            "model_uri": s["model_uri"], "mlflow_run_id": s["mlflow_run_id"], "run_dir": s["run_dir"]}
+        shown = ", ".join(f"test {k} {v:.3f}" for k, v in scores.items())
+        print(f"      {arch}: {shown} in {s['train_seconds']:.0f} s", flush=True)
+        clock.done(f"{stage}_{arch}")
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from jobs.training.run import init_ray, write_json
     from jobs.training.tracking import tracking_uri
     from pipeline import uri as uris
     from pipeline.errors import UserError
@@ -42,37 +80,28 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--hours must be > 0")
     if not args.budget_minutes > 0:
         raise UserError("--budget-minutes must be > 0")
-    started = time.perf_counter()
+    clock = StageClock()
     demo = uris.join(uris.work_home(), "demo")
     raw, features = uris.join(demo, "raw"), uris.join(demo, "features")
     uris.ensure_writable(demo, "demo work directory")
 
     print(f"[1/4] synthesising {args.hours} h of speech into {raw}", flush=True)
-    stages: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def stage_done(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        stages[name] = round(now - mark, 1)
-        mark = now
-
     synth = synthesize_corpus("librispeech", raw, hours=args.hours, seed=args.seed, progress=True)
-    stage_done("synthesis")
+    clock.done("synthesis")
     took = "reused" if synth.get("skipped") else f"{synth['elapsed_seconds']:.0f} s"
     print(f"      {synth['utterances']} utterances, {synth['hours']:.3f} h ({took})", flush=True)
-    init_ray(None)  # one Ray for preprocessing and both training runs
+    init_ray(None)  # one Ray for preprocessing and every training run
     print(f"[2/4] preprocessing into {features}", flush=True)
     prep = run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=raw, output_uri=features,
                                            audio_tokens="mulaw", progress=False))
-    stage_done("preprocessing")
+    clock.done("preprocessing")
     print(f"      written {prep['written']}, quarantined {prep['quarantined']}, "
           f"{prep['hours']:.3f} h in {prep['seconds']:.0f} s", flush=True)
     summary = {"work_dir": uris.work_home(), "corpus": raw, "features": features,
                "test_split": uris.join(features, "test-clean"),
                "data": {"utterances": prep["written"], "hours": prep["hours"],
                         "quarantined": prep["quarantined"]},
-               "models": {}, "generation": {}, "stage_seconds": stages}
+               "models": {}, "generation": {}, "stage_seconds": clock.seconds}
     if args.data_only:
         write_json(uris.join(demo, "summary.json"), summary)
         print(f"data ready: {features} (summary {uris.join(demo, 'summary.json')})")
@@ -83,43 +112,25 @@ def run(args: argparse.Namespace) -> int:
     if args.max_steps:
         common.append(f"train.max_steps={args.max_steps}")
     print("[3/4] training LaCT and baseline ASR with the same budget", flush=True)
-    for arch in ("lact", "baseline"):
-        cfg = load_config(str(CONFIGS / "demo-asr.yaml"),
-                          common + [f"model.architecture={arch}", f"name=demo-asr-{arch}"])
-        s = run_training(cfg, echo=False)
-        summary["models"][arch] = {
-            "cer": s["test"].get("cer"), "wer": s["test"].get("wer"), "params": s["parameters"],
-            "train_seconds": s["train_seconds"], "throughput": s["audio_seconds_per_second"],
-            "steps": s["steps"], "dev_cer": s["dev"].get("cer"), "model_uri": s["model_uri"],
-            "mlflow_run_id": s["mlflow_run_id"], "run_dir": s["run_dir"]}
-        print(f"      {arch}: test CER {s['test'].get('cer', float('nan')):.3f} "
-              f"in {s['train_seconds']:.0f} s", flush=True)
-        stage_done(f"asr_{arch}")
+    summary["models"] = train_pair("demo-asr", common, clock, "asr")
     # Last measured, the two generator runs took 279 s after 1573 s of ASR runs (0.18); a third
     # of the ASR time leaves a margin for a slower machine.
-    left = args.budget_minutes * 60 - (time.perf_counter() - started)
-    needed = (stages["asr_lact"] + stages["asr_baseline"]) / 3
+    left = args.budget_minutes * 60 - clock.elapsed()
+    needed = (clock.seconds["asr_lact"] + clock.seconds["asr_baseline"]) / 3
     if args.generation and left < needed:
         summary["generation"] = {"skipped": f"{max(left, 0):.0f} s of the {args.budget_minutes:g} min "
                                             f"budget left, about {needed:.0f} s needed"}
         print(f"[4/4] generator runs skipped: {summary['generation']['skipped']}", flush=True)
     elif args.generation:
         print("[4/4] short audio-token generator runs (LaCT vs baseline NLL)", flush=True)
-        for arch in ("lact", "baseline"):
-            cfg = load_config(str(CONFIGS / "demo-generation.yaml"),
-                              common + [f"model.architecture={arch}", f"name=demo-gen-{arch}"])
-            s = run_training(cfg, echo=False)
-            summary["generation"][arch] = {
-                "nll_bits": s["test"].get("nll_bits"), "params": s["parameters"],
-                "train_seconds": s["train_seconds"], "model_uri": s["model_uri"]}
-            stage_done(f"generation_{arch}")
+        summary["generation"] = train_pair("demo-generation", common, clock, "generation")
     from jobs.evaluation.demo_comparison import run_demo_comparison
 
-    summary["evaluation"] = run_demo_comparison(
-        summary["models"], summary["test_split"], uris.join(demo, "eval"),
-        seconds_left=args.budget_minutes * 60 - (time.perf_counter() - started))
-    stage_done("evaluation")
-    summary["total_seconds"] = round(time.perf_counter() - started, 1)
+    summary["evaluation"] = run_demo_comparison(summary["models"], summary["test_split"],
+                                                uris.join(demo, "eval"),
+                                                args.budget_minutes * 60 - clock.elapsed())
+    clock.done("evaluation")
+    summary["total_seconds"] = round(clock.elapsed(), 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)
     print(table(summary))

@@ -247,7 +247,16 @@ def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = F
     split = open_split(split_uri)
     fs, _ = pyarrow_filesystem(split.uri)
     paths = [uris.filesystem(s)[1] if fs is not None else s for s in split.shard_uris]
-    ds = ray.data.read_parquet(paths, filesystem=fs)
+    # Ray 2.60's default Parquet reader (DataSourceV2) lists files in a task beside a new
+    # footer-reading actor: ~10 s per dataset even for one shard (bench/train_fixed_cost.py), paid
+    # by every training run. The manifest already names the shards, so read them with the V1
+    # reader, which opens the given files directly.
+    context = ray.data.DataContext.get_current()
+    default, context.use_datasource_v2 = context.use_datasource_v2, False
+    try:
+        ds = ray.data.read_parquet(paths, filesystem=fs)
+    finally:
+        context.use_datasource_v2 = default
     return ds.select_columns(columns_for(task, split.manifest, audio_tokens))
 
 

@@ -84,3 +84,18 @@ def ray_cluster(s3_server):
     init_local_ray(num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def toy_corpus(tmp_path_factory, ray_cluster) -> Path:
+    """A tiny synthesised LibriSpeech-layout corpus (6 utterances a split), preprocessed once per
+    session with μ-law audio tokens, so ASR and generation runs share it. Returns the features root."""
+    from pipeline.preprocess import PreprocessConfig, run_preprocess
+    from pipeline.synthetic.corpus import synthesize_corpus
+
+    root = tmp_path_factory.mktemp("toy-corpus")
+    synthesize_corpus("librispeech", str(root / "raw"), utterances_per_split=6, seed=3)
+    run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=str(root / "raw"),
+                                    output_uri=str(root / "features"), audio_tokens="mulaw",
+                                    progress=False))
+    return root / "features"

@@ -1,6 +1,6 @@
 """`lact-audio train` / `evaluate` end to end on a real local Ray cluster, a real MLflow store and
 the moto S3 server: DDP with 2 CPU workers on S3 storage, DeepSpeed ZeRO-2 bf16 on 2 CPU workers,
-a worker process killed mid-run, unwritable storage."""
+the audio-token generator config, a worker process killed mid-run, unwritable storage."""
 
 from __future__ import annotations
 
@@ -20,19 +20,12 @@ TINY_MODEL = ["model.config.hidden_size=32", "model.config.num_layers=1",
               "model.config.num_attention_heads=2", "model.config.num_lact_heads=2",
               "model.config.chunk_size=512", "model.config.window_size=32"]
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "demo-asr.yaml")
+GENERATION_CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "demo-generation.yaml")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, ray_cluster):
-    """A tiny synthesised + preprocessed LibriSpeech-layout corpus, made once per module."""
-    from pipeline.preprocess import PreprocessConfig, run_preprocess
-    from pipeline.synthetic.corpus import synthesize_corpus
-
-    root = tmp_path_factory.mktemp("train-corpus")
-    synthesize_corpus("librispeech", str(root / "raw"), utterances_per_split=6, seed=3)
-    run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=str(root / "raw"),
-                                    output_uri=str(root / "features"), progress=False))
-    return root / "features"
+@pytest.fixture
+def corpus(toy_corpus):
+    return toy_corpus
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +36,15 @@ def work_home(tmp_path_factory, monkeypatch):
     return home
 
 
-def config(corpus, output, *extra):
-    return load_config(CONFIG, [f"data.root={corpus}", f"output={output}", "data.batch_size=4",
+def config(corpus, output, *extra, path=CONFIG):
+    return load_config(path, [f"data.root={corpus}", f"output={output}", "data.batch_size=4",
                                 "train.max_steps=4", "train.eval_every=2", "train.log_every=2",
                                 "optim.warmup_steps=1", "train.cpus_per_worker=1", "train.torch_threads=1",
                                 *TINY_MODEL, *extra])
+
+
+def split_size(corpus, split: str) -> int:
+    return json.loads((corpus / split / "manifest.json").read_text())["num_utterances"]
 
 
 def test_unwritable_storage_fails_at_start(corpus, tmp_path):
@@ -68,7 +65,10 @@ def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket,
     summary = run_training(config(corpus, f"{s3_bucket}/train", "train.num_workers=2",
                                   "name=ddp2"), echo=False)
     assert summary["steps"] == 4 and summary["num_workers"] == 2
-    assert 0.0 <= summary["test"]["cer"] and summary["model_uri"] == "models:/lact-audio-asr-lact@candidate"
+    # every test utterance was scored, and a 4-step model cannot be perfect
+    assert summary["test"]["utterances"] == split_size(corpus, "test-clean")
+    assert 0.0 < summary["test"]["cer"] < 10.0
+    assert summary["model_uri"] == "models:/lact-audio-asr-lact@candidate"
     assert summary["best_checkpoint"].startswith("s3://")
     assert uris.exists(uris.join(summary["run_dir"], "summary.json"))
     # the registered model and the best checkpoint both evaluate
@@ -94,7 +94,24 @@ def test_deepspeed_zero2_bf16_two_workers(corpus, tmp_path):
                                   "train.bf16=true", "model.architecture=baseline", "name=ds2"),
                            echo=False)
     assert summary["strategy"] == "deepspeed" and summary["steps"] == 4
-    assert 0.0 <= summary["dev"]["cer"] and os.path.isdir(summary["best_checkpoint"])
+    assert summary["dev"]["utterances"] == split_size(corpus, "dev-clean")
+    assert 0.0 < summary["dev"]["cer"] < 10.0 and os.path.isdir(summary["best_checkpoint"])
+
+
+def test_generation_config_trains_and_scores_bits_per_token(corpus, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from jobs.training.run import run_training
+
+    summary = run_training(config(corpus, str(tmp_path / "train"), "name=gen",
+                                  "data.max_audio_tokens=64", path=GENERATION_CONFIG), echo=False)
+    assert summary["task"] == "generation" and summary["steps"] == 4
+    # 4 steps leave the model close to uniform over 256 mu-law codes (8 bits); NLL in nats
+    # (5.5) or an unmasked padding loss would fall outside
+    assert 6.5 < summary["test"]["nll_bits"] < 9.0
+    assert summary["test"]["utterances"] == split_size(corpus, "test-clean")
+    history = MlflowClient().get_metric_history(summary["mlflow_run_id"], "dev_nll_bits")
+    assert [m.step for m in history] == [2, 4]  # logged by the step-logger actor at each eval
 
 
 def registered_checkpoints(storage) -> list[str]:
@@ -112,6 +129,7 @@ def registered_checkpoints(storage) -> list[str]:
 def test_killed_worker_restarts_from_latest_checkpoint(corpus, tmp_path):
     """SIGKILL one Train worker once a checkpoint is registered: the run restarts from it
     (FailureConfig max_failures=1), completes, and every registered checkpoint is whole."""
+    import ray
     from ray.util.state import list_actors
 
     from jobs.training.checkpoint import verify
@@ -136,7 +154,9 @@ def test_killed_worker_restarts_from_latest_checkpoint(corpus, tmp_path):
         # A checkpoint that is uploaded but not yet registered would be lost on a kill; Ray
         # restarts from the latest registered one, so wait for registration.
         if registered_checkpoints(storage):
-            workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")])
+            # this session's cluster by address: "auto" fails when other Ray instances run here
+            workers = [a for a in list_actors(address=ray.get_runtime_context().gcs_address,
+                                              filters=[("state", "=", "ALIVE")])
                        if "RayTrainWorker" in a.class_name and a.pid]
             if workers:
                 killed = workers[-1].pid

@@ -7,10 +7,15 @@ of steps (training is bounded by max_steps, epochs roll over), so the collective
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -152,94 +157,128 @@ class Trainer:
         self.best = float(meta["best"])
 
 
+def checkpoint_step(directory: str) -> int:
+    """The step a checkpoint was written at (its integrity is checked when it is restored)."""
+    with open(os.path.join(directory, ckpt.META_FILE)) as f:
+        return int(json.load(f)["step"])
+
+
+def batch_stream(payload: dict, rank: int, first_epoch: int) -> Iterator[dict]:
+    """This worker's training batches from its Ray Data shard, epoch after epoch (seeded by epoch
+    and rank)."""
+    import ray.train
+
+    from pipeline.loading import iter_worker_batches
+
+    shard = ray.train.get_dataset_shard("train")
+    cfg, epoch = payload["config"], first_epoch
+    while True:
+        yield from iter_worker_batches(
+            shard, payload["train_manifest"], cfg["data"]["batch_size"], task=payload["task"],
+            seed=cfg["train"]["seed"], epoch=epoch, rank=rank, pool_size=cfg["data"]["pool_size"],
+            max_audio_tokens=cfg["data"]["max_audio_tokens"])
+        epoch += 1
+
+
+def dev_set(payload: dict) -> tuple[list[dict], object]:
+    """The dev batches every worker scores (small: loaded locally, in a fixed order) and, for
+    ASR, the text tokenizer that decodes them."""
+    from pipeline.loading import LocalLoader
+
+    data = payload["config"]["data"]
+    dev = LocalLoader(payload["dev_uri"], batch_size=data["eval_batch_size"], task=payload["task"],
+                      shuffle=False, max_audio_tokens=data["max_audio_tokens"])
+    batches = list(dev.epoch(0))
+    if data["max_dev_utterances"]:
+        keep, n = [], 0
+        for b in batches:
+            if n >= data["max_dev_utterances"]:
+                break
+            keep.append(b)
+            n += len(b["utt_ids"])
+        batches = keep
+    tokenizer = None
+    if payload["task"] == "asr":
+        from pipeline.text_tokenizer import load_text_tokenizer
+
+        tokenizer = load_text_tokenizer(dev.manifest, payload["dev_uri"])
+    return batches, tokenizer
+
+
 def train_loop_per_worker(payload: dict) -> None:
     """Ray Train entry point."""
     import ray.train
 
-    from pipeline.loading import LocalLoader, iter_worker_batches
-
+    loop_entered_at = time.time()  # phase timings of the run (run.Phases)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    trainer = Trainer(payload, rank, world, distributed=True)
-    cfg = trainer.cfg
     restored = ray.train.get_checkpoint()
-    if restored is not None:
-        with restored.as_directory() as directory:
+    # Rank 0 sends its metrics to the run's MLflow logger actor (tracking.start_step_logger).
+    tracker = payload.get("step_logger") if rank == 0 else None
+    # Building the model and optimizer is seconds of imports (torch's compiler stack); starting
+    # the Ray Data shard is mostly waiting on other processes: start it in the background.
+    background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lact-first-batch")
+    with restored.as_directory() if restored else contextlib.nullcontext() as directory:
+        # a fresh epoch seed after a restart, so the data differs from the last try
+        first_epoch = checkpoint_step(directory) if directory else 0
+        stream = batch_stream(payload, rank, first_epoch)
+        first_batch = background.submit(next, stream)
+        trainer = Trainer(payload, rank, world, distributed=True)
+        if directory:
             trainer.restore(directory)
+    cfg = trainer.cfg
+    dev_batches, tokenizer = dev_set(payload)
+    if tracker is not None and restored is not None:
+        tracker.log.remote({"resumed_from_step": trainer.step}, trainer.step)
+    batches = itertools.chain([first_batch.result()], stream)
+    background.shutdown()
+    if trainer.step >= cfg["train"]["max_steps"]:  # restored from the final checkpoint
+        return
 
-    tracker = None
-    if rank == 0 and payload.get("mlflow_run_id"):
-        from jobs.training.tracking import StepLogger
-
-        tracker = StepLogger(payload["tracking_uri"], payload["mlflow_run_id"])
-        if restored is not None:
-            tracker.log({"resumed_from_step": trainer.step}, trainer.step)
-
-    # The dev set is small: every worker loads it locally, in a fixed order.
-    dev = LocalLoader(payload["dev_uri"], batch_size=cfg["data"]["eval_batch_size"],
-                      task=trainer.task, shuffle=False,
-                      max_audio_tokens=cfg["data"]["max_audio_tokens"])
-    dev_batches = list(dev.epoch(0))
-    if cfg["data"]["max_dev_utterances"]:
-        keep, n = [], 0
-        for b in dev_batches:
-            if n >= cfg["data"]["max_dev_utterances"]:
-                break
-            keep.append(b)
-            n += len(b["utt_ids"])
-        dev_batches = keep
-    tokenizer = None
-    if trainer.task == "asr":
-        from pipeline.text_tokenizer import load_text_tokenizer
-
-        tokenizer = load_text_tokenizer(dev.manifest, payload["dev_uri"])
-
-    shard = ray.train.get_dataset_shard("train")
     max_steps, log_every, eval_every = (cfg["train"]["max_steps"], cfg["train"]["log_every"],
                                         cfg["train"]["eval_every"])
     window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
-    epoch = trainer.step  # a fresh epoch seed after a restart, so data differs from the last try
-    while trainer.step < max_steps:
-        for batch in iter_worker_batches(
-                shard, payload["train_manifest"], cfg["data"]["batch_size"], task=trainer.task,
-                seed=cfg["train"]["seed"], epoch=epoch, rank=rank,
-                pool_size=cfg["data"]["pool_size"],
-                max_audio_tokens=cfg["data"]["max_audio_tokens"]):
-            out = trainer.train_step(batch)
-            window_audio += float(batch["durations"].sum())
-            window_steps += 1
-            if out["applied"]:
-                window_losses.append(out["loss"])
-            step = trainer.step
-            if step % log_every == 0 or step == max_steps:
-                elapsed = time.perf_counter() - window_start
-                totals = torch.tensor([window_audio, elapsed])
-                if world > 1:
-                    torch.distributed.all_reduce(totals)
-                audio_per_s = float(totals[0]) / max(float(totals[1]) / world, 1e-9)
-                if tracker is not None:
-                    tracker.log({"train_loss": sum(window_losses) / max(len(window_losses), 1),
-                                 "lr": trainer.strategy.lr, "audio_seconds_per_second": audio_per_s,
-                                 "steps_per_second": window_steps / max(elapsed, 1e-9),
-                                 "skipped_batches": trainer.skipped}, step)
-                window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
-            if step % eval_every == 0 or step == max_steps:
-                metrics = trainer.evaluate(dev_batches, tokenizer)
-                score = trainer.score(metrics, trainer.task)
-                trainer.best = min(trainer.best, score)
-                report = {f"dev_{k}": v for k, v in metrics.items() if k not in ("greedy",)}
-                report.update(dev_score=score, step=step, skipped_batches=trainer.skipped,
-                              start_step=trainer.start_step, best_dev_score=trainer.best)
-                if tracker is not None:
-                    tracker.log({k: v for k, v in report.items()
-                                 if k.startswith("dev_") and isinstance(v, float)}, step)
-                with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
-                    trainer.write_checkpoint(directory, report)
-                    has_files = bool(os.listdir(directory))
-                    ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(directory)
-                                     if has_files else None)
-                # evaluation time is not training throughput
-                window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
-            if trainer.step >= max_steps:
-                break
-        epoch += 1
+    first_step_at = None
+    for batch in batches:
+        first_step_at = first_step_at or time.time()
+        out = trainer.train_step(batch)
+        window_audio += float(batch["durations"].sum())
+        window_steps += 1
+        if out["applied"]:
+            window_losses.append(out["loss"])
+        step = trainer.step
+        if step % log_every == 0 or step == max_steps:
+            elapsed = time.perf_counter() - window_start
+            totals = torch.tensor([window_audio, elapsed])
+            if world > 1:
+                torch.distributed.all_reduce(totals)
+            audio_per_s = float(totals[0]) / max(float(totals[1]) / world, 1e-9)
+            if tracker is not None:
+                tracker.log.remote({"train_loss": sum(window_losses) / max(len(window_losses), 1),
+                             "lr": trainer.strategy.lr, "audio_seconds_per_second": audio_per_s,
+                             "steps_per_second": window_steps / max(elapsed, 1e-9),
+                             "skipped_batches": trainer.skipped}, step)
+            window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+        if step % eval_every == 0 or step == max_steps:
+            metrics = trainer.evaluate(dev_batches, tokenizer)
+            score = trainer.score(metrics, trainer.task)
+            trainer.best = min(trainer.best, score)
+            report = {f"dev_{k}": v for k, v in metrics.items() if k not in ("greedy",)}
+            report.update(dev_score=score, step=step, skipped_batches=trainer.skipped,
+                          start_step=trainer.start_step, best_dev_score=trainer.best,
+                          loop_entered_at=loop_entered_at, first_step_at=first_step_at)
+            if tracker is not None:
+                tracker.log.remote({k: v for k, v in report.items()
+                             if k.startswith("dev_") and isinstance(v, float)}, step)
+            with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
+                trainer.write_checkpoint(directory, report)
+                has_files = bool(os.listdir(directory))
+                report["last_report_at"] = time.time()
+                ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(directory)
+                                 if has_files else None)
+            # evaluation time is not training throughput
+            window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+        if trainer.step >= max_steps:
+            break
+    if tracker is not None:  # every metric is written before the worker exits
+        ray.get(tracker.log.remote({}, trainer.step))

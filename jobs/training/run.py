@@ -113,6 +113,7 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
                  echo: bool = True) -> dict:
     """Train per `cfg`; returns the summary (also written to <run dir>/summary.json)."""
     import mlflow
+    import ray
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -122,6 +123,7 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     from jobs.training.model_io import load_checkpoint_dir
     from pipeline.loading import ray_dataset
 
+    phases = Phases()
     # ---- everything a run needs is checked before any worker starts --------------------------
     splits = data_splits(cfg)
     train, dev = splits["train"], splits["dev"]
@@ -136,6 +138,7 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     data_identity = {f"{k}_{field}": v for k, s in splits.items() for field, v in (
         ("uri", s.uri), ("content_hash", s.content_hash),
         ("utterances", s.manifest.get("num_utterances")), ("hours", s.manifest.get("hours")))}
+    phases.done("validate")
 
     # ---- MLflow run (continued on resume) -------------------------------------------------------
     tracking_uri = tracking.setup(cfg.tracking.experiment)
@@ -157,10 +160,16 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
             "train_manifest": train.manifest, "tracking_uri": tracking_uri, "mlflow_run_id": run_id,
             "data_identity": data_identity,
         }
+        phases.done("mlflow_start")
 
         init_ray(address)
         import ray.data
 
+        # Ray Train's controller notices a finished worker group on its next health check (default
+        # every 2 s): a run would idle up to that long after its last step. Ray forwards this
+        # variable from the driver to the controller.
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+        payload["step_logger"] = tracking.start_step_logger(tracking_uri, run_id)
         # Train workers log their own progress; Ray Data's bars would flood the terminal.
         ray.data.DataContext.get_current().enable_progress_bars = False
         train_dataset = ray_dataset(train.uri, cfg.task)
@@ -180,9 +189,12 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
                     checkpoint_score_order="min")),
             datasets={"train": train_dataset},
         )
-        started = time.perf_counter()
+        phases.done("dataset")
+        fit_started = time.time()
         result = trainer.fit()
-        train_seconds = time.perf_counter() - started
+        train_seconds = time.time() - fit_started
+        ray.kill(payload["step_logger"])
+        phases.split_fit(fit_started, result.metrics)
         if result.error is not None:
             raise RuntimeError(f"training run {run_name} failed: {result.error}")
 
@@ -195,6 +207,7 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
             mlflow.log_artifact(os.path.join(local, "model.pt"), artifact_path="best_checkpoint")
             mlflow.log_artifact(os.path.join(local, "meta.json"), artifact_path="best_checkpoint")
             test_metrics = evaluate_split(model, cfg, splits["test"].uri) if "test" in splits else {}
+            phases.done("best_and_test")
             history = metric_history(run_id)
             final = {f"test_{k}": v for k, v in test_metrics.items() if isinstance(v, float)}
             final.update(train_seconds=train_seconds, parameters=params)
@@ -202,12 +215,14 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
             mlflow.set_tags({"best_checkpoint": checkpoint_uri(best_ckpt, storage),
                              "latest_checkpoint": checkpoint_uri(result.checkpoint, storage) or ""})
             tracking.log_curves(run_id, tmp, cfg.task)
+            phases.done("log_metrics_and_plots")
             model_uri = None
             if cfg.tracking.register:
                 name = tracking.registered_name(cfg.task, arch, cfg.tracking.registered_name)
                 model_uri = tracking.log_and_register(model, meta, name, cfg.tracking.alias)
             else:
                 model_uri = tracking.log_and_register(model, meta, None, None)
+            phases.done("log_and_register_model")
 
         throughput = history.get("audio_seconds_per_second", [])
         summary = {
@@ -229,11 +244,40 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
         }
         write_json(uris.join(run_uri, "summary.json"), summary)
         mlflow.log_dict(summary, "summary.json")
+        phases.done("summary")
+        summary["phase_seconds"] = phases.seconds
     finally:
         mlflow.end_run()
     if echo:
         print(summary_table(summary))
     return summary
+
+
+class Phases:
+    """Wall seconds of the driver's steps, and of the parts of `fit()` the workers timestamp."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.mark = time.time()
+
+    def done(self, name: str) -> None:
+        now = time.time()
+        self.seconds[name] = round(now - self.mark, 3)
+        self.mark = now
+
+    def split_fit(self, fit_started: float, metrics: dict) -> None:
+        """fit() = start (controller, placement group, workers, imports) + worker set-up (model,
+        dev set, first batch) + steps + end (last report to fit's return). Workers send Unix times."""
+        entered, first, last = (metrics.get(k) for k in ("loop_entered_at", "first_step_at",
+                                                         "last_report_at"))
+        now = time.time()
+        if entered and first and last:
+            self.seconds.update(fit_start=round(entered - fit_started, 3),
+                                worker_setup=round(first - entered, 3),
+                                steps=round(last - first, 3), fit_end=round(now - last, 3))
+        else:
+            self.seconds["fit"] = round(now - fit_started, 3)
+        self.mark = now
 
 
 def checkpoint_uri(checkpoint, storage: str) -> str | None:
