@@ -14,4 +14,5 @@ One file per concept:
     generation_quality.py NLL against context length, tokenizer PESQ/STOI, continuation samples
     report.py             report.md with tables and PNG plots
     suite.py              runs the suites for every model and writes metrics.json + report
+    demo_comparison.py    the demo's last stage: the full suite, sized to its data and budget
 """
