@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+import torch
+
 from jobs.evaluation.data import read_split
 from jobs.evaluation.suite import FULL, SuiteConfig, run_suite
 
@@ -33,7 +35,15 @@ def run_demo_comparison(models: dict[str, dict], split_uri: str, report_uri: str
     started = time.perf_counter()
     print(f"[eval] full evaluation suite of both ASR models on {split_uri}", flush=True)
     config = demo_config(split_uri, seconds_left)
-    results = run_suite([m["model_uri"] for m in models.values()], split_uri, report_uri, config, echo=False)
+    # One thread: the demo models are small, and on a shared 2-core machine two threads spun
+    # instead of computing (measured: one suite 5 s with one thread, minutes with two, under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = run_suite([m["model_uri"] for m in models.values()], split_uri, report_uri, config,
+                            echo=False)
+    finally:
+        torch.set_num_threads(threads)
     headline = {}
     for label, m in results["models"].items():
         headline[label] = {"cer": m["cer"], "beam_cer": m["beam"]["cer"],

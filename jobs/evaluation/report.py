@@ -81,7 +81,9 @@ def write_report(results: dict, directory: str) -> list[str]:
     r = _Report(directory)
     r.lines += [f"# Evaluation report ({results.get('suite', 'quick')} suite)", "",
                 f"Data: `{results.get('data')}` ({results.get('utterances')} utterances, "
-                f"{_num(results.get('audio_seconds'), 1)} s). Created {results.get('created')}.", ""]
+                f"{_num(results.get('audio_seconds'), 1)} s). Created {results.get('created')}; "
+                f"timings on {results.get('device', 'cpu')} with {results.get('torch_threads')} torch "
+                f"thread(s).", ""]
     r.lines += ["| label | model | task | parameters |", "|---|---|---|---|"]
     r.lines += [f"| {k} | `{m.get('model')}` | {m.get('task')} / {m.get('architecture')} | "
                 f"{m.get('parameters', 0):,} |" for k, m in models.items()]

@@ -217,7 +217,8 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
     results = {"suite": config.suite, "data": split.uri, "utterances": len(split.utterances),
                "audio_seconds": sum(u.duration for u in split.utterances),
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "config": asdict(config), "models": models}
+               "config": asdict(config), "torch_threads": torch.get_num_threads(),
+               "device": "cuda" if torch.cuda.is_available() else "cpu", "models": models}
     if len(models) == 1:   # one model: its metrics at the top level, as before
         results.update(next(iter(models.values())))
     from jobs.evaluation.report import write_report
