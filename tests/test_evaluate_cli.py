@@ -84,6 +84,7 @@ def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
     assert f"report {report / 'report.md'}" in out
 
 
+@pytest.mark.integration    # a real MLflow store
 def test_quick_suite_keeps_one_models_metrics_at_the_top_and_logs_to_mlflow(workspace, monkeypatch):
     root, split, ckpts = workspace
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -142,3 +143,17 @@ def test_missing_data_or_model_exit_2_with_one_line(workspace, capsys):
     assert main(["evaluate", "--model", str(root), "--data", split, "--report", str(root / "bad")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a lact-audio checkpoint" in err[0]
+
+
+@pytest.mark.integration    # a real S3 API server (moto)
+def test_report_directory_on_s3(workspace, s3_bucket):
+    import fsspec
+
+    root, split, ckpts = workspace
+    report = f"{s3_bucket}/eval/quick"
+    assert main(["evaluate", "--model", ckpts["asr-baseline"], "--data", split, "--report", report]) == 0
+    fs = fsspec.filesystem("s3")
+    names = {p.rsplit("/", 1)[-1] for p in fs.ls(report.removeprefix("s3://"))}
+    assert {"metrics.json", "report.md"} <= names
+    metrics = json.loads(fs.cat(f"{report.removeprefix('s3://')}/metrics.json"))
+    assert metrics["report"] == f"{report}/report.md" and metrics["utterances"] == 17
