@@ -192,3 +192,18 @@ def test_nll_by_context_bins_and_tokenizer_round_trip(split):
     rt = gq.tokenizer_round_trip(split, utterances=4)
     assert rt["utterances"] == 4 and rt["tokenizer"] == "mulaw"
     assert 1.0 <= rt["pesq"] <= 4.65 and 0.3 < rt["stoi"] <= 1.0
+
+
+def test_time_limit_puts_an_outer_alarm_back():
+    import signal
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 30)
+        assert run_limited(lambda: 7, time_limit=5).value == 7
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 25 < left <= 30 and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -47,13 +47,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def run_limited(fn: Callable[[], Any], time_limit: float | None) -> Outcome:
     """fn() under a wall-time limit (seconds, None = none); other exceptions propagate."""
     use_alarm = (time_limit is not None and threading.current_thread() is threading.main_thread())
-    previous = None
+    previous, outer_timer = None, (0.0, 0.0)
+    started = time.perf_counter()
     if use_alarm:
         def on_alarm(signum, frame):
             raise _TimeLimitReached()
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, max(time_limit, 1e-3))
-    started = time.perf_counter()
+        # An outer timer (e.g. pytest-timeout's) is put back afterwards with its remaining time.
+        outer_timer = signal.setitimer(signal.ITIMER_REAL, max(time_limit, 1e-3))
     try:
         value = fn()
     except _TimeLimitReached:
@@ -70,6 +71,9 @@ def run_limited(fn: Callable[[], Any], time_limit: float | None) -> Outcome:
         if use_alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            if outer_timer[0] > 0:
+                left = outer_timer[0] - (time.perf_counter() - started)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), outer_timer[1])
     seconds = time.perf_counter() - started
     if time_limit is not None and seconds > time_limit:
         return Outcome(TIME_LIMIT, None, seconds, f"took {seconds:.1f} s, over the {time_limit:g} s limit")
