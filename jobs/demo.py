@@ -124,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.generation:
         print("[4/4] short audio-token generator runs (LaCT vs baseline NLL)", flush=True)
         summary["generation"] = train_pair("demo-generation", common, clock, "generation")
+    from jobs.evaluation.demo_comparison import run_demo_comparison
+
+    summary["evaluation"] = run_demo_comparison(summary["models"], summary["test_split"],
+                                                uris.join(demo, "eval"),
+                                                args.budget_minutes * 60 - clock.elapsed())
+    clock.done("evaluation")
     summary["total_seconds"] = round(clock.elapsed(), 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)
@@ -135,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  evaluate again  lact-audio evaluate --model {summary['models']['lact']['model_uri']} "
           f"--data {summary['test_split']}")
     print(f"  checkpoints     {uris.join(demo, 'train')}")
+    print(f"  full report     {summary['evaluation']['report']}")
     return 0
 
 

@@ -1,47 +1,95 @@
-"""`lact-audio evaluate --model MODEL --data URI [--report DIR]`"""
+"""`lact-audio evaluate --model MODEL [--model MODEL2 ...] --data URI [--report DIR] [--suite quick|full]`
+
+The suites live in jobs/evaluation/ (suite.py runs them); this module only reads the flags.
+"""
 
 from __future__ import annotations
 
-HELP = "evaluate a trained model (checkpoint URI or models:/name@alias) on a preprocessed split"
+HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a preprocessed split; "
+        "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency")
+
+
+def _numbers(flag: str, text, kind=float) -> list:
+    """'60,300' -> [60.0, 300.0]; a bad list is the user's mistake (one line, exit 2)."""
+    from pipeline.errors import UserError
+
+    if not isinstance(text, str):
+        return list(text)
+    try:
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag} expects comma-separated {'integers' if kind is int else 'numbers'}, "
+                        f"got {text!r}") from None
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True,
-                        help="checkpoint URI (local or s3://) or MLflow model URI models:/name@alias")
+    parser.add_argument("--model", required=True, action="append",
+                        help="checkpoint URI (local or s3://) or MLflow model URI models:/name@alias; "
+                             "repeat for a side-by-side report")
     parser.add_argument("--data", required=True, help="preprocessed split URI, e.g. OUT/test-clean")
     parser.add_argument("--report", default=None,
-                        help="directory (local or s3://) for metrics.json (default: <work dir>/eval/<time>)")
-    parser.add_argument("--batch-size", type=int, default=32)
+                        help="directory (local or s3://) for metrics.json, report.md and plots "
+                             "(default: <work dir>/eval/<time>)")
+    parser.add_argument("--suite", default="quick",
+                        help="quick: CER/WER (or NLL) overall, per speaker and language; full: all suites")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-utterances", type=int, default=None,
+                        help="evaluate only the first N utterances (speaker order)")
+    sizes = parser.add_argument_group("full-suite sizes")
+    sizes.add_argument("--long-form-seconds", default="60,300,600,1800",
+                       help="long-form recording durations (default 60,300,600,1800)")
+    sizes.add_argument("--stream-seconds", type=float, default=1800.0,
+                       help="length of the long stream for streaming memory/latency (default 1800)")
+    sizes.add_argument("--stream-chunk-frames", type=int, default=100,
+                       help="feature frames per streaming chunk (default 100 = 1 s)")
+    sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
+                       help="adaptation utterance counts (default 0,1,2,4,8)")
+    sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
+                       help="ASR input lengths for latency/memory/FLOPs (default 5,15,30,60)")
+    sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
+                       help="generator input lengths in tokens (default 1024,2048,4096,8192)")
+    sizes.add_argument("--nll-context", type=int, default=8192,
+                       help="longest context for NLL against context length (default 8192 tokens)")
+    sizes.add_argument("--beam-size", type=int, default=8)
+    sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
+    sizes.add_argument("--prompt-seconds", type=float, default=0.5,
+                       help="audio prompt of each continuation sample (default 0.5)")
+    sizes.add_argument("--continuation-seconds", type=float, default=0.5,
+                       help="generated audio after each prompt (default 0.5)")
+    sizes.add_argument("--time-limit", type=float, default=600.0,
+                       help="seconds one measurement may take before it is recorded as time_limit")
+
+
+def config_from_args(args):
+    from jobs.evaluation.suite import SuiteConfig
+
+    return SuiteConfig(
+        suite=args.suite, beam_size=args.beam_size,
+        long_form_seconds=_numbers("--long-form-seconds", args.long_form_seconds),
+        stream_seconds=args.stream_seconds, stream_chunk_frames=args.stream_chunk_frames,
+        adaptation_counts=_numbers("--adaptation-counts", args.adaptation_counts, int),
+        efficiency_seconds=_numbers("--efficiency-seconds", args.efficiency_seconds),
+        efficiency_tokens=_numbers("--efficiency-tokens", args.efficiency_tokens, int),
+        nll_context=args.nll_context, samples=args.samples, prompt_seconds=args.prompt_seconds,
+        continuation_seconds=args.continuation_seconds,
+        time_limit=args.time_limit, max_utterances=args.max_utterances, batch_size=args.batch_size)
 
 
 def run(args) -> int:
     import json
     from datetime import datetime, timezone
 
-    from jobs.training.evaluation import evaluate
-    from jobs.training.model_io import load_model
-    from jobs.training.run import write_json
-    from jobs.training.tasks import task_named
+    from jobs.evaluation.suite import run_suite
     from pipeline import uri as uris
-    from pipeline.errors import UserError
-    from pipeline.loading import LocalLoader
 
-    if args.batch_size <= 0:
-        raise UserError("--batch-size must be > 0")
-    report = uris.absolute(args.report or uris.join(
-        uris.work_home(), "eval", datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")))
-    uris.ensure_writable(report, "report directory")
-    loader_probe = uris.absolute(args.data)
-    uris.require_exists(loader_probe, "data split")
-    model, meta = load_model(args.model)
-    task = task_named(meta["task"])
-    loader = LocalLoader(loader_probe, batch_size=args.batch_size, task=task.name, shuffle=False)
-    tokenizer = task.tokenizer(loader.manifest, loader.split.uri)
-    metrics = evaluate(model, loader.epoch(0), task, tokenizer)
-    metrics.update(model=args.model, data=loader.split.uri, task=task.name,
-                   architecture=meta.get("architecture"),
-                   data_content_hash=loader.split.content_hash)
-    write_json(uris.join(report, "metrics.json"), metrics)
-    print(json.dumps(metrics, indent=2))
-    print(f"wrote {uris.join(report, 'metrics.json')}")
+    config = config_from_args(args)
+    config.validate()   # before any model is loaded
+    report = args.report or uris.join(uris.work_home(), "eval",
+                                      datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
+    results = run_suite(args.model, args.data, report, config)
+    headline = {label: {k: m.get(k) for k in ("cer", "wer", "nll_bits", "utterances") if k in m}
+                for label, m in results["models"].items()}
+    print(json.dumps(headline, indent=2))
+    print(f"wrote {uris.join(uris.absolute(report), 'metrics.json')}")
+    print(f"report {results['report']}")
     return 0

@@ -23,7 +23,9 @@ SwiGLU fast weights by one matrix per head, f(x) = W x, updated by W += sum_t lr
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +102,7 @@ class LaCTLayer(nn.Module):
             self.rotary = RotaryEmbedding(self.attention_head_dim, config.rope_theta)
         self.o_proj = nn.Linear(D, D, bias=False)
         self.error_handler = LaCTErrorHandler()
+        self.skip_updates = False   # ablation switch, see skip_fast_weight_updates()
         if not self.use_fast_weights:
             return
 
@@ -165,6 +168,8 @@ class LaCTLayer(nn.Module):
 
     def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef):
         """One chunk's fast-weight step; a non-finite result is dropped per row by the handler."""
+        if self.skip_updates:
+            return W, mbuf
         if self.fast_weight == "linear":
             dws = (linear_update_grads(k, v, lr[0]),)
         else:
@@ -328,3 +333,18 @@ class LaCTLayer(nn.Module):
         if mbuf is not None:
             new["pm"] = st["pm"][:, :0]
         return new
+
+
+@contextlib.contextmanager
+def skip_fast_weight_updates(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the block every LaCT layer of `model` keeps its initial fast weights: each
+    test-time update is skipped (the fast-weight ablation of the evaluation suite)."""
+    layers = [m for m in model.modules() if isinstance(m, LaCTLayer)]
+    saved = [layer.skip_updates for layer in layers]
+    for layer in layers:
+        layer.skip_updates = True
+    try:
+        yield model
+    finally:
+        for layer, value in zip(layers, saved):
+            layer.skip_updates = value

@@ -32,10 +32,16 @@ def test_demo_writes_summary_with_both_models_and_skips_generators_past_budget(
     lact, baseline = summary["models"]["lact"], summary["models"]["baseline"]
     assert abs(lact["params"] - baseline["params"]) / baseline["params"] < 0.05
     assert "budget left" in summary["generation"]["skipped"]
-    assert list(summary["stage_seconds"]) == ["synthesis", "preprocessing", "asr_lact", "asr_baseline"]
+    assert list(summary["stage_seconds"]) == ["synthesis", "preprocessing", "asr_lact", "asr_baseline",
+                                              "evaluation"]
     out = capsys.readouterr().out
     assert "ASR on held-out voices" in out and "MLflow UI" in out
     assert "generator runs skipped" in out
+    # the demo ends with the full evaluation suite of both models, and names its report
+    full = json.loads((tmp_path / "home" / "demo" / "eval" / "metrics.json").read_text())
+    assert set(full["models"]) == {"lact", "baseline"} and full["suite"] == "full"
+    assert full["models"]["lact"]["cer"] == pytest.approx(lact["cer"])
+    assert f"full report     {summary['evaluation']['report']}" in out
 
     report = tmp_path / "report"
     assert main(["evaluate", "--model", lact["model_uri"], "--data", summary["test_split"],

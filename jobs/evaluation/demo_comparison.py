@@ -1,0 +1,59 @@
+"""The last stage of `lact-audio demo`: the full suite on its two ASR models and its test split,
+with sizes scaled to the data (a demo test split holds minutes, not hours, of held-out voices)
+and to the time left in the demo's budget."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from jobs.evaluation.data import read_split
+from jobs.evaluation.suite import FULL, SuiteConfig, run_suite
+
+
+def demo_config(split_uri: str, seconds_left: float) -> SuiteConfig:
+    """Long-form recordings of a quarter, half and all of the audio of the test speaker with the
+    most; efficiency inputs up to a minute; each measurement limited to a share of the time left."""
+    split = read_split(split_uri)
+    per_speaker = [sum(u.duration for u in utts) for utts in split.by_speaker().values()]
+    longest = max(per_speaker)
+    total = min(60.0, sum(per_speaker))
+    return SuiteConfig(
+        suite=FULL,
+        long_form_seconds=sorted({round(longest * f, 1) for f in (0.25, 0.5, 1.0)}),
+        efficiency_seconds=sorted({round(total * f, 1) for f in (0.125, 0.25, 0.5, 1.0)}),
+        stream_seconds=min(1800.0, 10 * sum(per_speaker)),
+        time_limit=max(10.0, seconds_left / 10),
+    )
+
+
+def run_demo_comparison(models: dict[str, dict], split_uri: str, report_uri: str,
+                        seconds_left: float) -> dict:
+    """models: the demo summary's {"lact": {...model_uri...}, "baseline": {...}}. Returns what
+    the demo summary keeps: the report's location, the headline figures and the time taken."""
+    started = time.perf_counter()
+    print(f"[eval] full evaluation suite of both ASR models on {split_uri}", flush=True)
+    config = demo_config(split_uri, seconds_left)
+    # One thread: the demo models are small, and on a shared 2-core machine two threads spun
+    # instead of computing (measured: one suite 5 s with one thread, minutes with two, under load).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = run_suite([m["model_uri"] for m in models.values()], split_uri, report_uri, config,
+                            echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    headline = {}
+    for label, m in results["models"].items():
+        headline[label] = {"cer": m["cer"], "beam_cer": m["beam"]["cer"],
+                           "long_form": [{k: row[k] for k in ("seconds", "cer", "status")}
+                                         for row in m["long_form"]]}
+        long_form = ", ".join(f"{r['seconds']:.0f} s: " + (f"{r['cer']:.3f}" if r["status"] == "ok" else r["status"])
+                              for r in m["long_form"])
+        print(f"      {label}: CER {m['cer']:.3f} (beam {m['beam']['cer']:.3f}); long-form {long_form}",
+              flush=True)
+    print(f"      report {results['report']}", flush=True)
+    return {"report": results["report"], "metrics": results["report"].rsplit("/", 1)[0] + "/metrics.json",
+            "models": headline, "long_form_seconds": config.long_form_seconds,
+            "seconds": round(time.perf_counter() - started, 1)}

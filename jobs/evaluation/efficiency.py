@@ -1,0 +1,55 @@
+"""Efficiency against input length, every model on the same inputs: latency of one forward
+pass, peak memory, real-time factor and FLOPs.
+
+Inputs are the split's utterances joined to the requested length (ASR: seconds of features;
+generation: audio tokens). A length a model cannot run (out of memory, time limit) is recorded
+with its status, and longer lengths are not tried for that model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from jobs.evaluation.data import EvalSplit, concatenate
+from jobs.evaluation.limits import run_limited
+from jobs.evaluation.measure import count_flops, measure
+
+DEFAULT_SECONDS = (5.0, 15.0, 30.0, 60.0)
+
+
+def _forward(model, task: str, x: torch.Tensor):
+    if task == "asr":
+        return lambda: model(x[None], torch.tensor([x.shape[0]]))
+    return lambda: model(x[None])
+
+
+@torch.no_grad()
+def evaluate_efficiency(model, split: EvalSplit, task: str, lengths: list[float],
+                        time_limit: float | None, tokens_per_second: float | None = None) -> list[dict]:
+    """ASR: lengths in seconds of audio. Generation: lengths in tokens (RTF needs the tokenizer's
+    tokens per second)."""
+    rows, failed = [], None
+    for length in sorted(lengths):
+        if task == "asr":
+            x, _ = concatenate(split, max(1, int(length * split.frame_rate)))
+            seconds, row = x.shape[0] / split.frame_rate, {"seconds": length}
+        else:
+            x, _ = concatenate(split, max(2, int(length)), field="audio_tokens")
+            seconds = x.shape[0] / tokens_per_second if tokens_per_second else None
+            row = {"tokens": int(length), "seconds": seconds}
+        if failed is not None:
+            rows.append({**row, "status": failed, "detail": "not run: a shorter input already failed"})
+            continue
+        fn = _forward(model, task, x)
+        outcome = run_limited(lambda: measure(fn), time_limit)   # the first call also warms up
+        if not outcome.ok:
+            failed = outcome.status
+            rows.append({**row, "status": outcome.status, "detail": outcome.detail})
+            continue
+        again = measure(fn)    # timed on a warm model
+        row.update(status="ok", latency_s=again.seconds,
+                   peak_memory_bytes=max(outcome.value.peak_bytes, again.peak_bytes),
+                   flops=count_flops(fn))
+        row["rtf"] = again.seconds / seconds if seconds else None
+        rows.append(row)
+    return rows

@@ -1,0 +1,254 @@
+"""report.md: the evaluation's tables and PNG plots, models side by side.
+
+`write_report(results, directory)` takes what metrics.json holds ({"models": {label: metrics},
+...}) and writes report.md plus one PNG per plot into a local directory; it returns the names
+of the files written. Sections without data for any model are left out; a model a section does
+not apply to shows the reason.
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")   # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _mb(n) -> str:
+    return "-" if n is None else f"{n / 2**20:.1f}"
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_num(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _plot(path: str, title: str, xlabel: str, ylabel: str, series: dict[str, tuple[list, list]],
+          logx: bool = False) -> bool:
+    series = {k: v for k, v in series.items() if v[0]}
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    if logx:
+        ax.set_xscale("log", base=2)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _not_applicable(section: dict | None) -> str | None:
+    if not isinstance(section, dict):
+        return None
+    if section.get("status") in ("not_applicable", "not_measured"):
+        return section.get("reason", section["status"])
+    return None
+
+
+class _Report:
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.lines: list[str] = []
+        self.files: list[str] = []
+
+    def figure(self, name: str, *args, **kwargs) -> None:
+        if _plot(os.path.join(self.directory, name), *args, **kwargs):
+            self.files.append(name)
+            self.lines += [f"![{args[0]}]({name})", ""]
+
+
+def write_report(results: dict, directory: str) -> list[str]:
+    os.makedirs(directory, exist_ok=True)
+    models: dict[str, dict] = results["models"]
+    r = _Report(directory)
+    r.lines += [f"# Evaluation report ({results.get('suite', 'quick')} suite)", "",
+                f"Data: `{results.get('data')}` ({results.get('utterances')} utterances, "
+                f"{_num(results.get('audio_seconds'), 1)} s). Created {results.get('created')}; "
+                f"timings on {results.get('device', 'cpu')} with {results.get('torch_threads')} torch "
+                f"thread(s).", ""]
+    r.lines += ["| label | model | task | parameters |", "|---|---|---|---|"]
+    r.lines += [f"| {k} | `{m.get('model')}` | {m.get('task')} / {m.get('architecture')} | "
+                f"{m.get('parameters', 0):,} |" for k, m in models.items()]
+    r.lines.append("")
+    asr = {k: m for k, m in models.items() if m.get("task") == "asr"}
+    gen = {k: m for k, m in models.items() if m.get("task") == "generation"}
+    if asr:
+        _asr_sections(r, asr)
+    if gen:
+        _generation_sections(r, gen)
+    _efficiency_section(r, models)
+    nm = {}
+    for m in models.values():
+        nm.update(m.get("not_measured", {}))
+    if nm:
+        r.lines += ["## Not measured", ""] + [f"- **{k}**: {v}" for k, v in nm.items()] + [""]
+    with open(os.path.join(directory, "report.md"), "w") as f:
+        f.write("\n".join(r.lines))
+    return ["report.md"] + r.files
+
+
+def _asr_sections(r: _Report, asr: dict) -> None:
+    r.lines += ["## Recognition (short utterances)", ""]
+    rows = [[k, m["cer"], m["wer"], (m.get("beam") or {}).get("cer"), (m.get("beam") or {}).get("wer"),
+             m.get("utterances")] for k, m in asr.items()]
+    r.lines += _table(["model", "CER greedy", "WER greedy", "CER beam", "WER beam", "utterances"], rows)
+    for key, title in (("per_speaker", "speaker"), ("per_language", "language")):
+        groups = sorted({g for m in asr.values() for g in m.get(key, {})})
+        if len(groups) > 1 or key == "per_speaker":
+            r.lines += [f"### CER per {title}", ""]
+            rows = [[g] + [m.get(key, {}).get(g, {}).get("cer") for m in asr.values()] +
+                    [max(m.get(key, {}).get(g, {}).get("utterances", 0) for m in asr.values())]
+                    for g in groups]
+            r.lines += _table([title] + list(asr) + ["utterances"], rows)
+
+    if any(m.get("long_form") for m in asr.values()):
+        r.lines += ["## Long-form recordings (one pass)", ""]
+        durations = sorted({row["target_seconds"] for m in asr.values() for row in m.get("long_form", [])})
+        rows = []
+        for d in durations:
+            row = [f"{d:g}"]
+            for m in asr.values():
+                hit = next((x for x in m.get("long_form", []) if x["target_seconds"] == d), None)
+                row.append("-" if hit is None else
+                           (f"{hit['cer']:.3f} ({hit['seconds']:.0f} s, {hit['decode_seconds']:.1f} s)"
+                            if hit["status"] == "ok" else f"{hit['status']} ({hit['seconds']:.0f} s)"))
+            rows.append(row)
+        r.lines += ["CER (real length, decode time); a status names what stopped the model.", ""]
+        r.lines += _table(["target s"] + list(asr), rows)
+        r.figure("cer_vs_duration.png", "CER against recording duration", "recording seconds", "CER",
+                 {k: ([x["seconds"] for x in m.get("long_form", []) if x["status"] == "ok"],
+                      [x["cer"] for x in m.get("long_form", []) if x["status"] == "ok"])
+                  for k, m in asr.items()})
+
+    if any("streaming" in m for m in asr.values()):
+        r.lines += ["## Streaming against offline", ""]
+        rows = []
+        for k, m in asr.items():
+            s = m.get("streaming") or {}
+            why = _not_applicable(s)
+            if why:
+                rows.append([k, why, "-", "-", "-", "-", "-", "-"])
+                continue
+            ls = s["long_stream"]
+            rows.append([k, s["offline_cer"], s["streaming_cer"], f"{ls['stream_seconds']:.0f} s ({ls['status']})",
+                         ls.get("cer"), f"{ls['latency_p50_ms']:.1f} / {ls['latency_p95_ms']:.1f}",
+                         ls["rtf"], _mb(ls["state_bytes_max"])])
+        r.lines += _table(["model", "offline CER", "streaming CER", "long stream", "stream CER",
+                           "chunk latency p50/p95 ms", "RTF", "state MB"], rows)
+        r.figure("memory_over_stream.png", "Memory over a long stream", "stream seconds", "MB",
+                 {**{f"{k} state": ([p["stream_seconds"] for p in m["streaming"]["long_stream"]["memory"]],
+                                    [p["state_bytes"] / 2**20 for p in m["streaming"]["long_stream"]["memory"]])
+                     for k, m in asr.items() if not _not_applicable(m.get("streaming"))},
+                  **{f"{k} RSS growth": ([p["stream_seconds"] for p in m["streaming"]["long_stream"]["memory"]],
+                                         [p["rss_bytes"] / 2**20 for p in m["streaming"]["long_stream"]["memory"]])
+                     for k, m in asr.items() if not _not_applicable(m.get("streaming"))}})
+
+    if any("adaptation" in m for m in asr.values()):
+        r.lines += ["## Speaker adaptation (fast-weight state)", ""]
+        rows = []
+        for k, m in asr.items():
+            a = m.get("adaptation") or {}
+            why = _not_applicable(a)
+            rows.append([k, why or a.get("fresh_cer"), "-" if why else a.get("carried_cer"),
+                         "-" if why else a.get("speakers")])
+        r.lines += _table(["model", "CER fresh state", "CER state carried", "speakers"], rows)
+        counts = sorted({x["utterances"] for m in asr.values() for x in (m.get("adaptation") or {}).get("by_count", [])})
+        if counts:
+            rows = [[c] + [next((x["cer"] for x in (m.get("adaptation") or {}).get("by_count", [])
+                                 if x["utterances"] == c), None) for m in asr.values()] for c in counts]
+            r.lines += ["CER on the same held-out utterances after adapting on k utterances:", ""]
+            r.lines += _table(["k"] + list(asr), rows)
+            r.figure("cer_vs_adaptation.png", "CER against adaptation utterances", "adaptation utterances",
+                     "CER", {k: ([x["utterances"] for x in (m.get("adaptation") or {}).get("by_count", [])],
+                                 [x["cer"] for x in (m.get("adaptation") or {}).get("by_count", [])])
+                             for k, m in asr.items()})
+
+    if any("fast_weight_ablation" in m for m in asr.values()):
+        r.lines += ["## Fast-weight ablation (every test-time update skipped)", ""]
+        rows = []
+        for k, m in asr.items():
+            a = m.get("fast_weight_ablation") or {}
+            why = _not_applicable(a)
+            rows.append([k, why or a.get("cer_with_updates"), "-" if why else a.get("cer"),
+                         "-" if why else a.get("cer_change")])
+        r.lines += _table(["model", "CER with updates", "CER updates skipped", "change"], rows)
+
+    if any("quantized" in m for m in asr.values()):
+        r.lines += ["## Quantised inference", ""]
+        rows = []
+        for k, m in asr.items():
+            q = m.get("quantized") or {}
+            for name in ("float32", "int8_dynamic", "float16"):
+                e = q.get(name) or {}
+                if _not_applicable(e):
+                    rows.append([k, name, f"not measured: {e['reason']}", "-", "-", "-"])
+                elif e:
+                    rows.append([k, f"{name} ({e.get('device')})", e.get("cer"), e.get("cer_change"),
+                                 e.get("seconds"), e.get("speedup")])
+        r.lines += _table(["model", "precision", "CER", "CER change", "seconds", "speed-up"], rows)
+
+
+def _generation_sections(r: _Report, gen: dict) -> None:
+    r.lines += ["## Audio-token generation", ""]
+    rows = [[k, m.get("nll_bits"), m.get("tokens"), m.get("pesq"), m.get("stoi")] for k, m in gen.items()]
+    r.lines += _table(["model", "NLL bits/token", "tokens", "tokenizer PESQ", "tokenizer STOI"], rows)
+    if any(m.get("nll_by_context") for m in gen.values()):
+        bins = sorted({b["context"] for m in gen.values() for b in (m.get("nll_by_context") or {}).get("bins", [])})
+        rows = [[c] + [next((b["nll_bits"] for b in (m.get("nll_by_context") or {}).get("bins", [])
+                             if b["context"] == c), None) for m in gen.values()] for c in bins]
+        r.lines += ["### NLL (bits/token) against context length", ""]
+        r.lines += _table(["context up to"] + list(gen), rows)
+        r.figure("nll_vs_context.png", "NLL against context length", "context tokens", "bits/token",
+                 {k: ([b["context"] for b in (m.get("nll_by_context") or {}).get("bins", [])],
+                      [b["nll_bits"] for b in (m.get("nll_by_context") or {}).get("bins", [])])
+                  for k, m in gen.items()}, logx=True)
+    samples = [(k, s) for k, m in gen.items() for s in m.get("continuations", [])]
+    if samples:
+        r.lines += ["### Continuation samples", ""]
+        for k, s in samples:
+            r.lines += [f"- {k}, prompt `{s['utt_id']}` ({s['prompt_seconds']:.2f} s + "
+                        f"{s['continuation_seconds']:.2f} s): [audio]({s['wav']})", "",
+                        f"  ![{k} {s['utt_id']}]({s['png']})", ""]
+
+
+def _efficiency_section(r: _Report, models: dict) -> None:
+    rows, lat, mem, flops = [], {}, {}, {}
+    for k, m in models.items():
+        unit = "seconds" if m.get("task") == "asr" else "tokens"
+        for e in m.get("efficiency", []):
+            x = e[unit]
+            if e["status"] != "ok":
+                rows.append([k, f"{x} {unit[:-1] if unit == 'tokens' else 's'}", e["status"], "-", "-", "-"])
+                continue
+            rows.append([k, f"{x:g} {'tok' if unit == 'tokens' else 's'}", e["latency_s"],
+                         _mb(e["peak_memory_bytes"]), e.get("rtf"), f"{e['flops'] / 1e9:.2f}"])
+            for store, value in ((lat, e["latency_s"]), (mem, e["peak_memory_bytes"] / 2**20),
+                                 (flops, e["flops"] / 1e9)):
+                xs, ys = store.setdefault(f"{k} ({unit})", ([], []))
+                xs.append(x)
+                ys.append(value)
+    if not rows:
+        return
+    r.lines += ["## Efficiency against input length", ""]
+    r.lines += _table(["model", "input", "latency s", "peak memory MB", "RTF", "GFLOPs"], rows)
+    r.figure("latency_vs_length.png", "Latency against input length", "input length", "seconds", lat)
+    r.figure("memory_vs_length.png", "Peak memory against input length", "input length", "MB", mem)
+    r.figure("flops_vs_length.png", "FLOPs against input length", "input length", "GFLOPs", flops)

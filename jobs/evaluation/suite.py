@@ -1,0 +1,262 @@
+"""Run the evaluation suites for one or more models on one split; write metrics.json, report.md
+and the plots into the report directory (local or s3://), and log them to MLflow when
+MLFLOW_TRACKING_URI is set.
+
+quick: CER/WER (greedy) overall, per speaker, per language; NLL for generators.
+full:  adds beam decoding, long-form, streaming, adaptation, fast-weight ablation, quantised
+       inference, efficiency against length; for generators NLL against context length,
+       tokenizer PESQ/STOI and continuation samples.
+Every size is a field of SuiteConfig, so tests and the demo run small versions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+
+import torch
+
+from jobs.evaluation import adaptation, efficiency, long_form
+from jobs.evaluation.data import EvalSplit, read_split
+from pipeline import uri as uris
+from pipeline.errors import UserError
+
+QUICK, FULL = "quick", "full"
+
+
+@dataclass
+class SuiteConfig:
+    suite: str = QUICK
+    beam_size: int = 8
+    long_form_seconds: list[float] = field(default_factory=lambda: list(long_form.DEFAULT_SECONDS))
+    stream_seconds: float = 1800.0
+    stream_chunk_frames: int = 100
+    adaptation_counts: list[int] = field(default_factory=lambda: list(adaptation.DEFAULT_COUNTS))
+    efficiency_seconds: list[float] = field(default_factory=lambda: list(efficiency.DEFAULT_SECONDS))
+    efficiency_tokens: list[int] = field(default_factory=lambda: [1024, 2048, 4096, 8192])
+    nll_context: int = 8192
+    nll_sequences: int = 2
+    round_trip_utterances: int = 8
+    samples: int = 2
+    prompt_seconds: float = 0.5
+    continuation_seconds: float = 0.5
+    time_limit: float | None = 600.0      # per measurement (one recording, one stream, ...)
+    max_utterances: int | None = None
+    batch_size: int = 16
+
+    def validate(self) -> None:
+        if self.suite not in (QUICK, FULL):
+            raise UserError(f"--suite must be quick or full, got {self.suite!r}")
+        positive = {"--beam-size": self.beam_size, "--stream-seconds": self.stream_seconds,
+                    "--stream-chunk-frames": self.stream_chunk_frames, "--nll-context": self.nll_context,
+                    "--batch-size": self.batch_size, "--nll-sequences": self.nll_sequences,
+                    "--prompt-seconds": self.prompt_seconds,
+                    "--continuation-seconds": self.continuation_seconds}
+        for flag, value in positive.items():
+            if not value > 0:
+                raise UserError(f"{flag} must be > 0, got {value}")
+        for flag, values in (("--long-form-seconds", self.long_form_seconds),
+                             ("--efficiency-seconds", self.efficiency_seconds),
+                             ("--efficiency-tokens", self.efficiency_tokens)):
+            if not values or any(not v > 0 for v in values):
+                raise UserError(f"{flag} needs positive values, got {values}")
+        if not self.adaptation_counts or any(k < 0 for k in self.adaptation_counts):
+            raise UserError(f"--adaptation-counts needs values >= 0, got {self.adaptation_counts}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise UserError(f"--time-limit must be > 0, got {self.time_limit}")
+        if self.samples < 0 or self.round_trip_utterances < 1:
+            raise UserError("--samples must be >= 0 (and round-trip utterances >= 1)")
+        if self.max_utterances is not None and self.max_utterances < 1:
+            raise UserError(f"--max-utterances must be >= 1, got {self.max_utterances}")
+
+
+def not_measured() -> dict:
+    """What the seed lists but this machine cannot measure, with the reason."""
+    power = ("no power counters readable here (no /sys/class/powercap RAPL"
+             + (")" if not torch.cuda.is_available() else "; NVML energy not wired in)"))
+    return {"mos": "needs a pretrained MOS predictor or human raters; no model weights can be "
+                   "fetched on this machine", "energy": power}
+
+
+def unique_labels(metas: list[dict]) -> list[str]:
+    """Architecture names ("lact", "lact-causal", "baseline"), numbered when two models share one."""
+    names = [str(m.get("architecture") or "model")
+             + ("-causal" if (m.get("model_config") or {}).get("lact_causal") else "") for m in metas]
+    return [f"{n}-{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+# ------------------------------------------------------------------------------ per task
+def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, recordings, log) -> dict:
+    from jobs.evaluation.ablation import evaluate_ablation
+    from jobs.evaluation.accuracy import accuracy_report
+    from jobs.evaluation.quantized import evaluate_quantized
+    from jobs.evaluation.streaming import evaluate_streaming
+
+    full = config.suite == FULL
+    out = accuracy_report(model, split.utterances, tokenizer, beam=full, beam_size=config.beam_size,
+                          batch_size=config.batch_size)
+    if not full:
+        return out
+    steps = [
+        ("long_form", lambda: long_form.evaluate_long_form(model, recordings, tokenizer, config.time_limit)),
+        ("streaming", lambda: evaluate_streaming(model, split, tokenizer, config.stream_chunk_frames,
+                                                 config.stream_seconds, config.time_limit)),
+        ("adaptation", lambda: adaptation.evaluate_adaptation(model, split, tokenizer,
+                                                              config.adaptation_counts)),
+        ("fast_weight_ablation", lambda: evaluate_ablation(model, split, tokenizer, out["cer"])),
+        ("quantized", lambda: evaluate_quantized(model, split, tokenizer)),
+        ("efficiency", lambda: efficiency.evaluate_efficiency(model, split, "asr",
+                                                              config.efficiency_seconds, config.time_limit)),
+    ]
+    for key, step in steps:
+        started = time.perf_counter()
+        out[key] = step()
+        log(f"{key} {time.perf_counter() - started:.1f} s")
+    return out
+
+
+@torch.no_grad()
+def generation_quick(model, split: EvalSplit) -> dict:
+    """Next-token NLL (bits/token) overall and per speaker, one utterance at a time."""
+    from jobs.evaluation.generation_quality import position_nll_bits
+
+    per: dict[str, list[float]] = {}
+    for utt in split.utterances:
+        if utt.audio_tokens.shape[0] < 2:
+            continue
+        bits = position_nll_bits(model, utt.audio_tokens)
+        acc = per.setdefault(utt.speaker, [0.0, 0, 0])
+        acc[0] += float(bits.sum())
+        acc[1] += bits.numel()
+        acc[2] += 1
+    total_bits, tokens = sum(a[0] for a in per.values()), sum(a[1] for a in per.values())
+    return {"nll_bits": total_bits / max(tokens, 1), "tokens": tokens,
+            "utterances": sum(a[2] for a in per.values()),
+            "per_speaker": {s: {"nll_bits": a[0] / max(a[1], 1), "bits": a[0], "tokens": a[1],
+                                "utterances": a[2]} for s, a in sorted(per.items())}}
+
+
+def evaluate_generation(model, split: EvalSplit, config: SuiteConfig, label: str, staging: str,
+                        round_trip: dict, log) -> dict:
+    from jobs.evaluation import generation_quality as gq
+
+    out = generation_quick(model, split)
+    if config.suite != FULL:
+        return out
+    rate = float(split.manifest["audio_tokenizer"]["rate_hz"])
+    out["nll_by_context"] = gq.nll_by_context(model, split, config.nll_context, config.nll_sequences,
+                                              config.time_limit)
+    out["tokenizer_round_trip"] = round_trip
+    out["pesq"], out["stoi"] = round_trip.get("pesq"), round_trip.get("stoi")
+    out["continuations"] = gq.continuation_samples(
+        model, split, os.path.join(staging, "samples"), label, config.samples,
+        max(1, int(config.prompt_seconds * rate)), max(1, int(config.continuation_seconds * rate)))
+    out["efficiency"] = efficiency.evaluate_efficiency(model, split, "generation", config.efficiency_tokens,
+                                                       config.time_limit, tokens_per_second=rate)
+    log("generation suites done")
+    return out
+
+
+# ------------------------------------------------------------------------------ the whole run
+def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: SuiteConfig,
+              echo: bool = True) -> dict:
+    """Evaluate every model; returns what metrics.json holds (see module docstring)."""
+    from jobs.training.model_io import load_model
+    from jobs.training.run import write_json
+
+    config.validate()
+    report_uri = uris.absolute(report_uri)
+    uris.ensure_writable(report_uri, "report directory")
+    log = (lambda msg: print(f"  evaluate: {msg}", flush=True)) if echo else (lambda msg: None)
+    uris.require_exists(uris.absolute(data_uri), "data split")   # before the models load
+    loaded = [load_model(u) for u in model_uris]
+    tasks = {meta["task"] for _, meta in loaded}
+    split = read_split(data_uri, features="asr" in tasks, audio_tokens="generation" in tasks,
+                       max_utterances=config.max_utterances)
+    staging = report_uri if not uris.is_remote(report_uri) else tempfile.mkdtemp(prefix="lact-report-")
+    os.makedirs(staging, exist_ok=True)
+    full = config.suite == FULL
+
+    tokenizer, recordings, round_trip = None, [], {}
+    if "asr" in tasks:
+        from pipeline.text_tokenizer import load_text_tokenizer
+
+        tokenizer = load_text_tokenizer(split.manifest, split.uri)
+        if full:   # the same recordings for every model
+            recordings = long_form.build_recordings(split, sorted(config.long_form_seconds))
+    if "generation" in tasks and full:
+        from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip
+
+        try:
+            round_trip = tokenizer_round_trip(split, config.round_trip_utterances)
+        except NotMeasured as exc:
+            round_trip = {"status": "not_measured", "reason": str(exc)}
+
+    models = {}
+    for label, uri, (model, meta) in zip(unique_labels([m for _, m in loaded]), model_uris, loaded):
+        log(f"{label}: {meta['task']} / {meta.get('architecture')} ({config.suite} suite)")
+        model.eval()
+        started = time.perf_counter()
+        if meta["task"] == "asr":
+            metrics = evaluate_asr(model, split, tokenizer, config, recordings, log)
+        else:
+            metrics = evaluate_generation(model, split, config, label, staging, round_trip, log)
+        metrics.update(model=uri, task=meta["task"], architecture=meta.get("architecture"),
+                       parameters=sum(p.numel() for p in model.parameters()),
+                       data=split.uri, data_content_hash=split.info.content_hash,
+                       evaluate_seconds=round(time.perf_counter() - started, 2))
+        if full:
+            metrics["not_measured"] = not_measured()
+        models[label] = metrics
+
+    results = {"suite": config.suite, "data": split.uri, "utterances": len(split.utterances),
+               "audio_seconds": sum(u.duration for u in split.utterances),
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "config": asdict(config), "torch_threads": torch.get_num_threads(),
+               "device": "cuda" if torch.cuda.is_available() else "cpu", "models": models}
+    if len(models) == 1:   # one model: its metrics at the top level, as before
+        results.update(next(iter(models.values())))
+    from jobs.evaluation.report import write_report
+
+    files = write_report(results, staging)
+    results["report"] = uris.join(report_uri, "report.md")
+    write_json(os.path.join(staging, "metrics.json") if uris.is_remote(report_uri)
+               else uris.join(report_uri, "metrics.json"), results)
+    files.append("metrics.json")
+    results["mlflow_run_id"] = log_to_mlflow(results, report_uri, staging)
+    if uris.is_remote(report_uri):
+        fs, path = uris.filesystem(report_uri)
+        fs.put(staging.rstrip("/") + "/", path, recursive=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return results
+
+
+def log_to_mlflow(results: dict, report_uri: str, local_dir: str) -> str | None:
+    """One MLflow run with every model's headline numbers and the report files, when
+    MLFLOW_TRACKING_URI is set (the embedded store is for training runs)."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    import mlflow
+
+    from jobs.training import tracking
+
+    tracking.setup("lact-audio-evaluation")
+    with mlflow.start_run(run_name=f"evaluate-{results['suite']}") as run:
+        mlflow.log_params({"suite": results["suite"], "data": results["data"][:500],
+                           "report": report_uri[:500]})
+        values = {}
+        for label, m in results["models"].items():
+            for key in ("cer", "wer", "nll_bits", "pesq", "stoi"):
+                if isinstance(m.get(key), (int, float)) and math.isfinite(m[key]):
+                    values[f"{label}.{key}"] = float(m[key])
+            for row in m.get("long_form", []):
+                if row["status"] == "ok":
+                    values[f"{label}.long_form_cer_{int(row['target_seconds'])}s"] = row["cer"]
+        mlflow.log_metrics(values)
+        mlflow.log_artifacts(local_dir, artifact_path="evaluation")
+        return run.info.run_id

@@ -1,0 +1,159 @@
+"""`lact-audio evaluate` end to end on a tiny split and tiny untrained checkpoints: the side-by-side
+full-suite report with its plots, metrics.json keys, the quick suite with MLflow logging, the
+generator suites, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from eval_split import write_checkpoint, write_split
+from jobs.cli import main
+
+SMALL = ["--long-form-seconds", "2,5,1000", "--stream-seconds", "15", "--stream-chunk-frames", "50",
+         "--efficiency-seconds", "1,3", "--efficiency-tokens", "256,512", "--nll-context", "256",
+         "--samples", "1", "--prompt-seconds", "0.02", "--continuation-seconds", "0.02",
+         "--time-limit", "300", "--beam-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaluate")
+    split = write_split(str(root))
+    vocab = len(json.loads((root / "features" / "test-clean" / "manifest.json").read_text())
+                ["text_tokenizer"]["symbols"]) + 1
+    ckpts = {name: write_checkpoint(str(root / name), task, arch, vocab, causal)
+             for name, task, arch, causal in [("asr-lact", "asr", "lact", False),
+                                              ("asr-baseline", "asr", "baseline", False),
+                                              ("asr-causal", "asr", "lact", True),
+                                              ("gen-lact", "generation", "lact", False),
+                                              ("gen-baseline", "generation", "baseline", False)]}
+    return root, split, ckpts
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models: two threads on a shared 2-core machine spin more than they compute
+    (measured here: 5 s with one thread, minutes with two under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _is_png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
+    root, split, ckpts = workspace
+    report = root / "report-full"
+    args = ["evaluate", "--model", ckpts["asr-lact"], "--model", ckpts["asr-baseline"],
+            "--model", ckpts["asr-causal"], "--data", split, "--report", str(report), "--suite", "full"]
+    assert main(args + SMALL) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"lact", "baseline", "lact-causal"}
+    for label, m in metrics["models"].items():
+        assert {"cer", "wer", "per_speaker", "per_language", "beam", "long_form", "streaming",
+                "adaptation", "fast_weight_ablation", "quantized", "efficiency", "not_measured"} <= set(m)
+        assert [set(row) >= {"seconds", "cer", "status"} for row in m["long_form"]] == [True] * 3
+        assert all(row["status"] == "ok" for row in m["long_form"])
+        assert set(m["not_measured"]) == {"mos", "energy"}
+        assert m["quantized"]["int8_dynamic"]["cer"] is not None
+    # every model decodes the same recordings
+    seconds = {tuple(r["seconds"] for r in m["long_form"]) for m in metrics["models"].values()}
+    assert len(seconds) == 1
+    models = metrics["models"]
+    assert models["baseline"]["adaptation"]["status"] == "not_applicable"
+    assert models["lact"]["streaming"]["status"] == "not_applicable"
+    assert models["lact-causal"]["streaming"]["streaming_cer"] == pytest.approx(
+        models["lact-causal"]["streaming"]["offline_cer"])
+    assert models["lact"]["fast_weight_ablation"]["status"] == "ok"
+
+    text = (report / "report.md").read_text()
+    plots = ["cer_vs_duration.png", "cer_vs_adaptation.png", "memory_over_stream.png",
+             "latency_vs_length.png", "memory_vs_length.png", "flops_vs_length.png"]
+    for name in plots:
+        assert f"]({name})" in text and _is_png(report / name), name
+    for heading in ("Long-form", "Streaming", "adaptation", "ablation", "Quantised", "Efficiency", "Not measured"):
+        assert heading in text
+    assert "| target s | lact | baseline | lact-causal |" in text
+    out = capsys.readouterr().out
+    assert f"report {report / 'report.md'}" in out
+
+
+@pytest.mark.integration    # a real MLflow store
+def test_quick_suite_keeps_one_models_metrics_at_the_top_and_logs_to_mlflow(workspace, monkeypatch):
+    root, split, ckpts = workspace
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+    monkeypatch.setenv("LACT_AUDIO_HOME", str(root / "home"))
+    report = root / "report-quick"
+    assert main(["evaluate", "--model", ckpts["asr-lact"], "--data", split, "--report", str(report)]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["suite"] == "quick" and "long_form" not in metrics
+    assert metrics["cer"] == metrics["models"]["lact"]["cer"]
+    assert sum(s["utterances"] for s in metrics["per_speaker"].values()) == metrics["utterances"] == 17
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["lact-audio-evaluation"])
+    assert len(runs) == 1
+    assert runs.iloc[0]["metrics.lact.cer"] == pytest.approx(metrics["cer"])
+
+
+def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
+    root, split, ckpts = workspace
+    report = root / "report-gen"
+    args = ["evaluate", "--model", ckpts["gen-lact"], "--model", ckpts["gen-baseline"], "--data", split,
+            "--report", str(report), "--suite", "full"]
+    assert main(args + SMALL) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    for label in ("lact", "baseline"):
+        m = metrics["models"][label]
+        assert m["nll_by_context"]["status"] == "ok" and m["nll_by_context"]["bins"][-1]["context"] == 256
+        assert 1.0 <= m["pesq"] <= 4.65 and 0.0 < m["stoi"] <= 1.0
+        sample = m["continuations"][0]
+        assert (report / sample["wav"]).stat().st_size > 44 and _is_png(report / sample["png"])
+        assert [e["tokens"] for e in m["efficiency"]] == [256, 512]
+    assert _is_png(report / "nll_vs_context.png")
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--suite", "medium"], "--suite must be quick or full"),
+    (["--long-form-seconds", "60,abc"], "--long-form-seconds expects comma-separated numbers"),
+    (["--time-limit", "0"], "--time-limit must be > 0"),
+    (["--adaptation-counts", "-1"], "--adaptation-counts needs values >= 0"),
+])
+def test_bad_flags_exit_2_with_one_line(workspace, capsys, extra, message):
+    root, split, ckpts = workspace
+    assert main(["evaluate", "--model", ckpts["asr-lact"], "--data", split,
+                 "--report", str(root / "bad")] + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_missing_data_or_model_exit_2_with_one_line(workspace, capsys):
+    root, split, ckpts = workspace
+    assert main(["evaluate", "--model", ckpts["asr-lact"], "--data", str(root / "nope"),
+                 "--report", str(root / "bad")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["evaluate", "--model", str(root), "--data", split, "--report", str(root / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a lact-audio checkpoint" in err[0]
+
+
+@pytest.mark.integration    # a real S3 API server (moto)
+def test_report_directory_on_s3(workspace, s3_bucket):
+    import fsspec
+
+    root, split, ckpts = workspace
+    report = f"{s3_bucket}/eval/quick"
+    assert main(["evaluate", "--model", ckpts["asr-baseline"], "--data", split, "--report", report]) == 0
+    fs = fsspec.filesystem("s3")
+    names = {p.rsplit("/", 1)[-1] for p in fs.ls(report.removeprefix("s3://"))}
+    assert {"metrics.json", "report.md"} <= names
+    metrics = json.loads(fs.cat(f"{report.removeprefix('s3://')}/metrics.json"))
+    assert metrics["report"] == f"{report}/report.md" and metrics["utterances"] == 17
