@@ -73,9 +73,11 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
                                run_config=tune.RunConfig(name=study.name, storage_path=root, verbose=1))
         results = tuner.fit()
 
-        # After an interrupt (Ctrl+C) Tune leaves unfinished trials for a restore; trials it
-        # never started are not in the results at all, so count against the study's points.
-        if results.num_terminated + results.num_errors < len(points(study)):
+        # After an interrupt (Ctrl+C) Tune leaves unfinished trials for a restore: trials it
+        # never started are not in the results at all, one cut off before its first report has
+        # no metrics.
+        never_reported = any(not r.error and not r.metrics for r in results)
+        if never_reported or results.num_terminated + results.num_errors < len(points(study)):
             print(f"study {study.name} interrupted: run the same command with --resume to "
                   "continue it (finished trials are kept)")
             return {"name": study.name, "interrupted": True, "study_dir": study_dir}
