@@ -76,8 +76,9 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
         # After an interrupt (Ctrl+C) Tune leaves unfinished trials for a restore: trials it
         # never started are not in the results at all, one cut off before its first report has
         # no metrics.
-        never_reported = any(not r.error and not r.metrics for r in results)
-        if never_reported or results.num_terminated + results.num_errors < len(points(study)):
+        never_reported = sum(1 for r in results if r.config is None or not r.metrics)
+        if (never_reported > results.num_errors
+                or results.num_terminated + results.num_errors < len(points(study))):
             print(f"study {study.name} interrupted: run the same command with --resume to "
                   "continue it (finished trials are kept)")
             return {"name": study.name, "interrupted": True, "study_dir": study_dir}
