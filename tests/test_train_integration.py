@@ -78,7 +78,9 @@ def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket,
                      "--report", str(report)]) == 0
         metrics = json.loads((report / "metrics.json").read_text())
         assert metrics["cer"] == pytest.approx(summary["test"]["cer"])
-        assert {"cer", "wer", "greedy"} <= set(metrics)
+        assert {"cer", "wer", "per_speaker"} <= set(metrics)
+        assert sum(v["utterances"] for v in metrics["per_speaker"].values()) == \
+            split_size(corpus, "test-clean")
     import mlflow
 
     run = mlflow.get_run(summary["mlflow_run_id"])
