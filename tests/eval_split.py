@@ -13,7 +13,19 @@ import json
 import os
 
 import numpy as np
+import pytest
 import soundfile as sf
+import torch
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Autouse in the evaluation test modules that import it. Tiny models: two threads on a shared 2-core machine spin more than they compute
+    (measured here: 5 s with one thread, minutes with two under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 SPEAKERS = {"1001": 10, "1002": 4, "1003": 3}   # speaker -> utterances
 WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]

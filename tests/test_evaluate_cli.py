@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from eval_split import write_checkpoint, write_split
+from eval_split import one_torch_thread, write_checkpoint, write_split  # noqa: F401 (autouse)
 from jobs.cli import main
 
 SMALL = ["--long-form-seconds", "2,5,1000", "--stream-seconds", "15", "--stream-chunk-frames", "50",
@@ -31,16 +31,6 @@ def workspace(tmp_path_factory):
                                               ("gen-lact", "generation", "lact", False),
                                               ("gen-baseline", "generation", "baseline", False)]}
     return root, split, ckpts
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: two threads on a shared 2-core machine spin more than they compute
-    (measured here: 5 s with one thread, minutes with two under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _is_png(path) -> bool:

@@ -9,21 +9,11 @@ import time
 import pytest
 import torch
 
-from eval_split import SPEAKERS, write_split
+from eval_split import SPEAKERS, one_torch_thread, write_split  # noqa: F401 (autouse)
 from jobs.evaluation import accuracy, adaptation, efficiency, long_form, streaming
 from jobs.evaluation.data import read_split
 from jobs.evaluation.limits import OUT_OF_MEMORY, TIME_LIMIT, run_limited
 from models import LaCTAudioConfig, build_model
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: two threads on a shared 2-core machine spin more than they compute
-    (measured here: 5 s with one thread, minutes with two under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -57,10 +57,12 @@ def fit(trainer, spec: WorkerSpec, run_name: str, phases: Phases):
     import ray
 
     started = time.time()
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    finally:  # the logger actor ends with the run, also when fit() raises
+        if spec.step_logger is not None:
+            ray.kill(spec.step_logger)
     seconds = time.time() - started
-    if spec.step_logger is not None:
-        ray.kill(spec.step_logger)
     phases.split_fit(started, result.metrics)
     if result.error is not None:
         raise RuntimeError(f"training run {run_name} failed: {result.error}")
