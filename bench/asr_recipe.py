@@ -56,6 +56,8 @@ def main() -> int:
     while trainer.step < cfg.train.max_steps:
         for batch in train.epoch(epoch):
             trainer.train_step(batch)
+            if trainer.step % 100 == 0:
+                print(f"step {trainer.step} {time.perf_counter() - started:.0f} s", flush=True)
             if trainer.step % 200 == 0 and trainer.step < cfg.train.max_steps:
                 history[trainer.step] = round(score(cfg.data.dev)["cer"], 4)
             if trainer.step >= cfg.train.max_steps:
