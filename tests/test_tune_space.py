@@ -49,18 +49,25 @@ def test_grid_is_every_combination_plus_one_trial_per_arm():
     study = load_study(SMOKE)
     got = points(study)
     assert got == [{"chunk_size": 16, "update_rule": "plain"},
+                   {"chunk_size": 16, "update_rule": "momentum+muon"},
                    {"chunk_size": 2048, "update_rule": "plain"},
                    {"chunk_size": 2048, "update_rule": "momentum+muon"},
                    {"arm": "window_only"}]
+    assert skipped_points(study) == []
+
+
+def test_a_point_the_model_rejects_is_skipped_with_its_reason():
     # Muon needs chunks of at least twice the LaCT head dim (32 / 2 heads = 16): that point is
     # skipped with the model's reason, the other rules at the same chunk size run
+    study = load_study(SMOKE, ["config.model.config.num_lact_heads=2"])
+    assert {"chunk_size": 16, "update_rule": "plain"} in points(study)
     [(point, reason)] = skipped_points(study)
     assert point == {"chunk_size": 16, "update_rule": "momentum+muon"} and "use_muon" in reason
 
 
 def test_a_space_the_model_never_accepts_is_a_one_line_error():
     with pytest.raises(UserError, match="search.space: no point the model accepts.*use_muon"):
-        load_study(SMOKE, ["search.space.update_rule=[muon]", "search.space.chunk_size=[16]"])
+        load_study(SMOKE, ["search.space.update_rule=[muon]", "search.space.chunk_size=[8]"])
 
 
 def test_random_points_are_seeded_draws_inside_the_ranges():
@@ -91,7 +98,7 @@ def test_default_data_root_moves_with_the_work_directory(monkeypatch, tmp_path):
     assert cfg.data.root == str(tmp_path / "demo" / "features")
 
 
-@pytest.mark.parametrize("name, trials", [("smoke", 4), ("demo-ablation", 12), ("librispeech-960h", 20)])
+@pytest.mark.parametrize("name, trials", [("smoke", 5), ("demo-ablation", 16), ("librispeech-960h", 20)])
 def test_shipped_study_configs_load(name, trials):
     study = load_study(os.path.join(TUNE, f"{name}.yaml"))
     assert len(points(study)) == trials

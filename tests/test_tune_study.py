@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SMOKE = os.path.join(os.path.dirname(__file__), "..", "configs", "tune", "smoke.yaml")
-SPACE = ["search.space.update_rule=[momentum]"]
+SPACE = ["search.space.update_rule=[momentum+muon]"]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_study_summary_report_and_registered_best(study_runs):
     from mlflow.tracking import MlflowClient
 
     trials = summary["trials"]
-    expected = [{"chunk_size": 16, "update_rule": "momentum"},
-                {"chunk_size": 2048, "update_rule": "momentum"}, {"arm": "window_only"}]
+    expected = [{"chunk_size": 16, "update_rule": "momentum+muon"},
+                {"chunk_size": 2048, "update_rule": "momentum+muon"}, {"arm": "window_only"}]
     assert summary["skipped"] == []
     assert sorted(map(key, (t["params"] for t in trials))) == sorted(map(key, expected))
     for t in trials:
