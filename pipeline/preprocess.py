@@ -27,14 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +42,7 @@ from pipeline.manifest import FORMAT_VERSION, MANIFEST, SUMMARY, canonical_json,
 from pipeline.normalizer import CMVNStats, FeatureNormalizer
 from pipeline.quarantine import (EMPTY_AFTER_NORMALIZATION, OOV_CHARACTERS, PROCESSING_ERROR, count_by_reason,
                                  quarantine_table)
+from pipeline.ray_connection import ray_session
 from pipeline.records import Rejection, Utterance
 from pipeline.text_normalizer import normalize_text
 from pipeline.uri import absolute, ensure_writable, filesystem, join, require_exists
@@ -106,58 +105,6 @@ def _sha(obj) -> str:
 
 
 # --------------------------------------------------------------------------------------- Ray
-
-def _forwarded_env() -> dict[str, str]:
-    """S3 settings the driver has, for workers of a cluster that was started elsewhere."""
-    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-             "AWS_DEFAULT_REGION", "AWS_REGION")
-    return {n: os.environ[n] for n in names if os.environ.get(n)}
-
-
-def init_local_ray(attempts: int = 3, **kwargs) -> None:
-    """ray.init() for a local cluster, retried: Ray 2.60 gives its raylet a fixed 30 s to register,
-    which a busy machine can miss ("The current node timed out during startup")."""
-    import ray
-
-    for attempt in range(1, attempts + 1):
-        try:
-            ray.init(**kwargs)
-            return
-        except Exception as exc:
-            if "timed out during startup" not in str(exc) or attempt == attempts:
-                raise
-            ray.shutdown()
-            time.sleep(2)
-
-
-@contextmanager
-def ray_session(address: str | None = None):
-    """Use the Ray already initialised in this process, else --address / RAY_ADDRESS, else start
-    a local Ray in-process (all cores). Only a Ray started here is shut down here."""
-    import ray
-
-    if ray.is_initialized():
-        yield ray
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            import pipeline
-
-            ray.init(address=address, log_to_driver=True,
-                     runtime_env={"env_vars": _forwarded_env(), "py_modules": [str(Path(pipeline.__file__).parent)]})
-        else:
-            init_local_ray(log_to_driver=True)
-    except Exception as exc:  # ConnectionError, auth errors, bad address
-        where = address or "a local Ray instance"
-        raise UserError(f"cannot start or reach Ray at {where}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''} "
-                        "(a token-authenticated cluster needs RAY_AUTH_MODE=token exported)") from exc
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
 
 class LazyRay:
     """Starts (or connects to) Ray only when there is work for it: a re-run over complete shards

@@ -77,11 +77,11 @@ def ray_cluster(s3_server):
     """
     import ray
 
-    from pipeline.preprocess import init_local_ray
+    from pipeline.ray_connection import connect
 
     if ray.is_initialized():
         ray.shutdown()
-    init_local_ray(num_cpus=4, log_to_driver=False)
+    connect(None, num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
 
