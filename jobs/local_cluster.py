@@ -21,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -154,6 +156,7 @@ def up(workers: int = 1, s3: bool = False) -> dict:
     token_file.chmod(0o600)
     token = token_file.read_text()
     cluster_id = uuid.uuid4().hex
+    temp_dir = Path(tempfile.gettempdir()) / f"lact-ray-{cluster_id[:8]}"   # short: Ray's socket paths live in it
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN", "MLFLOW_TRACKING_URI")}
     env.update(LACT_CLUSTER_ID=cluster_id, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
@@ -172,7 +175,10 @@ def up(workers: int = 1, s3: bool = False) -> dict:
         if s3:
             launcher.start("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                   "-p", s3_endpoint.rsplit(":", 1)[1]])
-        node = [str(BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1", "--num-cpus", str(NODE_CPUS),
+        # Its own temp dir: `ray start` records "the latest cluster" there, and a plain ray.init() anywhere on
+        # the machine would join the one recorded in the default /tmp/ray.
+        node = [str(BIN / "ray"), "start", "--block", "--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1",
+                "--num-cpus", str(NODE_CPUS),
                 "--object-store-memory", str(OBJECT_STORE_BYTES), "--disable-usage-stats"]
         artifacts = f"s3://{BUCKET}/mlartifacts" if s3 else (root / "mlartifacts").as_uri()
         # MLflow starts first and comes up while Ray does (its database migrations take a while).
@@ -197,10 +203,11 @@ def up(workers: int = 1, s3: bool = False) -> dict:
         launcher.wait_until("mlflow", lambda: _http_ok(f"{mlflow_uri}/health"), "the MLflow server")
     except BaseException:
         _stop_all(launcher.entries())
+        shutil.rmtree(temp_dir, ignore_errors=True)
         raise
     state = {"ray_address": ray_address, "dashboard_url": dashboard_url, "mlflow_uri": mlflow_uri,
              "s3_endpoint": s3_endpoint, "token_file": str(token_file), "pids": launcher.entries(),
-             "workers": workers, "cluster_id": cluster_id}
+             "workers": workers, "cluster_id": cluster_id, "ray_temp_dir": str(temp_dir)}
     (root / STATE_FILE).write_text(json.dumps(state, indent=2))
     return state
 
@@ -260,5 +267,6 @@ def down() -> dict:
     if state is None:
         raise UserError(f"no local cluster: {cluster_dir() / STATE_FILE} does not exist")
     stopped = _stop_all(state["pids"])
+    shutil.rmtree(state["ray_temp_dir"], ignore_errors=True)   # Ray's session folders (sockets, its own logs)
     (cluster_dir() / STATE_FILE).unlink()
     return {"stopped_pids": stopped, "cluster_id": state["cluster_id"]}

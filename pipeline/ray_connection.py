@@ -118,7 +118,8 @@ def connect(address: str | None = None, **local_kwargs) -> bool:
     address = address or os.environ.get("RAY_ADDRESS")
     if not address:
         local_kwargs.setdefault("num_cpus", local_cpus())
-        _start_local(**local_kwargs)
+        # "local": a new Ray, never the latest `ray start` cluster that ray.init() would otherwise join.
+        _start_local(address="local", **local_kwargs)
         return True
     if auth_token() and not os.environ.get("RAY_AUTH_MODE"):
         os.environ["RAY_AUTH_MODE"] = "token"  # a token given means a token-authenticated cluster
