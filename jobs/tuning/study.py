@@ -17,7 +17,7 @@ import tempfile
 from omegaconf import DictConfig, OmegaConf
 
 from jobs.training import tracking
-from jobs.training.run import init_ray, write_json
+from jobs.training.run import write_json
 from jobs.training.tasks import task_named
 from jobs.tuning import report
 from jobs.tuning.config import base_training_config, evaluations, points, skipped_points, trial_config
@@ -25,6 +25,7 @@ from jobs.tuning.space import UPDATE_RULES
 from jobs.tuning.trial import StudyContext, point_key, run_trial, train_run_name
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.ray_connection import connect
 
 STUDY_FILE = "study.json"   # the parent MLflow run id, so a resumed study logs into the same run
 
@@ -49,7 +50,7 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
                         "add --resume to continue it, or --name NEW for a new one")
     tracking_uri = tracking.setup(base.tracking.experiment)
     parent_id = _read_json(uris.join(study_dir, STUDY_FILE))["mlflow_run_id"] if resume else None
-    init_ray(address)
+    connect(address)
 
     with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else study.name) as parent:
         if not resume:
