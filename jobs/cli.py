@@ -20,6 +20,7 @@ COMMANDS = {
     "tune": "jobs.tune",
     "evaluate": "jobs.evaluate",
     "demo": "jobs.demo",
+    "nightly": "jobs.nightly",
 }
 
 
