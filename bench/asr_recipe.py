@@ -7,7 +7,8 @@ features, then greedy CER/WER on dev and test. For comparing recipes quickly and
         train.max_steps=1000 model.architecture=lact
 
 Config: configs/demo-asr.yaml plus the key=value overrides. Appends one JSON line to
-bench/results/asr_recipe.jsonl: name, overrides, dev/test CER and WER, dev CER every 200 steps,
+bench/results/asr_recipe.jsonl: name, overrides, dev/test CER and WER, test CER with every
+fast-weight update skipped and the mean fast-weight change (LaCT), dev CER every 200 steps,
 training seconds (evaluations included) and the load average.
 """
 
@@ -31,6 +32,7 @@ def main() -> int:
     from jobs.training.evaluation import evaluate_split
     from jobs.training.loop import Trainer, WorkerSpec
     from jobs.training.plan import model_config
+    from models.lact_layer import fast_weight_changes, skip_fast_weight_updates
     from pipeline.loading import LocalLoader
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,9 +62,15 @@ def main() -> int:
         epoch += 1
     seconds = time.perf_counter() - started
     dev, test = score(cfg.data.dev), score(cfg.data.test)
+    model = trainer.strategy.model
+    changes = fast_weight_changes(model)   # of the test pass's last batch
+    with skip_fast_weight_updates(model):  # the same model without its test-time updates
+        frozen = score(cfg.data.test) if changes else {"cer": None}
     result = {"name": args.name, "data": root, "overrides": args.overrides,
               "dev_cer": dev["cer"], "dev_wer": dev["wer"], "test_cer": test["cer"],
-              "test_wer": test["wer"], "dev_cer_history": history, "steps": trainer.step,
+              "test_wer": test["wer"], "test_cer_without_updates": frozen["cer"],
+              "fast_weight_change": sum(changes) / len(changes) if changes else None,
+              "dev_cer_history": history, "steps": trainer.step,
               "train_seconds": round(seconds, 1), "load_average": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:

@@ -30,9 +30,12 @@ class LaCTAudioConfig:
     chunk_size: int = 2048           # fast-weight update chunk (encoder tokens)
     window_size: int = 64            # sliding-window attention span (encoder tokens)
     inter_multi: float = 2.0         # fast-weight SwiGLU hidden = inter_multi * lact head dim
-    use_muon: bool = True
+    # Muon (Newton-Schulz on the update) needs chunk_size >= 2 * lact head dim, see validate().
+    use_muon: bool = False
     use_momentum: bool = True
-    base_lr: float = 1e-2            # per-token fast-weight lr at zero projection output
+    # Fast-weight step at zero lr-projection output: the update is base_lr times the chunk's
+    # mean token gradient, so the same base_lr moves the weights alike on short and long chunks.
+    base_lr: float = 10.0
     muon_steps: int = 5
     # Ablation switches (LaCT architecture only): drop the window attention or the fast weights
     # from every LaCT layer, or use one linear fast weight per head instead of SwiGLU.
@@ -105,6 +108,12 @@ class LaCTAudioConfig:
         if not (self.use_window_attention or self.use_fast_weights):
             raise ValueError("use_window_attention and use_fast_weights are both false: "
                              "a LaCT layer needs at least one of them")
+        if self.use_muon and self.chunk_size < 2 * self.lact_head_dim:
+            # A chunk of n tokens gives an update of rank <= n; Newton-Schulz sets every singular
+            # value to ~1, so a short chunk's few directions would get full-size steps.
+            raise ValueError(f"use_muon needs chunk_size >= 2 x the LaCT head dim (hidden_size / "
+                             f"num_lact_heads = {self.lact_head_dim}), got chunk_size={self.chunk_size}: "
+                             "use a longer chunk, more LaCT heads, or use_muon: false")
         if self.win_length < self.hop_length:
             raise ValueError(f"win_length={self.win_length} must be >= hop_length={self.hop_length}")
 

@@ -11,9 +11,15 @@ initial norm (weight-norm retention). Two orders:
   bidirectional  (causal=False): W_i = update(W_{i-1}, chunk i), then out_i = f_{W_i}(q_i)
 
 q/k of the fast branch are silu'd and L2-normalised per head; per-token learning rates come
-from a projection: softplus(proj(x) + softplus^-1(base_lr)). Padded tokens get lr 0 and are
-left out of the momentum average, so they never touch the fast weights. The training forward
-is vectorised over batch x heads; the only Python loop is over chunks.
+from a projection: softplus(proj(x) + softplus^-1(base_lr)), the projection initialised to zero
+so that every rate starts at base_lr. The chunk's gradient is divided by its number of (valid)
+tokens: the step is base_lr times the mean token gradient, so its size does not grow with the
+chunk or utterance length (a sum would move the weights 30x more on a 2048-token chunk than on
+a 64-token one). Padded tokens get lr 0 and are left out of the token count and the momentum
+average, so they never touch the fast weights. The fast branch's output is multiplied per head
+and token by a learnt scale silu(Linear(x)) (starts at 1), so the outer loop can turn each head's
+memory up or down. The training forward is vectorised over batch x heads; the only Python loop
+is over chunks.
 
 Ablation switches (config): `use_window_attention: false` keeps only the fast-weight branch,
 `use_fast_weights: false` only the window attention, and `fast_weight: linear` replaces the
@@ -65,10 +71,41 @@ def relative_change(start: FastWeights, end: FastWeights) -> float:
 
 
 def fast_weight_changes(model: nn.Module) -> list[float]:
-    """Per LaCT layer: how far its last eval-mode forward moved the fast weights from their
-    start, ||W_end - W_start|| / ||W_start|| averaged over weights, batch and heads."""
+    """Per LaCT layer: how far its last recorded forward (eval mode, or training with
+    track_memory) moved the fast weights from their start, ||W_end - W_start|| / ||W_start||
+    averaged over weights, batch and heads."""
     return [m.fast_change for m in model.modules()
             if isinstance(m, LaCTLayer) and m.fast_change is not None]
+
+
+def memory_stats(model: nn.Module) -> dict[str, float]:
+    """MLflow-ready figures of the last recorded forward, per LaCT layer i:
+    fast_weight_change_layer{i} and fast_share_layer{i} (the fast branch's share of the mixer
+    output, ||fast|| / (||fast|| + ||attention||) before the output projection)."""
+    layers = [m for m in model.modules() if isinstance(m, LaCTLayer) and m.fast_change is not None]
+    out = {}
+    for i, m in enumerate(layers):
+        out[f"fast_weight_change_layer{i}"] = m.fast_change
+        if m.fast_share is not None:
+            out[f"fast_share_layer{i}"] = m.fast_share
+    return out
+
+
+def track_memory(model: nn.Module, enabled: bool) -> None:
+    """Record fast_change / fast_share in training-mode forwards too (a few norms per layer;
+    the training loop turns it on for the steps it logs)."""
+    for m in model.modules():
+        if isinstance(m, LaCTLayer):
+            m.track_memory = enabled
+
+
+def inverse_silu_of_one() -> float:
+    """b with silu(b) = 1 (Newton's method), the output scale's starting bias."""
+    b = 1.0
+    for _ in range(20):
+        s = 1.0 / (1.0 + math.exp(-b))
+        b -= (b * s - 1.0) / (s * (1.0 + b * (1.0 - s)))
+    return b
 
 
 class LaCTLayer(nn.Module):
@@ -94,6 +131,8 @@ class LaCTLayer(nn.Module):
         self.use_fast_weights = config.use_fast_weights
         self.fast_weight = config.fast_weight
         self.fast_change: float | None = None   # set by eval-mode forwards, see fast_weight_changes
+        self.fast_share: float | None = None    # likewise, see memory_stats
+        self.track_memory = False               # record both in training forwards too
 
         self.qkv = nn.Linear(D, 3 * D, bias=False)
         if self.use_window_attention:
@@ -115,6 +154,12 @@ class LaCTLayer(nn.Module):
             self.w1 = nn.Parameter(torch.randn(H, dl, dh) / math.sqrt(dh))
             self.w2 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
         self.lr_proj = nn.Linear(D, len(self.slow_weights) * H)  # one lr per token and weight
+        nn.init.zeros_(self.lr_proj.weight)   # every rate starts at base_lr; learnt from there
+        nn.init.zeros_(self.lr_proj.bias)
+        # Per-head output scale silu(Linear(x)), starting at 1 for every token.
+        self.fast_scale = nn.Linear(D, H)
+        nn.init.zeros_(self.fast_scale.weight)
+        nn.init.constant_(self.fast_scale.bias, inverse_silu_of_one())
         self.qk_scale = nn.Parameter(torch.ones(2, D))
         self.qk_offset = nn.Parameter(torch.zeros(2, D))
         self.fast_norm = nn.RMSNorm(dl)
@@ -154,10 +199,12 @@ class LaCTLayer(nn.Module):
             mom = torch.sigmoid(self.momentum_proj(x)).transpose(1, 2).reshape(B * Hl, T)
         return qa, ka, va, fq, fk, fv, lr, mom
 
-    def _merge_fast(self, fw: torch.Tensor, B: int) -> torch.Tensor:
-        T = fw.shape[1]
-        fw = self.fast_norm(fw)
-        return fw.view(B, self.num_lact_heads, T, self.lact_head_dim).transpose(1, 2).reshape(B, T, self.hidden_size)
+    def _merge_fast(self, fw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """[B*Hl, T, dl] fast outputs, normalised and scaled per head and token -> [B, T, D]."""
+        B, T, _ = x.shape
+        scale = F.silu(self.fast_scale(x))                                   # [B, T, Hl]
+        fw = self.fast_norm(fw).view(B, self.num_lact_heads, T, self.lact_head_dim).transpose(1, 2)
+        return (fw * scale[..., None]).reshape(B, T, self.hidden_size)
 
     # ------------------------------------------------------------------ fast weights
     def initial_fast_weights(self, batch: int, fast_init: FastWeights | None = None) -> FastWeights:
@@ -166,10 +213,16 @@ class LaCTLayer(nn.Module):
         return tuple(w.unsqueeze(0).expand(batch, *w.shape).reshape(batch * w.shape[0], *w.shape[1:])
                      for w in src)
 
-    def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef):
-        """One chunk's fast-weight step; a non-finite result is dropped per row by the handler."""
+    def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef, tokens):
+        """One chunk's fast-weight step; a non-finite result is dropped per row by the handler.
+        tokens: the chunk's valid token count per row ([b] tensor or int); the gradient is a
+        mean over them, so the step size does not depend on the chunk length."""
         if self.skip_updates:
             return W, mbuf
+        if isinstance(tokens, torch.Tensor):
+            lr = lr / tokens.clamp(min=1.0)[None, :, None].to(lr.dtype)
+        else:
+            lr = lr / max(int(tokens), 1)
         if self.fast_weight == "linear":
             dws = (linear_update_grads(k, v, lr[0]),)
         else:
@@ -211,7 +264,8 @@ class LaCTLayer(nn.Module):
                 coef = None
                 if mom is not None:
                     coef = chunk_momentum(mom[:, s:e], None if valid_bh is None else valid_bh[:, s:e])
-                W, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef)
+                tokens = e - s if valid_bh is None else valid_bh[:, s:e].sum(dim=1)
+                W, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef, tokens)
             if not self.causal:
                 outs.append(self.apply_fast(W, fq[:, s:e]))
         return torch.cat(outs, dim=1), W
@@ -235,11 +289,19 @@ class LaCTLayer(nn.Module):
                 valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
             W0 = self.initial_fast_weights(B, fast_init)
             fw, W = self._run_chunks(W0, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
-            mixed = mixed + self._merge_fast(fw, B)
-            if not self.training:
-                self.fast_change = relative_change(W0, W)
+            fast = self._merge_fast(fw, x)
+            if not self.training or self.track_memory:
+                self._record_memory(W0, W, fast, mixed)
+            mixed = mixed + fast
         out = self.o_proj(mixed)
         return (out, W) if return_fast else out
+
+    @torch.no_grad()
+    def _record_memory(self, W0: FastWeights, W: FastWeights, fast: torch.Tensor,
+                       attn: torch.Tensor) -> None:
+        self.fast_change = relative_change(W0, W)
+        f, a = float(fast.norm()), float(attn.norm())
+        self.fast_share = f / max(f + a, 1e-12)
 
     # ------------------------------------------------------------------ streaming
     def init_state(self, batch: int, fast_init: FastWeights | None = None) -> dict:
@@ -307,13 +369,13 @@ class LaCTLayer(nn.Module):
                 pm = torch.cat([pm, mom[:, i:i + take]], dim=1)
             if pk.shape[1] == C:
                 coef = chunk_momentum(pm, None) if mom is not None else None
-                W, mbuf = self._update(W, norms, mbuf, pk, pv, plr, coef)
+                W, mbuf = self._update(W, norms, mbuf, pk, pv, plr, coef, C)
                 pk, pv, plr = pk[:, :0], pv[:, :0], plr[:, :, :0]
                 if mom is not None:
                     pm = pm[:, :0]
             i += take
         fw = torch.cat(outs, dim=1) if outs else fq
-        out = self.o_proj(mixed + self._merge_fast(fw, B))
+        out = self.o_proj(mixed + self._merge_fast(fw, x))
         self._store(new, W, mbuf)
         new.update(pk=pk, pv=pv, plr=plr)
         if mbuf is not None:
@@ -326,7 +388,7 @@ class LaCTLayer(nn.Module):
             return st
         W, norms, mbuf = self._fast_state(st)
         coef = chunk_momentum(st["pm"], None) if self.use_momentum else None
-        W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef)
+        W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef, st["pk"].shape[1])
         new = dict(st)
         self._store(new, W, mbuf)
         new.update(pk=st["pk"][:, :0], pv=st["pv"][:, :0], plr=st["plr"][:, :, :0])

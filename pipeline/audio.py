@@ -113,6 +113,20 @@ def prepare_audio(
 ) -> DecodedAudio:
     """Decode + downmix + resample + validate. Raises AudioError with a quarantine reason."""
     samples, orig_rate = decode(data, name)
+    return validate_and_resample(samples, orig_rate, name, min_seconds=min_seconds, max_seconds=max_seconds,
+                                 sample_rate=sample_rate)
+
+
+def validate_and_resample(
+    samples: np.ndarray,
+    orig_rate: int,
+    name: str = "",
+    *,
+    min_seconds: float = MIN_SECONDS,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    sample_rate: int = TARGET_SAMPLE_RATE,
+) -> DecodedAudio:
+    """Decoded samples [samples, channels] -> checked mono audio at sample_rate (see prepare_audio)."""
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).sum())
         raise AudioError(NON_FINITE_SAMPLES, f"{name}: {bad} NaN/Inf samples")

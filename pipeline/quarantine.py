@@ -36,16 +36,11 @@ SCHEMA = pa.schema([
 ])
 
 
-def rejection_row(r: Rejection | dict) -> dict:
-    d = r.to_dict() if isinstance(r, Rejection) else dict(r)
-    return {k: str(d.get(k) or "") for k in SCHEMA.names}
-
-
-def quarantine_table(rejections: Iterable[Rejection | dict]) -> pa.Table:
-    rows = sorted((rejection_row(r) for r in rejections),
+def quarantine_table(rejections: Iterable[Rejection]) -> pa.Table:
+    rows = sorted((r.to_dict() for r in rejections),
                   key=lambda r: (r["split"], r["utt_id"], r["reason"], r["audio_uri"], r["detail"]))
     return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
-def count_by_reason(rejections: Iterable[Rejection | dict]) -> dict[str, int]:
-    return dict(sorted(Counter(rejection_row(r)["reason"] for r in rejections).items()))
+def count_by_reason(rejections: Iterable[Rejection]) -> dict[str, int]:
+    return dict(sorted(Counter(r.reason for r in rejections).items()))

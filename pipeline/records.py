@@ -30,5 +30,15 @@ class Rejection:
     reason: str          # short machine-readable code, e.g. "missing_transcript", "decode_error"
     detail: str          # human-readable explanation (the line, the exception message, ...)
 
+    @classmethod
+    def of(cls, row: dict, reason: str, detail: str) -> "Rejection":
+        """The rejection of a planned row (a dict with utt_id, audio_uri and split)."""
+        return cls(row["utt_id"], row["audio_uri"], row["split"], reason, detail)
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Rejection":
+        """Back from to_dict(), e.g. after travelling from a Ray task as JSON."""
+        return cls(**{k: str(d.get(k) or "") for k in ("utt_id", "audio_uri", "split", "reason", "detail")})

@@ -167,7 +167,23 @@ def test_efficiency_flops_and_latency_grow_with_length(split):
     assert rows[1]["flops"] > 3 * rows[0]["flops"] > 0
     for r in rows:
         assert r["rtf"] == pytest.approx(r["latency_s"] / r["seconds"])
-        assert r["peak_memory_bytes"] >= 0
+    # activations grow with the input: 4x the audio holds more live tensor bytes at its peak
+    assert rows[1]["peak_memory_bytes"] > 2 * rows[0]["peak_memory_bytes"] > 0
+
+
+def test_cpu_peak_memory_counts_tensors_freed_before_the_call_returns():
+    from jobs.evaluation.measure import measure
+
+    def allocate():
+        kept = torch.ones(1_000_000)                  # 4 MB, returned
+        scratch = torch.ones(4_000_000)               # 16 MB, freed inside the call
+        del scratch
+        return kept
+
+    result = measure(allocate)
+    assert 20_000_000 <= result.peak_bytes < 21_000_000    # both were live at once
+    assert result.value.numel() == 1_000_000
+    assert measure(allocate, memory=False).peak_bytes is None
 
 
 def test_nll_by_context_bins_and_tokenizer_round_trip(split):

@@ -21,7 +21,7 @@ def small(**kw):
 
 def test_layer_update_matches_autograd_of_inner_loss():
     """One chunk through the layer == one step along autograd's gradient of
-    sum_t lr_t <f(k_t), v_t> with the layer's own per-token, per-head lrs, then row renorm."""
+    mean_t lr_t <f(k_t), v_t> with the layer's own per-token, per-head lrs, then row renorm."""
     torch.manual_seed(0)
     layer = LaCTLayer(small(use_muon=False, use_momentum=False, chunk_size=64), causal=True)
     B, T = 3, 20
@@ -36,7 +36,7 @@ def test_layer_update_matches_autograd_of_inner_loss():
         lr_i = lr[i].detach()
         h = torch.nn.functional.silu(fk.detach() @ w[0].transpose(1, 2)) * (fk.detach() @ w[2].transpose(1, 2))
         f = h @ w[1].transpose(1, 2)
-        objective = (lr_i.unsqueeze(-1) * f * fv.detach()).sum()
+        objective = (lr_i.unsqueeze(-1) * f * fv.detach()).sum() / T
         g = torch.autograd.grad(objective, w[i])[0]
         new = w[i].detach() + g
         expected.append(new / (new.norm(dim=2, keepdim=True) + 1e-5) * w[i].detach().norm(dim=2, keepdim=True))
@@ -47,7 +47,8 @@ def test_layer_update_matches_autograd_of_inner_loss():
 @pytest.mark.parametrize("muon,momentum", [(False, False), (True, True)])
 def test_block_causal_chunk_output_ignores_the_future(muon, momentum):
     torch.manual_seed(1)
-    layer = LaCTLayer(small(use_muon=muon, use_momentum=momentum), causal=True).eval()
+    # 8 LaCT heads of dim 4: Muon needs chunks >= 2 x head dim
+    layer = LaCTLayer(small(use_muon=muon, use_momentum=momentum, num_lact_heads=8), causal=True).eval()
     x = torch.randn(2, 40, 32)
     y = layer(x)
     for cut in (8, 16, 24):   # chunk boundaries (chunk_size 8)

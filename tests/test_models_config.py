@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_defaults_are_valid_and_round_trip():
     cfg = LaCTAudioConfig()
     assert LaCTAudioConfig.from_dict(cfg.to_dict()) == cfg
-    assert cfg.use_muon and cfg.use_momentum and cfg.lact_causal is False
+    assert not cfg.use_muon and cfg.use_momentum and cfg.lact_causal is False
 
 
 def test_from_yaml_top_level_and_model_section(tmp_path):
@@ -70,3 +70,10 @@ def test_build_model_rejects_unknown_names():
         build_model("asr", "mamba", LaCTAudioConfig())
     with pytest.raises(ValueError, match="num_attention_heads"):
         build_model("asr", "lact", {"hidden_size": 100, "num_attention_heads": 3})
+
+
+def test_muon_needs_chunks_of_twice_the_head_dim():
+    LaCTAudioConfig(hidden_size=64, num_lact_heads=2, chunk_size=64, use_muon=True)   # 64 >= 2 x 32
+    with pytest.raises(ValueError, match=r"use_muon needs chunk_size >= 2 x the LaCT head dim.*= 32\), got chunk_size=63"):
+        LaCTAudioConfig(hidden_size=64, num_lact_heads=2, chunk_size=63, use_muon=True)
+    LaCTAudioConfig(hidden_size=64, num_lact_heads=2, chunk_size=63, use_muon=False)

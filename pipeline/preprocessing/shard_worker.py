@@ -1,0 +1,157 @@
+"""Stage 2, worker side: what runs inside a Ray task for one planned shard.
+
+For each utterance: fetch bytes (local or s3://), decode, downmix, resample, validate, log-mel,
+audio tokens. Every row gets an outcome inside the task (good, or a records.Rejection with its
+reason), because an exception escaping a Ray Data UDF would fail the whole dataset. Good rows are
+encoded to Parquet and written here, by the worker (audio and features never travel through Ray's
+object store); the task returns only a small JSON result: the shard's footer info plus, for the
+bench, CPU seconds and per-phase times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from pipeline.audio import AudioError, decode, read_bytes, validate_and_resample
+from pipeline.normalizer import CMVNStats
+from pipeline.quarantine import PROCESSING_ERROR
+from pipeline.records import Rejection
+
+FETCH_THREADS = 4   # overlap object-store reads with decoding inside a task
+
+_extractors: dict[str, object] = {}
+
+
+def _extractor(feature_config: dict):
+    """One AudioFeatureExtractor (mel filterbank, window) per worker process and feature config."""
+    from pipeline.features import AudioFeatureExtractor
+
+    key = json.dumps(feature_config, sort_keys=True)
+    if key not in _extractors:
+        _extractors[key] = AudioFeatureExtractor.from_config(feature_config)
+    return _extractors[key]
+
+
+class PhaseClock:
+    """Wall seconds per named phase of a task (laps of one perf_counter)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] += now - self._last
+        self._last = now
+
+
+def _fetch(uri: str):
+    try:
+        return read_bytes(uri)
+    except Exception as exc:  # AudioError(audio_missing) or a storage error: decided per row
+        return exc
+
+
+def _fetched(utterances: list[dict]):
+    """(utterance, bytes or the exception) in order, read FETCH_THREADS ahead of the caller."""
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        yield from zip(utterances, pool.map(_fetch, [u["audio_uri"] for u in utterances]))
+
+
+def _outcome(utt: dict, fetched, settings: dict, clock: PhaseClock) -> dict | Rejection:
+    """One utterance -> its shard row (with features) or its Rejection."""
+    try:
+        if isinstance(fetched, Exception):
+            raise fetched
+        samples, rate = decode(fetched, utt["audio_uri"])
+        clock.lap("decode")
+        audio = validate_and_resample(samples, rate, utt["audio_uri"], min_seconds=settings["min_seconds"],
+                                      max_seconds=settings["max_seconds"])
+        clock.lap("resample")
+        features = _extractor(settings["feature"])(audio.waveform).astype(np.float16)
+        clock.lap("mel")
+        row = {**utt, "duration": audio.duration, "features": features, "repairs": audio.repairs}
+        tokenizer = settings.get("audio_tokenizer")
+        if tokenizer is not None:
+            import torch
+
+            if tokenizer.kind == "kmeans":
+                row["audio_tokens"] = tokenizer.encode_features(features.astype(np.float32)).numpy()
+            else:
+                row["audio_tokens"] = tokenizer.encode(torch.from_numpy(audio.waveform)).numpy()
+            clock.lap("audio_tokens")
+        return row
+    except AudioError as exc:
+        clock.lap("rejected")
+        return Rejection.of(utt, exc.reason, exc.detail)
+    except Exception as exc:  # never let one row fail the dataset
+        clock.lap("rejected")
+        return Rejection.of(utt, PROCESSING_ERROR, f"{utt['audio_uri']}: {type(exc).__name__}: {exc}")
+
+
+def build_shard(task: dict, settings: dict) -> dict:
+    """One planned shard (plan.ShardTask as a dict) -> written to task["uri"]; returns its result."""
+    from pipeline.shards import build_table, to_parquet_bytes, write_atomic
+
+    cpu_start, clock = time.process_time(), PhaseClock()
+    good, bad = [], []
+    for utt, data in _fetched(task["utterances"]):
+        clock.lap("fetch_wait")
+        outcome = _outcome(utt, data, settings, clock)
+        (bad if isinstance(outcome, Rejection) else good).append(outcome)
+
+    stats = CMVNStats.empty(settings["feature"]["n_mels"])
+    for row in good:
+        stats = stats + CMVNStats.of(row["features"])
+    clock.lap("cmvn")
+    info = {
+        "key": task["key"],
+        "split": task["split"],
+        "index": task["index"],
+        "path": task["name"],
+        "num_rows": len(good),
+        "seconds": float(sum(r["duration"] for r in good)),
+        "frames": int(sum(r["features"].shape[0] for r in good)),
+        "cmvn": stats.to_dict(),
+        "rejections": [r.to_dict() for r in bad],
+        "repaired": [{"utt_id": r["utt_id"], "repairs": r["repairs"]} for r in good if r["repairs"]],
+    }
+    data = to_parquet_bytes(build_table(good, settings.get("audio_tokenizer") is not None), info)
+    clock.lap("parquet")
+    write_atomic(task["uri"], data)
+    clock.lap("write")
+    # Not in the shard's footer (it would make identical reruns differ): the bench's timings.
+    return {**info, "sha256": hashlib.sha256(data).hexdigest(), "skipped": False, "bytes": len(data),
+            "cpu_seconds": time.process_time() - cpu_start, "phase_seconds": dict(clock.seconds)}
+
+
+def process_shard(row: dict, settings: dict) -> dict:
+    """Ray Data UDF: {"item": task JSON} -> {"result": result JSON}."""
+    import torch
+
+    torch.set_num_threads(1)     # one Ray CPU per task: more threads would fight the other tasks
+    return {"result": json.dumps(build_shard(json.loads(row["item"]), settings))}
+
+
+def sample_frames(row: dict, settings: dict) -> dict:
+    """Ray Data UDF for the k-means fit: log-mel frames of some training utterances, strided."""
+    import torch
+
+    torch.set_num_threads(1)
+    item = json.loads(row["item"])
+    keep, clock = settings["frames_per_utterance"], PhaseClock()
+    chunks = []
+    for utt, data in _fetched(item["utterances"]):
+        out = _outcome(utt, data, {**settings, "audio_tokenizer": None}, clock)
+        if not isinstance(out, Rejection):
+            frames = out["features"]
+            chunks.append(frames[::max(1, math.ceil(len(frames) / keep))])
+    frames = np.concatenate(chunks) if chunks else np.zeros((0, settings["feature"]["n_mels"]), np.float16)
+    return {"index": item["index"], "frames": frames.tobytes()}

@@ -1,0 +1,75 @@
+"""The LaCT update rule's scale: rates start at base_lr, the fast branch has a learnt per-head
+output scale, and one update moves the weights alike on short and long chunks."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from models import LaCTAudioConfig
+from models.lact_layer import LaCTLayer
+
+
+def config(**kw):
+    base = dict(hidden_size=64, num_layers=1, num_attention_heads=4, num_lact_heads=2,
+                chunk_size=1024, window_size=8, use_muon=False, use_momentum=False, dropout=0.0,
+                base_lr=7.0)
+    base.update(kw)
+    return LaCTAudioConfig(**base)
+
+
+def test_rates_start_at_base_lr_for_every_token_head_and_weight():
+    torch.manual_seed(0)
+    layer = LaCTLayer(config(), causal=False)
+    x = torch.randn(3, 40, 64) * 5
+    valid = torch.ones(3, 40, dtype=torch.bool)
+    valid[1, 30:] = False
+    lr = layer._project(x, torch.arange(40), valid)[6]          # [3 weights, B*heads, T]
+    per_row = lr.view(3, 3, 2, 40)
+    torch.testing.assert_close(per_row[:, 0], torch.full_like(per_row[:, 0], 7.0))
+    torch.testing.assert_close(per_row[:, 1, :, :30], torch.full_like(per_row[:, 1, :, :30], 7.0))
+    assert per_row[:, 1, :, 30:].abs().max() == 0              # padding never updates
+
+
+def test_output_scale_starts_at_one_and_is_learnt_per_head():
+    torch.manual_seed(1)
+    layer = LaCTLayer(config(), causal=False)
+    x = torch.randn(2, 24, 64)
+    assert math.isclose(float(F.silu(layer.fast_scale.bias[0].detach())), 1.0, rel_tol=1e-6)
+    fw = torch.randn(2 * 2, 24, 32)
+    merged = layer._merge_fast(fw, x)                           # [B, T, D]: head h = channels h*32..
+    normed = layer.fast_norm(fw).view(2, 2, 24, 32).transpose(1, 2).reshape(2, 24, 64)
+    torch.testing.assert_close(merged, normed)
+    with torch.no_grad():
+        layer.fast_scale.bias[0] = -40.0                        # silu(-40) ~ 0: head 0 silenced
+    merged = layer._merge_fast(fw, x)
+    assert merged[..., :32].abs().max() < 1e-12
+    torch.testing.assert_close(merged[..., 32:], normed[..., 32:])
+    layer(x).square().sum().backward()
+    assert layer.fast_scale.weight.grad.abs().sum() > 0
+    assert layer.lr_proj.weight.grad.abs().sum() > 0            # zero-initialised, still learnt
+
+
+def relative_update(layer: LaCTLayer, T: int) -> float:
+    torch.manual_seed(T)
+    layer(torch.randn(4, T, 64))                                # eval mode records fast_change
+    return layer.fast_change
+
+
+def test_update_size_does_not_drift_with_chunk_length():
+    """One update over 64 tokens and one over 512 (each a whole chunk) move the weights within a
+    factor 3 of each other; a sum over tokens instead of the mean would differ ~8x."""
+    torch.manual_seed(2)
+    layer = LaCTLayer(config(), causal=False).eval()
+    short, long = relative_update(layer, 64), relative_update(layer, 512)
+    assert short > 1e-3 and long > 1e-3
+    assert 1 / 3 < short / long < 3, (short, long)
+    torch.manual_seed(2)
+    layer = LaCTLayer(config(), causal=False).eval()            # padding does not dilute the mean
+    x = torch.randn(2, 64, 64)
+    valid = torch.ones(2, 96, dtype=torch.bool)
+    valid[0, 64:] = False
+    _, W = layer(torch.cat([x, torch.randn(2, 32, 64)], dim=1), valid, return_fast=True)
+    _, W_alone = layer(x[:1], return_fast=True)
+    for w, w_alone in zip(W, W_alone):                          # rows of sequence 0 (2 heads)
+        torch.testing.assert_close(w[:2], w_alone, rtol=1e-4, atol=1e-5)
