@@ -11,7 +11,6 @@ trial: the base training config, the study's `config:` changes, then the trial's
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -19,7 +18,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from jobs.training.config import flatten, load_config
+from jobs.training.config import as_overrides, flatten, load_config
 from jobs.tuning import space as spaces
 from pipeline.errors import UserError
 
@@ -144,14 +143,10 @@ def evaluations(cfg: DictConfig) -> int:
     return -(-cfg.train.max_steps // cfg.train.eval_every)
 
 
-def _dotlist(values: dict) -> list[str]:
-    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
-
-
 def base_training_config(study: DictConfig) -> DictConfig:
     changes = flatten(OmegaConf.create(OmegaConf.to_container(study.config, resolve=True)))
     try:
-        return load_config(study.base_config, _dotlist(changes))
+        return load_config(study.base_config, as_overrides(changes))
     except UserError as exc:
         raise UserError(f"study config key 'config' (on {study.base_config}): {exc}") from exc
 
@@ -164,7 +159,7 @@ def trial_config(study: DictConfig, point: dict) -> DictConfig:
     changes.update(spaces.overrides(point))
     changes["name"] = study.name
     try:
-        cfg = load_config(study.base_config, _dotlist(changes))
+        cfg = load_config(study.base_config, as_overrides(changes))
     except UserError as exc:
         raise UserError(f"search.space {point}: {exc}") from exc
     try:
