@@ -69,11 +69,12 @@ def train_pair(config: str, overrides: list[str], clock: StageClock, stage: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.training.run import init_ray, write_json
+    from jobs.training.run import write_json
     from jobs.training.tracking import tracking_uri
     from pipeline import uri as uris
     from pipeline.errors import UserError
     from pipeline.preprocess import PreprocessConfig, run_preprocess
+    from pipeline.ray_connection import connect
     from pipeline.synthetic.corpus import synthesize_corpus
 
     if not args.hours > 0:
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     clock.done("synthesis")
     took = "reused" if synth.get("skipped") else f"{synth['elapsed_seconds']:.0f} s"
     print(f"      {synth['utterances']} utterances, {synth['hours']:.3f} h ({took})", flush=True)
-    init_ray(None)  # one Ray for preprocessing and every training run
+    connect(None)  # one Ray for preprocessing and every training run
     print(f"[2/4] preprocessing into {features}", flush=True)
     prep = run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=raw, output_uri=features,
                                            audio_tokens="mulaw", progress=False))

@@ -6,6 +6,7 @@ unknown key, a wrong type or a bad choice raises UserError naming the key, in on
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -90,6 +91,10 @@ class TrainSection:
     eval_every: int = 200                 # also the checkpoint interval (a checkpoint carries its dev score)
     max_failures: int = 0                 # worker restarts from the latest checkpoint
     torch_threads: int = 0                # 0 = torch's default
+    # Fine-tuning: start from this model's weights (models:/name@alias, runs:/..., or a checkpoint
+    # URI); the optimizer, schedule and step start fresh. It must fit the model built from this
+    # config and the data (same architecture, sizes and vocabulary).
+    init_from: Optional[str] = None
 
 
 @dataclass
@@ -186,6 +191,11 @@ def session_config(data) -> SessionConfig | None:
     """The data section's sessions as the loader's SessionConfig (None: one utterance a row)."""
     s = data.sessions
     return None if s is None else SessionConfig(float(s.min_seconds), float(s.max_seconds))
+
+
+def as_overrides(values: dict[str, Any]) -> list[str]:
+    """{"train.max_steps": 4, ...} (see flatten) -> ["train.max_steps=4", ...] for load_config."""
+    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
 
 
 def flatten(cfg: DictConfig) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class WorkerSpec:
     mlflow_run_id: str | None = None
     data_identity: dict = field(default_factory=dict)
     step_logger: object = None            # rank 0's MLflow logger actor (tracking.start_step_logger)
+    init_weights: object = None           # train.init_from's state dict, or a Ray ObjectRef to it
 
     @property
     def task(self):
@@ -53,6 +54,18 @@ class WorkerSpec:
         return build_model(self.task.name, self.architecture,
                            LaCTAudioConfig.from_dict(self.model_config))
 
+    def initial_model(self):
+        """The model training starts from: fresh, or with train.init_from's weights."""
+        model = self.build_model()
+        weights = self.init_weights
+        if weights is not None:
+            if not isinstance(weights, dict):  # a Ray ObjectRef (launch.build_trainer)
+                import ray
+
+                weights = ray.get(weights)
+            model.load_state_dict(weights)
+        return model
+
 
 class Trainer:
     """The loop's state and steps; also used in one process (no Ray) by tests and the bench."""
@@ -67,7 +80,7 @@ class Trainer:
         torch.manual_seed(self.cfg.train.seed + rank)
         if self.cfg.train.torch_threads:
             torch.set_num_threads(int(self.cfg.train.torch_threads))
-        self.strategy = make_strategy(spec.build_model(), self.cfg, distributed)
+        self.strategy = make_strategy(spec.initial_model(), self.cfg, distributed)
         self.augment = self.task.augmentation(self.cfg.spec_augment)
         self.step = 0            # batches consumed (updates + skipped)
         self.skipped = 0         # batches skipped for a non-finite loss or gradient
