@@ -23,6 +23,7 @@ COMMANDS = {
     "submit": "jobs.submit",
     "jobs": "jobs.job_control",
     "cluster": "jobs.cluster",
+    "nightly": "jobs.nightly",
 }
 
 

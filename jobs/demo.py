@@ -131,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
                                                 uris.join(demo, "eval"),
                                                 args.budget_minutes * 60 - clock.elapsed())
     clock.done("evaluation")
+    for arch, figures in summary["evaluation"]["models"].items():
+        if arch in summary["models"] and "cer_without_updates" in figures:
+            summary["models"][arch].update(cer_without_updates=figures["cer_without_updates"],
+                                           fast_weight_change=figures["fast_weight_change"])
     summary["total_seconds"] = round(clock.elapsed(), 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)
@@ -147,10 +151,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(summary: dict) -> str:
-    header = f"{'model':<10}{'CER':>8}{'WER':>8}{'params':>11}{'train s':>9}{'audio s/s':>11}"
+    header = (f"{'model':<10}{'CER':>8}{'WER':>8}{'CER no TTT':>12}{'dW/W':>8}{'params':>11}"
+              f"{'train s':>9}{'audio s/s':>11}")
     lines = ["", f"ASR on held-out voices ({summary['test_split']}):", header, "-" * len(header)]
     for arch, m in summary["models"].items():
-        lines.append(f"{arch:<10}{m['cer']:>8.3f}{m['wer']:>8.3f}{m['params']:>11,}"
+        # CER no TTT: the same model with every test-time fast-weight update skipped; dW/W: the
+        # mean relative fast-weight change over the test split (LaCT only)
+        frozen = f"{m['cer_without_updates']:>12.3f}" if "cer_without_updates" in m else f"{'-':>12}"
+        change = f"{m['fast_weight_change']:>8.3f}" if "fast_weight_change" in m else f"{'-':>8}"
+        lines.append(f"{arch:<10}{m['cer']:>8.3f}{m['wer']:>8.3f}{frozen}{change}{m['params']:>11,}"
                      f"{m['train_seconds']:>9.0f}{m['throughput']:>11.1f}")
     if summary["generation"].get("skipped"):
         lines += ["", f"Audio-token generator: skipped ({summary['generation']['skipped']})"]

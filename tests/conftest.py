@@ -29,18 +29,45 @@ def realspeech_dir() -> Path:
     return REALSPEECH
 
 
+class MotoS3:
+    """moto's standalone S3 server, run in this process on loopback; it can be restarted on the
+    same port (its buckets live in this process's memory, so they survive, as on a real server)."""
+
+    def __init__(self):
+        from moto.server import ThreadedMotoServer
+
+        self._server_class = ThreadedMotoServer
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+        self.server.start()
+        self.host, self.port = self.server.get_host_and_port()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.server._server.server_close()  # stop() leaves the socket bound; free the port
+
+    def start(self) -> None:
+        self.server = self._server_class(ip_address="127.0.0.1", port=self.port)
+        self.server.start()
+
+
 @pytest.fixture(scope="session")
-def s3_server():
+def s3_service():
+    service = MotoS3()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_service):
     """A real S3 API server (moto's standalone server) on loopback for the whole session.
 
     Its address goes into the standard variables before Ray starts, so Ray workers inherit it.
     """
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    endpoint = s3_service.endpoint
     env = {
         "AWS_ENDPOINT_URL": endpoint,
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
@@ -51,7 +78,6 @@ def s3_server():
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield endpoint
-    server.stop()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

@@ -6,6 +6,7 @@ same config, so both run exactly the same trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -28,6 +29,7 @@ def train_run_config(plan: RunPlan, callbacks: list | None = None):
 
 
 def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
+    import ray
     import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -43,6 +45,8 @@ def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
     train = ray_dataset(plan.splits["train"].uri, plan.task.name)
     if plan.cfg.data.materialize:  # read the shards once, not again every epoch
         train = train.materialize()
+    if isinstance(spec.init_weights, dict):  # once into the object store, not into every copy of the spec
+        spec = dataclasses.replace(spec, init_weights=ray.put(spec.init_weights))
     t = plan.cfg.train
     return TorchTrainer(
         train_loop_per_worker, train_loop_config=spec,

@@ -27,6 +27,7 @@ class RunPlan:
     storage: str                 # absolute URI holding the run folders
     run_name: str
     previous: dict | None        # the run file of the run being continued (resume), else None
+    init_weights: dict | None = None   # train.init_from's state dict (fine-tuning), else None
 
     @property
     def task(self):
@@ -54,7 +55,8 @@ class RunPlan:
                           dev_uri=self.splits["dev"].uri,
                           train_manifest=self.splits["train"].manifest,
                           tracking_uri=tracking_uri, mlflow_run_id=run_id,
-                          data_identity=self.data_identity, step_logger=step_logger)
+                          data_identity=self.data_identity, step_logger=step_logger,
+                          init_weights=self.init_weights)
 
 
 def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None) -> RunPlan:
@@ -73,8 +75,35 @@ def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None
     else:
         run_name, previous = pick_run_dir(storage, cfg.name, resume)
     plan = RunPlan(cfg, splits, model_values, 0, storage, run_name, previous)
-    plan.parameters = count_parameters(plan.worker_spec(None, None).build_model())
+    fresh = plan.worker_spec(None, None).build_model()
+    plan.parameters = count_parameters(fresh)
+    if cfg.train.init_from:
+        plan.init_weights = initial_weights(cfg, fresh)
     return plan
+
+
+def initial_weights(cfg: DictConfig, fresh) -> dict:
+    """train.init_from's weights, checked to fit the model this config builds from this data."""
+    from jobs.training.model_io import load_model
+
+    source = cfg.train.init_from
+    model, meta = load_model(source)
+    for key, ours in (("task", cfg.task), ("architecture", cfg.model.architecture)):
+        if meta.get(key) != ours:
+            raise UserError(f"config key 'train.init_from': {source} is a {meta.get(key)} model, "
+                            f"this run trains {ours}")
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ours = fresh.state_dict()
+    for name, tensor in ours.items():  # e.g. a vocabulary that grew changes the output layer
+        if name not in weights or weights[name].shape != tensor.shape:
+            found = tuple(weights[name].shape) if name in weights else "absent"
+            raise UserError(f"config key 'train.init_from': {source} does not fit this model: "
+                            f"{name} is {found} there, {tuple(tensor.shape)} here")
+    extra = sorted(set(weights) - set(ours))
+    if extra:
+        raise UserError(f"config key 'train.init_from': {source} does not fit this model: "
+                        f"it has {extra[0]} (and {len(extra) - 1} more) that this model lacks")
+    return weights
 
 
 def data_splits(cfg: DictConfig) -> dict:

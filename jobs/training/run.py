@@ -17,8 +17,10 @@ from jobs.training.storage import RUN_FILE, write_json  # noqa: F401
 
 
 def run_training(cfg: DictConfig, resume: bool = False, address: str | None = None,
-                 echo: bool = True) -> dict:
-    """Train per `cfg`; returns the summary (also written to <run dir>/summary.json)."""
+                 echo: bool = True, parent_run_id: str | None = None) -> dict:
+    """Train per `cfg`; returns the summary (also written to <run dir>/summary.json).
+
+    parent_run_id: log the run as an MLflow child of that run (a nightly retraining run)."""
     from jobs.training import tracking
     from jobs.training.finish import finish, summary_table
     from jobs.training.launch import build_trainer, fit, train_run_config
@@ -29,7 +31,7 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     phases = Phases()  # wall seconds of each step, in the summary
     plan = make_plan(cfg, resume)
     phases.done("validate")
-    with tracking.run_for(plan) as (run_id, tracking_uri):
+    with tracking.run_for(plan, parent_run_id) as (run_id, tracking_uri):
         phases.done("mlflow_start")
         connect(address)
         spec = plan.worker_spec(tracking_uri, run_id, tracking.start_step_logger(tracking_uri, run_id))
