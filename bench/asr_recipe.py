@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     from omegaconf import OmegaConf
 
-    from jobs.training.config import load_config
+    from jobs.training.config import load_config, session_config
     from jobs.training.evaluation import evaluate_split
     from jobs.training.loop import Trainer, WorkerSpec
     from jobs.training.plan import model_config
@@ -45,7 +45,8 @@ def main() -> int:
     cfg = load_config(str(REPO / "configs" / "demo-asr.yaml"), [f"data.root={args.data}", *args.overrides])
     root = cfg.data.root
     train = LocalLoader(f"{root}/{cfg.data.train}", batch_size=cfg.data.batch_size, task="asr",
-                        shuffle=True, pool_size=cfg.data.pool_size, seed=cfg.train.seed)
+                        shuffle=True, pool_size=cfg.data.pool_size, seed=cfg.train.seed,
+                        sessions=session_config(cfg.data))
     trainer = Trainer(WorkerSpec(OmegaConf.to_object(cfg), model_config(cfg, train.manifest)))
 
     def score(split: str) -> dict:

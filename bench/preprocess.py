@@ -127,7 +127,8 @@ def in_process(corpus: str, work: Path, rows_per_shard: int) -> dict:
 def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits: list[str]) -> dict:
     import ray
 
-    from pipeline.preprocess import PreprocessConfig, init_local_ray, run_preprocess
+    from pipeline.preprocess import PreprocessConfig, run_preprocess
+    from pipeline.ray_connection import connect
 
     def config(out: str, **kw) -> PreprocessConfig:
         return PreprocessConfig("librispeech", corpus, str(work / out), rows_per_shard=rows_per_shard,
@@ -135,7 +136,7 @@ def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits
 
     if ray.is_initialized():
         ray.shutdown()
-    init_local_ray(attempts=6, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    connect(None, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
         # Warm-up on the smallest split: starts the worker processes and imports torch in them.
         run_preprocess(config(f"warm-{cpus}", splits=[splits[-1]]))

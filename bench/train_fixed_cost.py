@@ -60,12 +60,12 @@ def main() -> None:
     parser.add_argument("--label", default="", help="what this measurement is of (e.g. a commit)")
     args = parser.parse_args()
 
-    from jobs.training.run import init_ray
+    from pipeline.ray_connection import connect
 
     data = tiny_corpus()
     load_before = os.getloadavg()
     ray_started = time.perf_counter()
-    init_ray(None)
+    connect(None)
     ray_seconds = time.perf_counter() - ray_started
     runs = [one_run(data, args.steps, i) for i in range(args.runs)]
     warm = runs[1:] or runs

@@ -20,6 +20,9 @@ COMMANDS = {
     "tune": "jobs.tune",
     "evaluate": "jobs.evaluate",
     "demo": "jobs.demo",
+    "submit": "jobs.submit",
+    "jobs": "jobs.job_control",
+    "cluster": "jobs.cluster",
     "nightly": "jobs.nightly",
 }
 

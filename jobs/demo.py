@@ -69,11 +69,12 @@ def train_pair(config: str, overrides: list[str], clock: StageClock, stage: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.training.run import init_ray, write_json
+    from jobs.training.run import write_json
     from jobs.training.tracking import tracking_uri
     from pipeline import uri as uris
     from pipeline.errors import UserError
     from pipeline.preprocess import PreprocessConfig, run_preprocess
+    from pipeline.ray_connection import connect
     from pipeline.synthetic.corpus import synthesize_corpus
 
     if not args.hours > 0:
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     clock.done("synthesis")
     took = "reused" if synth.get("skipped") else f"{synth['elapsed_seconds']:.0f} s"
     print(f"      {synth['utterances']} utterances, {synth['hours']:.3f} h ({took})", flush=True)
-    init_ray(None)  # one Ray for preprocessing and every training run
+    connect(None)  # one Ray for preprocessing and every training run
     print(f"[2/4] preprocessing into {features}", flush=True)
     prep = run_preprocess(PreprocessConfig(corpus="librispeech", input_uri=raw, output_uri=features,
                                            audio_tokens="mulaw", progress=False))
@@ -130,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
                                                 uris.join(demo, "eval"),
                                                 args.budget_minutes * 60 - clock.elapsed())
     clock.done("evaluation")
+    for arch, figures in summary["evaluation"]["models"].items():
+        if arch in summary["models"] and "cer_without_updates" in figures:
+            summary["models"][arch].update(cer_without_updates=figures["cer_without_updates"],
+                                           fast_weight_change=figures["fast_weight_change"])
     summary["total_seconds"] = round(clock.elapsed(), 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)
@@ -146,10 +151,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(summary: dict) -> str:
-    header = f"{'model':<10}{'CER':>8}{'WER':>8}{'params':>11}{'train s':>9}{'audio s/s':>11}"
+    header = (f"{'model':<10}{'CER':>8}{'WER':>8}{'CER no TTT':>12}{'dW/W':>8}{'params':>11}"
+              f"{'train s':>9}{'audio s/s':>11}")
     lines = ["", f"ASR on held-out voices ({summary['test_split']}):", header, "-" * len(header)]
     for arch, m in summary["models"].items():
-        lines.append(f"{arch:<10}{m['cer']:>8.3f}{m['wer']:>8.3f}{m['params']:>11,}"
+        # CER no TTT: the same model with every test-time fast-weight update skipped; dW/W: the
+        # mean relative fast-weight change over the test split (LaCT only)
+        frozen = f"{m['cer_without_updates']:>12.3f}" if "cer_without_updates" in m else f"{'-':>12}"
+        change = f"{m['fast_weight_change']:>8.3f}" if "fast_weight_change" in m else f"{'-':>8}"
+        lines.append(f"{arch:<10}{m['cer']:>8.3f}{m['wer']:>8.3f}{frozen}{change}{m['params']:>11,}"
                      f"{m['train_seconds']:>9.0f}{m['throughput']:>11.1f}")
     if summary["generation"].get("skipped"):
         lines += ["", f"Audio-token generator: skipped ({summary['generation']['skipped']})"]

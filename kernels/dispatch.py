@@ -4,30 +4,40 @@ Environment override: LACT_KERNELS=triton|torch (unset or "auto": Triton when th
 CUDA tensors and triton imports, otherwise the reference). Forcing Triton on CPU tensors needs
 the Triton interpreter (TRITON_INTERPRET=1); that is how the tests run the kernels without a GPU.
 
-PyTorch path (`*_torch`): the references' forward; for backward, swiglu_apply and
-swiglu_update_grads have hand-derived backwards and newton_schulz recomputes in backward, so
-each op keeps only its inputs for the backward pass (less activation memory; the update's
-backward is also ~1.5-2x faster on CPU than autograd's). Tested equal to autograd of the
-references. First-order only: no double backward through these ops.
+Dtypes: every op computes in one dtype, its inputs' promoted dtype, with autocast off. Under
+bf16 autocast the LaCT layer hands these ops bf16 activations beside fp32 fast weights; they
+are cast to fp32 here (the Triton kernels need one dtype, and a bf16 fast-weight step would
+round away updates smaller than 0.4 % of a weight). Gradients flow back through the casts.
 
-Training: when autograd needs a gradient of a Triton call, the call runs the Triton forward
-inside an autograd.Function whose backward recomputes the differentiable reference from the
-saved inputs and backpropagates through it (activation-checkpoint style: only the inputs are
-kept). Double backward through a Triton call is not supported; the references support it.
+Training: when autograd needs a gradient, both backends run inside one autograd.Function whose
+backward is the op's hand-derived backward (swiglu_apply, swiglu_update_grads) or a recomputed
+reference (newton_schulz). For chunks of at most KEEP_INTERMEDIATES_MAX_TOKENS tokens the PyTorch
+forward keeps its gate/up (and dhidden) activations for the backward, which then skips those
+matmuls; longer chunks keep only the inputs and recompute (activation memory stays O(inputs)).
+The Triton forward keeps only the inputs. First-order only: no double backward through these
+ops (the references support it).
 """
 
+from __future__ import annotations
+
+import functools
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch.autograd.function import once_differentiable
 
 from kernels._triton_jit import TRITON_AVAILABLE, interpreter_enabled
-from kernels.newton_schulz_kernel import newton_schulz_torch, newton_schulz_triton
-from kernels.swiglu_apply_kernel import swiglu_apply_torch, swiglu_apply_triton
-from kernels.swiglu_update_kernel import swiglu_update_grads_torch, swiglu_update_grads_triton
+from kernels.newton_schulz_kernel import newton_schulz_backward, newton_schulz_reference, newton_schulz_triton
+from kernels.swiglu_apply_kernel import swiglu_apply_backward, swiglu_apply_forward, swiglu_apply_triton
+from kernels.swiglu_update_kernel import (swiglu_update_grads_backward, swiglu_update_grads_forward,
+                                          swiglu_update_grads_triton)
 
 BACKENDS = ("auto", "triton", "torch")
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# Chunks up to this many tokens keep their activations for the backward (see the docstring).
+KEEP_INTERMEDIATES_MAX_TOKENS = 512
 
 
 def selected_backend(*tensors: torch.Tensor) -> str:
@@ -52,53 +62,69 @@ def selected_backend(*tensors: torch.Tensor) -> str:
     return "triton" if on_cuda and usable else "torch"
 
 
-class _TritonForwardReferenceBackward(torch.autograd.Function):
-    """Triton forward; backward through the reference recomputed from the saved inputs."""
+@dataclass(frozen=True)
+class _Op:
+    torch_forward: Callable     # (*inputs, keep) -> (outputs, saved activations)
+    triton_forward: Callable    # (*inputs) -> outputs
+    backward: Callable          # (inputs, saved, grad(s), needs_input_grad) -> input grads
+
+
+class _FastWeightFunction(torch.autograd.Function):
+    """Either backend's forward; the op's own backward from the saved inputs (+ activations)."""
 
     @staticmethod
-    def forward(ctx, triton_fn, reference_fn, kwargs, *inputs):
-        ctx.reference_fn = reference_fn
-        ctx.kwargs = kwargs
-        ctx.save_for_backward(*inputs)
-        out = triton_fn(*inputs, **kwargs)
-        ctx.tuple_output = isinstance(out, tuple)
+    def forward(ctx, op, backend, keep, *inputs):
+        if backend == "triton":
+            out, saved = op.triton_forward(*inputs), ()
+        else:
+            out, saved = op.torch_forward(*inputs, keep=keep)
+        ctx.op, ctx.num_inputs = op, len(inputs)
+        ctx.save_for_backward(*inputs, *saved)
         return out
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, *grad_outputs):
-        needs = ctx.needs_input_grad[3:]
-        inputs = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, needs)]
-        with torch.enable_grad():
-            outs = ctx.reference_fn(*inputs, **ctx.kwargs)
-        outs = outs if isinstance(outs, tuple) else (outs,)
-        pairs = [(o, g) for o, g in zip(outs, grad_outputs) if g is not None]
-        wanted = [t for t, need in zip(inputs, needs) if need]
-        grads = torch.autograd.grad([o for o, _ in pairs], wanted, [g for _, g in pairs],
-                                    allow_unused=True)
-        it = iter(grads)
-        full = [next(it) if need else None for need in needs]
-        return (None, None, None, *full)
+    def backward(ctx, *grads):
+        tensors = ctx.saved_tensors
+        inputs, saved = tensors[:ctx.num_inputs], tensors[ctx.num_inputs:]
+        with torch.autocast(inputs[0].device.type, enabled=False):
+            out = ctx.op.backward(inputs, saved, grads if len(grads) > 1 else grads[0],
+                                  ctx.needs_input_grad[3:])
+        return (None, None, None, *out)
 
 
-def _run(triton_fn, reference_fn, inputs, kwargs=None):
-    kwargs = kwargs or {}
-    if selected_backend(*inputs) == "torch":
-        return reference_fn(*inputs, **kwargs)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        return _TritonForwardReferenceBackward.apply(triton_fn, reference_fn, kwargs, *inputs)
-    return triton_fn(*inputs, **kwargs)
+def _run(op: _Op, inputs: tuple, tokens: int = 0):
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in inputs))
+    inputs = tuple(t.to(dtype) for t in inputs)            # no-op when the dtypes agree
+    backend = selected_backend(*inputs)
+    with torch.autocast(inputs[0].device.type, enabled=False):
+        if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+            return _FastWeightFunction.apply(op, backend, tokens <= KEEP_INTERMEDIATES_MAX_TOKENS, *inputs)
+        if backend == "triton":
+            return op.triton_forward(*inputs)
+        return op.torch_forward(*inputs, keep=False)[0]
 
 
-def _check_fast_weights(w0, w1, w2):
-    if w0.dim() != 3 or w1.dim() != 3 or w2.dim() != 3:
-        raise ValueError(f"fast weights must be 3-d [b, dh, d] / [b, d, dh] / [b, dh, d], got "
-                         f"{tuple(w0.shape)}, {tuple(w1.shape)}, {tuple(w2.shape)}")
-    b, dh, d = w0.shape
-    if tuple(w2.shape) != (b, dh, d) or tuple(w1.shape) != (b, d, dh):
-        raise ValueError(f"fast weight shapes disagree: w0 {tuple(w0.shape)} (expected [b, dh, d]), "
-                         f"w1 {tuple(w1.shape)} (expected [b, d, dh]), w2 {tuple(w2.shape)}")
-    return b, dh, d
+_APPLY = _Op(swiglu_apply_forward, swiglu_apply_triton, swiglu_apply_backward)
+_UPDATE = _Op(swiglu_update_grads_forward, swiglu_update_grads_triton, swiglu_update_grads_backward)
+
+
+@functools.cache
+def _newton_schulz_op(steps: int) -> _Op:
+    return _Op(lambda g, keep: (newton_schulz_reference(g, steps), ()),
+               functools.partial(newton_schulz_triton, steps=steps),
+               functools.partial(newton_schulz_backward, steps=steps))
+
+
+def _check_fast_weights(w02, w1):
+    if w02.dim() != 3 or w1.dim() != 3:
+        raise ValueError(f"fast weights must be 3-d w02 [b, 2dh, d] / w1 [b, d, dh], got "
+                         f"{tuple(w02.shape)}, {tuple(w1.shape)}")
+    b, d, dh = w1.shape
+    if tuple(w02.shape) != (b, 2 * dh, d):
+        raise ValueError(f"fast weight shapes disagree: w02 {tuple(w02.shape)} (expected [b, 2dh, d] = "
+                         f"{[b, 2 * dh, d]} for w1 {tuple(w1.shape)} = [b, d, dh])")
+    return b, d
 
 
 def _check_tokens(name, t, b, d):
@@ -106,19 +132,19 @@ def _check_tokens(name, t, b, d):
         raise ValueError(f"{name} must be [b={b}, n, d={d}], got {tuple(t.shape)}")
 
 
-def swiglu_apply(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
-                 x: torch.Tensor) -> torch.Tensor:
-    """f(x) = w1 @ (silu(w0 @ x) * (w2 @ x)) per token: w0 [b,dh,d], w1 [b,d,dh], w2 [b,dh,d],
+def swiglu_apply(w02: torch.Tensor, w1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """f(x) = w1 @ (silu(w0 @ x) * (w2 @ x)) per token: w02 = [w0; w2] [b,2dh,d], w1 [b,d,dh],
     x [b,n,d] -> [b,n,d]."""
-    b, _, d = _check_fast_weights(w0, w1, w2)
+    b, d = _check_fast_weights(w02, w1)
     _check_tokens("x", x, b, d)
-    return _run(swiglu_apply_triton, swiglu_apply_torch, (w0, w1, w2, x))
+    return _run(_APPLY, (w02, w1, x), x.shape[1])
 
 
-def swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2):
-    """(dw0, dw1, dw2) = sum_t lr_t * d<f(k_t), v_t>/dw: the lr-weighted negative gradient of
-    L = -sum_t <f(k_t), v_t>, so w + dw increases <f(k), v>. k, v [b,n,d]; lr* [b,n] (> 0)."""
-    b, _, d = _check_fast_weights(w0, w1, w2)
+def swiglu_update_grads(w02, w1, k, v, lr0, lr1, lr2):
+    """(dw02, dw1) = sum_t lr_t * d<f(k_t), v_t>/dw (lr0 for the w0 rows of dw02, lr2 for its
+    w2 rows): the lr-weighted negative gradient of L = -sum_t <f(k_t), v_t>, so w + dw increases
+    <f(k), v>. k, v [b,n,d]; lr* [b,n] (> 0)."""
+    b, d = _check_fast_weights(w02, w1)
     _check_tokens("k", k, b, d)
     _check_tokens("v", v, b, d)
     n = k.shape[1]
@@ -127,8 +153,7 @@ def swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2):
     for name, lr in (("lr0", lr0), ("lr1", lr1), ("lr2", lr2)):
         if tuple(lr.shape) != (b, n):
             raise ValueError(f"{name} must be [b={b}, n={n}], got {tuple(lr.shape)}")
-    return _run(swiglu_update_grads_triton, swiglu_update_grads_torch,
-                (w0, w1, w2, k, v, lr0, lr1, lr2))
+    return _run(_UPDATE, (w02, w1, k, v, lr0, lr1, lr2), n)
 
 
 def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
@@ -138,5 +163,4 @@ def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     if int(steps) != steps or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
     flat = g.reshape(-1, *g.shape[-2:])
-    out = _run(newton_schulz_triton, newton_schulz_torch, (flat,), {"steps": int(steps)})
-    return out.reshape(g.shape)
+    return _run(_newton_schulz_op(int(steps)), (flat,)).reshape(g.shape)

@@ -3,7 +3,8 @@
 For g [b, m, n]: work on the wide orientation (m <= n), scale to unit Frobenius norm, then per
 step X <- a X + (b A + c A A) X with A = X X^T and (a, b, c) = (3.4445, -4.7750, 2.0315).
 
-`newton_schulz_reference` is differentiable PyTorch computed in float32. The Triton path keeps
+`newton_schulz_reference` is differentiable PyTorch computed in float32; `newton_schulz_backward`
+recomputes it in the backward (the dispatcher uses it for both backends). The Triton path keeps
 X in the input dtype (fp32 accumulation inside every product) and runs each step as three
 launches of one batched "out = alpha*C + beta*(P @ Q)" kernel, reading transposes through
 strides, so no transposed copy is ever made.
@@ -11,7 +12,7 @@ strides, so no transposed copy is ever made.
 
 import torch
 
-from kernels._triton_jit import jit, next_block, tl
+from kernels._triton_jit import jit, launch, next_block, tl
 
 COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 EPS = 1e-7
@@ -42,35 +43,16 @@ def newton_schulz_reference(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
     return x.to(g.dtype)
 
 
-class _RecomputedNewtonSchulz(torch.autograd.Function):
-    """Reference forward without a graph; backward recomputes it with one and backpropagates:
-    only g is kept between forward and backward (3*steps intermediate matrices are not)."""
-
-    @staticmethod
-    def forward(ctx, g, steps):
-        ctx.steps = steps
-        ctx.save_for_backward(g)
-        return newton_schulz_reference(g, steps)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        (g,) = ctx.saved_tensors
-        g = g.detach().requires_grad_(True)
-        with torch.enable_grad():
-            # A scalar objective, not grad_outputs=grad_out: the latter makes autograd import
-            # torch.fx.experimental.symbolic_shapes (sympy), 5-30 s on first use here.
-            objective = (newton_schulz_reference(g, ctx.steps) * grad_out).sum()
-        (grad,) = torch.autograd.grad(objective, g)
-        return grad, None
-
-
-def newton_schulz_torch(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
-    """The PyTorch path the dispatcher runs: the reference, recomputed in backward when grad is
-    needed (not torch.utils.checkpoint: its first use imports torch._dynamo, ~5-30 s here)."""
-    if torch.is_grad_enabled() and g.requires_grad:
-        return _RecomputedNewtonSchulz.apply(g, steps)
-    return newton_schulz_reference(g, steps)
+def newton_schulz_backward(inputs, saved, grad_out, need, steps: int):
+    """Gradient of g: the reference recomputed with a graph and backpropagated, so only g is
+    kept between forward and backward (not the 3*steps intermediate matrices)."""
+    g = inputs[0].detach().requires_grad_(True)
+    with torch.enable_grad():
+        # A scalar objective, not grad_outputs=grad_out: the latter makes autograd import
+        # torch.fx.experimental.symbolic_shapes (sympy), 5-30 s on first use here.
+        objective = (newton_schulz_reference(g, steps) * grad_out).sum()
+    (grad,) = torch.autograd.grad(objective, g)
+    return (grad,)
 
 
 @jit
@@ -123,11 +105,8 @@ def _bmm_epilogue(p: torch.Tensor, q: torch.Tensor, c: torch.Tensor | None,
     block_k = min(32, next_block(kdim))
     grid = ((m + block_m - 1) // block_m, (n + block_n - 1) // block_n, bsz)
     c_arg = c if c is not None else out
-    _bmm_epilogue_kernel[grid](
-        p, q, c_arg, out, m, n, kdim, float(alpha), float(beta),
-        *p.stride(), *q.stride(), *c_arg.stride(), *out.stride(),
-        HAS_C=c is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
-    )
+    launch(_bmm_epilogue_kernel, grid, [p, q, c_arg, out], [m, n, kdim, float(alpha), float(beta)],
+           HAS_C=c is not None, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k)
     return out
 
 

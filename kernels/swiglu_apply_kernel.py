@@ -1,62 +1,49 @@
 """Apply SwiGLU fast weights to tokens: f(x) = w1 @ (silu(w0 @ x) * (w2 @ x)), per token.
 
-Shapes (b = batch * lact_heads): w0 [b, dh, d], w1 [b, d, dh], w2 [b, dh, d], x [b, n, d] -> [b, n, d].
+Shapes (b = batch * lact_heads): w02 [b, 2dh, d] holds w0 (rows :dh, the gate) and w2 (rows dh:,
+the up projection) in one tensor so gate and up come from one matmul; w1 [b, d, dh];
+x [b, n, d] -> [b, n, d].
 
-`swiglu_apply_reference` is plain, differentiable PyTorch. `swiglu_apply_triton` is one fused
-Triton kernel: a program owns a block of tokens of one b and walks the hidden dim dh in blocks,
-so the [n, dh] hidden activations never reach memory.
+`swiglu_apply_reference` is plain, differentiable PyTorch (the ground truth of the tests).
+`swiglu_apply_forward` / `swiglu_apply_backward` are the forward and the hand-derived backward
+the dispatcher wraps in one autograd.Function for both backends. `swiglu_apply_triton` is one
+fused Triton kernel: a program owns a block of tokens of one b and walks the hidden dim dh in
+blocks, so the [n, dh] hidden activations never reach memory.
 """
-
-
 
 import torch
 import torch.nn.functional as F
 
-from kernels._triton_jit import jit, next_block, tl
+from kernels._triton_jit import MAX_HEAD_DIM, jit, launch_swiglu, tl
 
 
-def swiglu_apply_reference(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
-                           x: torch.Tensor) -> torch.Tensor:
-    gate = x @ w0.transpose(1, 2)          # [b, n, dh]
-    up = x @ w2.transpose(1, 2)            # [b, n, dh]
-    return (F.silu(gate) * up) @ w1.transpose(1, 2)   # [b, n, d]
+def swiglu_apply_reference(w02: torch.Tensor, w1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    gate, up = (x @ w02.transpose(1, 2)).chunk(2, dim=-1)   # [b, n, dh] each
+    return (F.silu(gate) * up) @ w1.transpose(1, 2)         # [b, n, d]
 
 
-class _SwiGLUApply(torch.autograd.Function):
-    """Reference forward; hand-derived backward that keeps only the inputs and recomputes
-    gate/up (2 extra matmuls) instead of holding 4 [b, n, dh] activations per call."""
-
-    @staticmethod
-    def forward(ctx, w0, w1, w2, x):
-        ctx.save_for_backward(w0, w1, w2, x)
-        return swiglu_apply_reference(w0, w1, w2, x)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        w0, w1, w2, x = ctx.saved_tensors
-        gate = x @ w0.transpose(1, 2)
-        up = x @ w2.transpose(1, 2)
-        sig = torch.sigmoid(gate)
-        silu = gate * sig
-        g_hidden = grad_out @ w1                                 # [b, n, dh]
-        g_gate = g_hidden * up * (sig * (1 + gate * (1 - sig)))  # silu'(gate)
-        g_up = g_hidden * silu
-        need = ctx.needs_input_grad
-        g_w0 = g_gate.transpose(1, 2) @ x if need[0] else None
-        g_w1 = grad_out.transpose(1, 2) @ (silu * up) if need[1] else None
-        g_w2 = g_up.transpose(1, 2) @ x if need[2] else None
-        g_x = g_gate @ w0 + g_up @ w2 if need[3] else None
-        return g_w0, g_w1, g_w2, g_x
+def swiglu_apply_forward(w02, w1, x, keep: bool):
+    """(out, saved): saved = (gate_up,) when `keep` (the backward then skips one matmul)."""
+    gate_up = x @ w02.transpose(1, 2)                       # [b, n, 2dh]
+    gate, up = gate_up.chunk(2, dim=-1)
+    out = (F.silu(gate) * up) @ w1.transpose(1, 2)
+    return out, ((gate_up,) if keep else ())
 
 
-def swiglu_apply_torch(w0, w1, w2, x):
-    """The PyTorch path the dispatcher runs: reference forward, memory-light backward."""
-    return _SwiGLUApply.apply(w0, w1, w2, x)
-
-
-# Largest head dim the fused kernel keeps in one register tile; larger heads use the reference.
-MAX_HEAD_DIM = 256
+def swiglu_apply_backward(inputs, saved, grad_out, need):
+    """Gradients of (w02, w1, x) from the inputs (and the forward's gate_up, if kept)."""
+    w02, w1, x = inputs
+    gate_up = saved[0] if saved else x @ w02.transpose(1, 2)
+    gate, up = gate_up.chunk(2, dim=-1)
+    sig = torch.sigmoid(gate)
+    silu = gate * sig
+    g_hidden = grad_out @ w1                                 # [b, n, dh]
+    g_gate_up = torch.cat([g_hidden * up * (sig * (1 + gate * (1 - sig))),   # silu'(gate)
+                           g_hidden * silu], dim=-1)         # [b, n, 2dh]
+    g_w02 = g_gate_up.transpose(1, 2) @ x if need[0] else None
+    g_w1 = grad_out.transpose(1, 2) @ (silu * up) if need[1] else None
+    g_x = g_gate_up @ w02 if need[2] else None
+    return g_w02, g_w1, g_x
 
 
 @jit
@@ -102,19 +89,13 @@ def _swiglu_apply_kernel(
              acc.to(out_ptr.dtype.element_ty), mask=row_ok[:, None] & d_ok[None, :])
 
 
-def swiglu_apply_triton(w0: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor,
-                        x: torch.Tensor) -> torch.Tensor:
+BLOCK_N = 32
+
+
+def swiglu_apply_triton(w02: torch.Tensor, w1: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     b, n, d = x.shape
-    dh = w0.shape[1]
     if d > MAX_HEAD_DIM:
-        return swiglu_apply_reference(w0, w1, w2, x)
+        return swiglu_apply_reference(w02, w1, x)
     out = torch.empty_like(x)
-    block_n, block_h = 32, 32
-    block_d = next_block(d)
-    grid = ((n + block_n - 1) // block_n, b)
-    _swiglu_apply_kernel[grid](
-        w0, w1, w2, x, out, n, d, dh,
-        *w0.stride(), *w1.stride(), *w2.stride(), *x.stride(), *out.stride(),
-        BLOCK_N=block_n, BLOCK_D=block_d, BLOCK_H=block_h,
-    )
+    launch_swiglu(_swiglu_apply_kernel, -(-n // BLOCK_N), w02, w1, [x, out], n, BLOCK_N)
     return out

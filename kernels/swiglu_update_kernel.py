@@ -7,103 +7,95 @@ With f(k) = w1 @ (silu(w0 @ k) * (w2 @ k)), gate = w0 k, up = w2 k, hidden = sil
     dw2 = sum_t lr2_t * (dhidden_t * silu(gate_t)) k_t^T
 with silu'(z) = sigmoid(z) * (1 + z * (1 - sigmoid(z))). So w + dw increases <f(k), v>.
 
-Shapes: w0 [b, dh, d], w1 [b, d, dh], w2 [b, dh, d], k/v [b, n, d], lr0/lr1/lr2 [b, n].
-`swiglu_update_grads_reference` is differentiable PyTorch (the outer loop backpropagates
-through it); `swiglu_update_grads_torch` computes the same with a hand-derived backward. `swiglu_update_grads_triton` is one fused kernel: a program owns a block of dh
-rows of one b, streams all tokens and accumulates its slices of dw0, dw1, dw2 in registers,
-so no [n, dh] activation reaches memory and no atomics are needed.
+Shapes: w02 [b, 2dh, d] (w0 rows :dh, w2 rows dh:), w1 [b, d, dh], k/v [b, n, d],
+lr0/lr1/lr2 [b, n] -> (dw02 [b, 2dh, d], dw1 [b, d, dh]). Gate and up, and dw0 and dw2, each
+come from one matmul over the fused rows.
+`swiglu_update_grads_reference` is differentiable PyTorch (the ground truth of the tests);
+`swiglu_update_grads_forward` / `swiglu_update_grads_backward` are the forward and the
+hand-derived backward (the outer loop's gradient of the update) the dispatcher wraps in one
+autograd.Function for both backends. `swiglu_update_grads_triton` is one fused kernel: a
+program owns a block of dh rows of one b, streams all tokens and accumulates its slices of
+dw0, dw1, dw2 in registers, so no [n, dh] activation reaches memory and no atomics are needed.
 """
 
 import torch
-import torch.nn.functional as F
 
-from kernels._triton_jit import jit, next_block, tl
+from kernels._triton_jit import MAX_HEAD_DIM, BLOCK_H, jit, launch_swiglu, tl
 
 
-def swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2):
+def swiglu_update_grads_reference(w02, w1, k, v, lr0, lr1, lr2):
     """The formulas above in plain PyTorch; autograd differentiates them (ground truth)."""
-    gate = k @ w0.transpose(1, 2)            # [b, n, dh]
-    up = k @ w2.transpose(1, 2)              # [b, n, dh]
+    gate, up = (k @ w02.transpose(1, 2)).chunk(2, dim=-1)   # [b, n, dh] each
     sig = torch.sigmoid(gate)
     silu = gate * sig
     hidden = silu * up
-    dhidden = v @ w1                         # [b, n, dh]
+    dhidden = v @ w1                                         # [b, n, dh]
     dgate = dhidden * up * sig * (1 + gate * (1 - sig))
     dup = dhidden * silu
-    dw1 = (v * lr1.unsqueeze(-1)).transpose(1, 2) @ hidden      # [b, d, dh]
-    dw0 = (dgate * lr0.unsqueeze(-1)).transpose(1, 2) @ k       # [b, dh, d]
-    dw2 = (dup * lr2.unsqueeze(-1)).transpose(1, 2) @ k         # [b, dh, d]
-    return dw0, dw1, dw2
+    dw02 = torch.cat([dgate * lr0.unsqueeze(-1), dup * lr2.unsqueeze(-1)], dim=-1).transpose(1, 2) @ k
+    dw1 = (v * lr1.unsqueeze(-1)).transpose(1, 2) @ hidden  # [b, d, dh]
+    return dw02, dw1
 
 
-class _SwiGLUUpdateGrads(torch.autograd.Function):
-    """Same forward as the reference; a hand-derived backward (the outer loop's gradient of the
-    update) that saves only the inputs and recomputes gate/up/dhidden. On CPU this is ~3x faster
-    than autograd's backward of the reference, whose graph holds ~15 [b, n, dh] tensors per call.
-    First-order only (no double backward)."""
-
-    @staticmethod
-    def forward(ctx, w0, w1, w2, k, v, lr0, lr1, lr2):
-        ctx.save_for_backward(w0, w1, w2, k, v, lr0, lr1, lr2)
-        return swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g0, g1, g2):
-        w0, w1, w2, k, v, lr0, lr1, lr2 = ctx.saved_tensors
-        need = ctx.needs_input_grad
-        g0 = torch.zeros_like(w0) if g0 is None else g0        # [b, dh, d]  d loss / d dw0
-        g1 = torch.zeros_like(w1) if g1 is None else g1        # [b, d, dh]
-        g2 = torch.zeros_like(w2) if g2 is None else g2        # [b, dh, d]
-        lr0_, lr1_, lr2_ = lr0.unsqueeze(-1), lr1.unsqueeze(-1), lr2.unsqueeze(-1)
-        gate = k @ w0.transpose(1, 2)
-        up = k @ w2.transpose(1, 2)
-        dhidden = v @ w1
-        sig = torch.sigmoid(gate)
-        silu = gate * sig
-        hidden = silu * up
-        dsilu = sig * (1 + gate * (1 - sig))                   # silu'(gate)
-        dgate = dhidden * up * dsilu                            # forward's dgate, dup (no lr)
-        dup = dhidden * silu
-        # dw0 = (dgate*lr0)^T k, dw2 = (dup*lr2)^T k, dw1 = (v*lr1)^T hidden
-        ga0 = k @ g0.transpose(1, 2)                            # d loss / d (dgate*lr0)  [b, n, dh]
-        ga2 = k @ g2.transpose(1, 2)                            # d loss / d (dup*lr2)
-        g_hidden = (v * lr1_) @ g1                              # [b, n, dh]
-        g_dgate = ga0 * lr0_
-        g_dup = ga2 * lr2_
-        # dgate = dhidden*up*dsilu, dup = dhidden*silu, hidden = silu*up
-        t = g_dgate * dsilu
-        g_dhidden = t * up + g_dup * silu
-        g_up = t * dhidden + g_hidden * silu
-        d2silu = sig * (1 - sig) * (2 + gate * (1 - 2 * sig))   # silu''(gate)
-        g_gate = (g_dup * dhidden + g_hidden * up) * dsilu + g_dgate * dhidden * up * d2silu
-        grads = [None] * 8
-        if need[0]:
-            grads[0] = g_gate.transpose(1, 2) @ k
-        if need[1]:
-            grads[1] = v.transpose(1, 2) @ g_dhidden
-        if need[2]:
-            grads[2] = g_up.transpose(1, 2) @ k
-        if need[3]:
-            grads[3] = (dgate * lr0_) @ g0 + (dup * lr2_) @ g2 + g_gate @ w0 + g_up @ w2
-        g_v_lr1 = hidden @ g1.transpose(1, 2) if (need[4] or need[6]) else None   # [b, n, d]
-        if need[4]:
-            grads[4] = g_v_lr1 * lr1_ + g_dhidden @ w1.transpose(1, 2)
-        if need[5]:
-            grads[5] = (ga0 * dgate).sum(-1)
-        if need[6]:
-            grads[6] = (g_v_lr1 * v).sum(-1)
-        if need[7]:
-            grads[7] = (ga2 * dup).sum(-1)
-        return tuple(grads)
+def swiglu_update_grads_forward(w02, w1, k, v, lr0, lr1, lr2, keep: bool):
+    """((dw02, dw1), saved): saved = (gate_up, dhidden) when `keep` (the backward then skips
+    two matmuls); otherwise the backward recomputes them from the inputs."""
+    gate_up = k @ w02.transpose(1, 2)                        # [b, n, 2dh]
+    dhidden = v @ w1                                         # [b, n, dh]
+    gate, up = gate_up.chunk(2, dim=-1)
+    sig = torch.sigmoid(gate)
+    silu = gate * sig
+    dgate_up = torch.cat([dhidden * up * sig * (1 + gate * (1 - sig)) * lr0.unsqueeze(-1),
+                          dhidden * silu * lr2.unsqueeze(-1)], dim=-1)
+    dw02 = dgate_up.transpose(1, 2) @ k
+    dw1 = (v * lr1.unsqueeze(-1)).transpose(1, 2) @ (silu * up)
+    return (dw02, dw1), ((gate_up, dhidden) if keep else ())
 
 
-def swiglu_update_grads_torch(w0, w1, w2, k, v, lr0, lr1, lr2):
-    """The PyTorch path the dispatcher runs: reference forward, hand-derived backward."""
-    return _SwiGLUUpdateGrads.apply(w0, w1, w2, k, v, lr0, lr1, lr2)
-
-
-MAX_HEAD_DIM = 256
+def swiglu_update_grads_backward(inputs, saved, grads, need):
+    """Gradients of (w02, w1, k, v, lr0, lr1, lr2) given d loss / d (dw02, dw1)."""
+    w02, w1, k, v, lr0, lr1, lr2 = inputs
+    g02, g1 = grads
+    g02 = torch.zeros_like(w02) if g02 is None else g02      # [b, 2dh, d]
+    g1 = torch.zeros_like(w1) if g1 is None else g1          # [b, d, dh]
+    lr0_, lr1_, lr2_ = lr0.unsqueeze(-1), lr1.unsqueeze(-1), lr2.unsqueeze(-1)
+    gate_up, dhidden = saved if saved else (k @ w02.transpose(1, 2), v @ w1)
+    gate, up = gate_up.chunk(2, dim=-1)
+    sig = torch.sigmoid(gate)
+    silu = gate * sig
+    hidden = silu * up
+    dsilu = sig * (1 + gate * (1 - sig))                     # silu'(gate)
+    dgate = dhidden * up * dsilu                             # the forward's dgate, dup (no lr)
+    dup = dhidden * silu
+    # dw02 = [dgate*lr0, dup*lr2]^T k, dw1 = (v*lr1)^T hidden
+    ga0, ga2 = (k @ g02.transpose(1, 2)).chunk(2, dim=-1)    # d loss / d (dgate*lr0), (dup*lr2)
+    g_hidden = (v * lr1_) @ g1                               # [b, n, dh]
+    g_dgate = ga0 * lr0_
+    g_dup = ga2 * lr2_
+    # dgate = dhidden*up*dsilu, dup = dhidden*silu, hidden = silu*up
+    t = g_dgate * dsilu
+    g_dhidden = t * up + g_dup * silu
+    g_up = t * dhidden + g_hidden * silu
+    d2silu = sig * (1 - sig) * (2 + gate * (1 - 2 * sig))   # silu''(gate)
+    g_gate = (g_dup * dhidden + g_hidden * up) * dsilu + g_dgate * dhidden * up * d2silu
+    g_gate_up = torch.cat([g_gate, g_up], dim=-1)            # [b, n, 2dh]
+    out = [None] * 7
+    if need[0]:
+        out[0] = g_gate_up.transpose(1, 2) @ k
+    if need[1]:
+        out[1] = v.transpose(1, 2) @ g_dhidden
+    if need[2]:
+        out[2] = torch.cat([dgate * lr0_, dup * lr2_], dim=-1) @ g02 + g_gate_up @ w02
+    g_v_lr1 = hidden @ g1.transpose(1, 2) if (need[3] or need[5]) else None   # [b, n, d]
+    if need[3]:
+        out[3] = g_v_lr1 * lr1_ + g_dhidden @ w1.transpose(1, 2)
+    if need[4]:
+        out[4] = (ga0 * dgate).sum(-1)
+    if need[5]:
+        out[5] = (g_v_lr1 * v).sum(-1)
+    if need[6]:
+        out[6] = (ga2 * dup).sum(-1)
+    return tuple(out)
 
 
 @jit
@@ -174,22 +166,15 @@ def _swiglu_update_grads_kernel(
              acc1.to(out_ty), mask=wmask)
 
 
-def swiglu_update_grads_triton(w0, w1, w2, k, v, lr0, lr1, lr2):
+BLOCK_N = 32
+
+
+def swiglu_update_grads_triton(w02, w1, k, v, lr0, lr1, lr2):
     b, n, d = k.shape
-    dh = w0.shape[1]
     if d > MAX_HEAD_DIM:
-        return swiglu_update_grads_reference(w0, w1, w2, k, v, lr0, lr1, lr2)
-    dw0 = torch.empty_like(w0)
-    dw1 = torch.empty_like(w1)
-    dw2 = torch.empty_like(w2)
-    block_n, block_h = 32, 32
-    block_d = next_block(d)
-    grid = ((dh + block_h - 1) // block_h, b)
-    _swiglu_update_grads_kernel[grid](
-        w0, w1, w2, k, v, lr0, lr1, lr2, dw0, dw1, dw2, n, d, dh,
-        *w0.stride(), *w1.stride(), *w2.stride(), *k.stride(), *v.stride(),
-        *lr0.stride(), *lr1.stride(), *lr2.stride(),
-        *dw0.stride(), *dw1.stride(), *dw2.stride(),
-        BLOCK_N=block_n, BLOCK_D=block_d, BLOCK_H=block_h,
-    )
-    return dw0, dw1, dw2
+        return swiglu_update_grads_reference(w02, w1, k, v, lr0, lr1, lr2)
+    dh = w1.shape[2]
+    dw02, dw1 = torch.empty_like(w02), torch.empty_like(w1)
+    launch_swiglu(_swiglu_update_grads_kernel, -(-dh // BLOCK_H), w02, w1,
+                  [k, v, lr0, lr1, lr2, dw02[:, :dh], dw1, dw02[:, dh:]], n, BLOCK_N)
+    return dw02, dw1

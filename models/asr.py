@@ -64,7 +64,8 @@ class LaCTASRModel(nn.Module):
     def init_state(self, batch_size: int) -> LaCTState:
         ref = self.head.weight
         return LaCTState(layers=self.encoder.init_states(batch_size, self._speaker_weights(ref.device)),
-                         position=0, frontend=self.frontend.init_state(batch_size, ref))
+                         position=0, frontend=self.frontend.init_state(batch_size, ref),
+                         adapted=self.speaker_fast_weights)
 
     def streaming_inference(self, audio_chunk: torch.Tensor, state: LaCTState | None = None,
                             final: bool = False) -> tuple[torch.Tensor, LaCTState]:
@@ -89,7 +90,8 @@ class LaCTASRModel(nn.Module):
         logits = self.head(self.norm(y))
         self.error_handler.report()
         return logits, LaCTState(layers=layers, position=state.position + logits.shape[1],
-                                 frontend=frontend, finished=final, extra=dict(state.extra))
+                                 frontend=frontend, finished=final, extra=dict(state.extra),
+                                 adapted=state.adapted)
 
     @torch.no_grad()
     def transcribe_streaming(self, features: torch.Tensor, chunk_frames: int = 400,
@@ -139,6 +141,12 @@ class LaCTASRModel(nn.Module):
         finally:
             self.train(was_training)
         self.error_handler.report()
+        return self
+
+    def restore_adaptation(self, state: LaCTState) -> "LaCTASRModel":
+        """Start later forwards and streams from the speaker adaptation a (saved) state holds."""
+        self.speaker_fast_weights = None if state.adapted is None else [
+            tuple(w.detach().to(self.head.weight.device) for w in f) for f in state.adapted]
         return self
 
     def reset_speaker(self) -> None:

@@ -60,14 +60,16 @@ class LaCTAudioGenerator(nn.Module):
 
     # ------------------------------------------------------------------ incremental
     def init_state(self, batch_size: int) -> LaCTState:
-        return LaCTState(layers=self.decoder.init_states(batch_size, self._style_weights(self.head.weight.device)))
+        return LaCTState(layers=self.decoder.init_states(batch_size, self._style_weights(self.head.weight.device)),
+                         adapted=self.style_fast_weights)
 
     def step(self, tokens: torch.Tensor, state: LaCTState | None = None) -> tuple[torch.Tensor, LaCTState]:
         """Continue the sequence with tokens [B, n]: (logits [B, n, V], new state)."""
         self._check_tokens(tokens)
         state = state if state is not None else self.init_state(tokens.shape[0])
         x, layers = self.decoder.step(self.embed(tokens), state.layers, state.position)
-        return self.head(self.norm(x)), LaCTState(layers=layers, position=state.position + tokens.shape[1])
+        return self.head(self.norm(x)), LaCTState(layers=layers, position=state.position + tokens.shape[1],
+                                                  adapted=state.adapted)
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, max_length: int, temperature: float = 1.0,
@@ -105,6 +107,12 @@ class LaCTAudioGenerator(nn.Module):
         finally:
             self.train(was_training)
         self.error_handler.report()
+        return self
+
+    def restore_adaptation(self, state: LaCTState) -> "LaCTAudioGenerator":
+        """Start later generations from the style adaptation a (saved) state holds."""
+        self.style_fast_weights = None if state.adapted is None else [
+            tuple(w.detach().to(self.head.weight.device) for w in f) for f in state.adapted]
         return self
 
     def reset_style(self) -> None:

@@ -8,7 +8,18 @@ and Muon (kernels.newton_schulz), and each row of every fast weight is then resc
 initial norm (weight-norm retention). Two orders:
 
   block-causal   (causal=True):  out_i = f_{W_{i-1}}(q_i), then W_i = update(W_{i-1}, chunk i)
-  bidirectional  (causal=False): W_i = update(W_{i-1}, chunk i), then out_i = f_{W_i}(q_i)
+  bidirectional  (causal=False): W = update(... update(W_0, chunk 1) ..., chunk n), then
+                                 out = f_W(q) for every token: each token reads a memory of
+                                 the whole input, later chunks included (one chunk: the
+                                 paper's update-then-apply).
+
+Inside the layer w0 and w2 live as one [b, 2dh, d] tensor (gate and up in one matmul, one
+weight-norm step for both; exact, as retention is per row and momentum elementwise; Muon
+orthogonalises the two halves apart). Outside (fast_init, return_fast, streaming states) fast
+weights stay the (w0, w1, w2) triple. A non-finite update is rare, so the chunk loop runs
+unchecked and its final weights are tested once; only when they are not finite does it run
+again with the per-row check of LaCTErrorHandler (same result as checking every chunk, since
+a non-finite weight never turns finite again).
 
 q/k of the fast branch are silu'd and L2-normalised per head; per-token learning rates come
 from a projection: softplus(proj(x) + softplus^-1(base_lr)), the projection initialised to zero
@@ -213,10 +224,22 @@ class LaCTLayer(nn.Module):
         return tuple(w.unsqueeze(0).expand(batch, *w.shape).reshape(batch * w.shape[0], *w.shape[1:])
                      for w in src)
 
-    def _update(self, W: FastWeights, norms, mbuf, k, v, lr, mom_coef, tokens):
-        """One chunk's fast-weight step; a non-finite result is dropped per row by the handler.
-        tokens: the chunk's valid token count per row ([b] tensor or int); the gradient is a
-        mean over them, so the step size does not depend on the chunk length."""
+    def _fuse(self, W: FastWeights) -> tuple[torch.Tensor, ...]:
+        """(w0, w1, w2) -> the layer's inner layout (w02 = [w0; w2] rows, w1); linear: as is."""
+        return W if self.fast_weight == "linear" else (torch.cat([W[0], W[2]], dim=1), W[1])
+
+    def _split(self, W: tuple[torch.Tensor, ...]) -> FastWeights:
+        """Inverse of _fuse (views, no copy)."""
+        if self.fast_weight == "linear":
+            return W
+        dh = W[1].shape[2]
+        return W[0][:, :dh], W[1], W[0][:, dh:]
+
+    def _update(self, W, norms, mbuf, k, v, lr, mom_coef, tokens, checked: bool):
+        """One chunk's fast-weight step on inner-layout weights. tokens: the chunk's valid token
+        count per row ([b] tensor or int); the gradient is a mean over them, so the step size
+        does not depend on the chunk length. `checked`: a non-finite result is dropped per row
+        by the error handler (see the module docstring)."""
         if self.skip_updates:
             return W, mbuf
         if isinstance(tokens, torch.Tensor):
@@ -226,36 +249,47 @@ class LaCTLayer(nn.Module):
         if self.fast_weight == "linear":
             dws = (linear_update_grads(k, v, lr[0]),)
         else:
-            dws = swiglu_update_grads(W[0], W[1], W[2], k, v, lr[0], lr[1], lr[2])
+            dws = swiglu_update_grads(W[0], W[1], k, v, lr[0], lr[1], lr[2])
         new_buf = None
         if mbuf is not None:
             c = mom_coef[:, None, None].to(dws[0].dtype)
             dws = tuple(dw + c * m for dw, m in zip(dws, mbuf))
             new_buf = dws
         if self.use_muon:
-            dws = tuple(newton_schulz(dw, self.muon_steps) for dw in dws)
+            dws = tuple(self._orthogonalise(dw, fused=i == 0 and self.fast_weight == "swiglu")
+                        for i, dw in enumerate(dws))
         cand = []
         for w, dw, n in zip(W, dws, norms):
             w = w + dw
             cand.append(w / (w.norm(dim=2, keepdim=True) + 1e-5) * n)
+        if not checked:
+            return tuple(cand), new_buf
         if new_buf is None:
             chosen, _ = self.error_handler.keep_finite(tuple(W), tuple(cand))
             return chosen, None
         chosen, _ = self.error_handler.keep_finite(tuple(W) + tuple(mbuf), tuple(cand) + tuple(new_buf))
         return chosen[:len(W)], chosen[len(W):]
 
-    def apply_fast(self, W: FastWeights, q: torch.Tensor) -> torch.Tensor:
-        """f_W(q) for q [b, n, dl] -> [b, n, dl]."""
+    def _orthogonalise(self, dw: torch.Tensor, fused: bool) -> torch.Tensor:
+        """Muon on one update; a fused [w0; w2] update is orthogonalised as its two matrices."""
+        if fused:
+            b, rows, d = dw.shape
+            return newton_schulz(dw.reshape(2 * b, rows // 2, d), self.muon_steps).reshape(b, rows, d)
+        return newton_schulz(dw, self.muon_steps)
+
+    def apply_fast(self, W, q: torch.Tensor) -> torch.Tensor:
+        """f_W(q) for inner-layout weights W and q [b, n, dl] -> [b, n, dl]."""
         if self.fast_weight == "linear":
             return torch.bmm(q, W[0].transpose(1, 2))
-        return swiglu_apply(W[0], W[1], W[2], q)
+        return swiglu_apply(W[0], W[1], q)
 
-    def _run_chunks(self, W: FastWeights, fq, fk, fv, lr, mom, valid_bh, flush: bool):
+    def _run_chunks(self, W, fq, fk, fv, lr, mom, valid_bh, flush: bool, checked: bool = False):
+        """Inner-layout fast weights through every chunk: (fast-branch output, final weights)."""
         T = fq.shape[1]
         C = self.chunk_size
         norms = tuple(w.norm(dim=2, keepdim=True) for w in W)
         mbuf = tuple(torch.zeros_like(w) for w in W) if mom is not None else None
-        outs = []
+        W0, outs = W, []
         for s in range(0, T, C):
             e = min(s + C, T)
             if self.causal:
@@ -265,9 +299,18 @@ class LaCTLayer(nn.Module):
                 if mom is not None:
                     coef = chunk_momentum(mom[:, s:e], None if valid_bh is None else valid_bh[:, s:e])
                 tokens = e - s if valid_bh is None else valid_bh[:, s:e].sum(dim=1)
-                W, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef, tokens)
-            if not self.causal:
-                outs.append(self.apply_fast(W, fq[:, s:e]))
+                new, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef,
+                                         tokens, checked)
+                if valid_bh is not None and not self.causal and T > C:
+                    # A chunk of padding only must leave a row's memory as it was (its lr is 0,
+                    # but the weight-norm step would still rescale): the whole input reads it.
+                    real = valid_bh[:, s:e].any(dim=1)[:, None, None]
+                    new = tuple(torch.where(real, n, w) for n, w in zip(new, W))
+                W = new
+        if not checked and not bool(torch.isfinite(torch.stack([w.sum() for w in W])).all()):
+            return self._run_chunks(W0, fq, fk, fv, lr, mom, valid_bh, flush, checked=True)
+        if not self.causal:
+            return self.apply_fast(W, fq), W       # every token reads the whole-input memory
         return torch.cat(outs, dim=1), W
 
     # ------------------------------------------------------------------ offline forward
@@ -287,11 +330,13 @@ class LaCTLayer(nn.Module):
             valid_bh = None
             if valid is not None:
                 valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
-            W0 = self.initial_fast_weights(B, fast_init)
+            src = self._fuse(fast_init if fast_init is not None else self.slow_weights)
+            W0 = tuple(w.unsqueeze(0).expand(B, *w.shape).reshape(B * w.shape[0], *w.shape[1:]) for w in src)
             fw, W = self._run_chunks(W0, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
             fast = self._merge_fast(fw, x)
+            W = self._split(W)
             if not self.training or self.track_memory:
-                self._record_memory(W0, W, fast, mixed)
+                self._record_memory(self._split(W0), W, fast, mixed)
             mixed = mixed + fast
         out = self.o_proj(mixed)
         return (out, W) if return_fast else out
@@ -323,18 +368,17 @@ class LaCTLayer(nn.Module):
         return st
 
     def _fast_state(self, st: dict):
-        """(weights, norms, momentum buffers or None) of a streaming state."""
+        """(weights, norms, momentum buffers or None) of a streaming state, in inner layout."""
         n = len(self.slow_weights)
-        W = tuple(st[f"w{i}"] for i in range(n))
-        norms = tuple(st[f"n{i}"] for i in range(n))
-        mbuf = tuple(st[f"m{i}"] for i in range(n)) if self.use_momentum else None
+        W = self._fuse(tuple(st[f"w{i}"] for i in range(n)))
+        norms = self._fuse(tuple(st[f"n{i}"] for i in range(n)))
+        mbuf = self._fuse(tuple(st[f"m{i}"] for i in range(n))) if self.use_momentum else None
         return W, norms, mbuf
 
-    @staticmethod
-    def _store(new: dict, W: FastWeights, mbuf) -> None:
-        new.update({f"w{i}": w for i, w in enumerate(W)})
+    def _store(self, new: dict, W, mbuf) -> None:
+        new.update({f"w{i}": w.contiguous() for i, w in enumerate(self._split(W))})
         if mbuf is not None:
-            new.update({f"m{i}": m for i, m in enumerate(mbuf)})
+            new.update({f"m{i}": m.contiguous() for i, m in enumerate(self._split(mbuf))})
 
     def step(self, x: torch.Tensor, st: dict, position: int) -> tuple[torch.Tensor, dict]:
         """Block-causal forward of n new tokens at absolute `position`, carrying the state.
@@ -369,7 +413,7 @@ class LaCTLayer(nn.Module):
                 pm = torch.cat([pm, mom[:, i:i + take]], dim=1)
             if pk.shape[1] == C:
                 coef = chunk_momentum(pm, None) if mom is not None else None
-                W, mbuf = self._update(W, norms, mbuf, pk, pv, plr, coef, C)
+                W, mbuf = self._update(W, norms, mbuf, pk, pv, plr, coef, C, checked=True)
                 pk, pv, plr = pk[:, :0], pv[:, :0], plr[:, :, :0]
                 if mom is not None:
                     pm = pm[:, :0]
@@ -388,7 +432,8 @@ class LaCTLayer(nn.Module):
             return st
         W, norms, mbuf = self._fast_state(st)
         coef = chunk_momentum(st["pm"], None) if self.use_momentum else None
-        W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef, st["pk"].shape[1])
+        W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef, st["pk"].shape[1],
+                               checked=True)
         new = dict(st)
         self._store(new, W, mbuf)
         new.update(pk=st["pk"][:, :0], pv=st["pv"][:, :0], plr=st["plr"][:, :, :0])

@@ -4,8 +4,10 @@ Per layer: the fast weights w0/w1/w2 ([batch*lact_heads, ...]), their norms for 
 retention, the momentum buffers, the tokens of the not-yet-complete chunk (applied already,
 update pending) and the sliding-window attention cache (last window-1 keys/values). Plus the
 absolute position and, for ASR, the conv front end's buffers. Its size does not grow with the
-stream length. save()/load() write a plain torch file, so a stream can be paused and resumed in
-another process.
+stream length. `adapted` holds the per-layer starting fast weights ([lact_heads, ...]) that
+`adapt_to_speaker` / `adapt_to_style` left, or None: a saved state brings a speaker's adaptation
+back (`model.restore_adaptation(state)`) as well as the stream. save()/load() write a plain torch
+file, so a stream can be paused and resumed in another process.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class LaCTState:
     frontend: dict[str, torch.Tensor] | None = None
     finished: bool = False
     extra: dict = field(default_factory=dict)
+    adapted: list[tuple[torch.Tensor, ...]] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -39,6 +42,7 @@ class LaCTState:
             frontend=None if self.frontend is None else {k: fn(v) for k, v in self.frontend.items()},
             finished=self.finished,
             extra=dict(self.extra),
+            adapted=None if self.adapted is None else [tuple(fn(w) for w in f) for f in self.adapted],
         )
 
     def clone(self) -> "LaCTState":
@@ -54,20 +58,25 @@ class LaCTState:
         total = sum(t.numel() * t.element_size() for st in self.layers for t in st.values())
         if self.frontend is not None:
             total += sum(t.numel() * t.element_size() for t in self.frontend.values())
+        if self.adapted is not None:
+            total += sum(w.numel() * w.element_size() for f in self.adapted for w in f)
         return total
 
     def state_dict(self) -> dict:
         s = self.detach()
         return {"layers": s.layers, "position": s.position, "frontend": s.frontend,
-                "finished": s.finished, "extra": s.extra}
+                "finished": s.finished, "extra": s.extra,
+                "adapted": None if s.adapted is None else [list(f) for f in s.adapted]}
 
     @classmethod
     def from_state_dict(cls, d: dict) -> "LaCTState":
         missing = {"layers", "position", "frontend", "finished"} - set(d)
         if missing:
             raise ValueError(f"not a LaCTState: missing {', '.join(sorted(missing))}")
+        adapted = d.get("adapted")
         return cls(layers=list(d["layers"]), position=int(d["position"]), frontend=d["frontend"],
-                   finished=bool(d["finished"]), extra=dict(d.get("extra") or {}))
+                   finished=bool(d["finished"]), extra=dict(d.get("extra") or {}),
+                   adapted=None if adapted is None else [tuple(f) for f in adapted])
 
     def save(self, path: str | Path) -> None:
         torch.save(self.state_dict(), path)

@@ -16,6 +16,10 @@ Bucketing: rows are taken in pools of `pool_size`; inside a pool they are sorted
 into batches of similar duration (little padding), and the batches' order is shuffled. The order
 of an epoch depends only on (seed, epoch[, worker rank]), so a run is reproducible and each epoch
 differs from the last.
+
+Sessions (ASR, optional): each pool's rows are first joined into sessions, consecutive
+utterances of one speaker of 10-40 s (pipeline/sessions.py); a batch then holds sessions, and
+`batch_size` counts sessions.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import torch
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.sessions import SessionConfig, join_sessions
 
 # Columns a task needs from the shards.
-ASR_COLUMNS = ["utt_id", "text", "duration", "num_frames", "features", "token_ids"]
+ASR_COLUMNS = ["utt_id", "speaker", "text", "duration", "num_frames", "features", "token_ids"]
 GENERATION_COLUMNS = ["utt_id", "text", "duration", "audio_tokens"]
 
 
@@ -167,8 +172,9 @@ class LocalLoader:
     def __init__(self, split_uri: str, batch_size: int = 16, task: str = "asr",
                  shuffle: bool = True, seed: int = 0, pool_size: int = 512,
                  max_audio_tokens: int | None = None, drop_last: bool = False,
-                 audio_tokens: bool | None = None):
+                 audio_tokens: bool | None = None, sessions: SessionConfig | None = None):
         self.split = open_split(split_uri)
+        self.sessions = sessions
         self.task = task
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -216,6 +222,8 @@ class LocalLoader:
             yield from self._emit(pool, rng, collate)
 
     def _emit(self, pool: dict, rng: random.Random, collate: Collator) -> Iterator[dict]:
+        if self.sessions is not None:
+            pool = join_sessions(pool, self.manifest, self.sessions, rng)
         groups = bucket_batches(row_lengths(pool), self.batch_size,
                                 rng if self.shuffle else None, self.drop_last)
         for group in groups:
@@ -262,7 +270,8 @@ def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = F
 
 def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str = "asr",
                         seed: int = 0, epoch: int = 0, rank: int = 0, pool_size: int = 512,
-                        max_audio_tokens: int | None = None, drop_last: bool = False) -> Iterator[dict]:
+                        max_audio_tokens: int | None = None, drop_last: bool = False,
+                        sessions: SessionConfig | None = None) -> Iterator[dict]:
     """Bucketed, padded batches from a Ray Train worker's dataset shard (a DataIterator).
 
     Ray streams pools of rows (shuffled locally with a seed of (seed, epoch, rank)); each pool is
@@ -274,6 +283,8 @@ def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str =
     for pool in data_shard.iter_batches(batch_size=pool_size, batch_format="numpy",
                                         local_shuffle_buffer_size=pool_size,
                                         local_shuffle_seed=rng.randrange(2**31)):
+        if sessions is not None:
+            pool = join_sessions(pool, manifest, sessions, rng)
         groups = bucket_batches(row_lengths(pool), batch_size, rng, drop_last)
         for group in groups:
             yield collate(pool, group)

@@ -7,76 +7,23 @@ Three stages, one file each under pipeline/preprocessing/:
   shard_runner  skip complete shards; build the rest on Ray Data (shard_worker runs in the tasks)
   finish        (driver) CMVN, one manifest.json per split, quarantine.parquet
 then summary.json. Every rejected input, from the reader, the text checks or the audio, is a
-records.Rejection and ends up in the quarantine table with its reason. Ray start-up lives here.
+records.Rejection and ends up in the quarantine table with its reason. Ray is reached through
+pipeline/ray_connection.py, only when there is work for it.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import asdict
-from pathlib import Path
 
-from pipeline.errors import UserError
 from pipeline.manifest import SUMMARY, write_json
 from pipeline.preprocessing.config import PreprocessConfig, is_training_split  # noqa: F401  (the public names)
+from pipeline.ray_connection import ray_session
 from pipeline.uri import absolute, ensure_writable, join, require_exists
 
 
 # --------------------------------------------------------------------------------------- Ray
-
-def _forwarded_env() -> dict[str, str]:
-    """S3 settings the driver has, for workers of a cluster that was started elsewhere."""
-    names = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-             "AWS_DEFAULT_REGION", "AWS_REGION")
-    return {n: os.environ[n] for n in names if os.environ.get(n)}
-
-
-def init_local_ray(attempts: int = 3, **kwargs) -> None:
-    """ray.init() for a local cluster, retried: Ray 2.60 gives its raylet a fixed 30 s to register,
-    which a busy machine can miss ("The current node timed out during startup")."""
-    import ray
-
-    for attempt in range(1, attempts + 1):
-        try:
-            ray.init(**kwargs)
-            return
-        except Exception as exc:
-            if "timed out during startup" not in str(exc) or attempt == attempts:
-                raise
-            ray.shutdown()
-            time.sleep(2)
-
-
-@contextmanager
-def ray_session(address: str | None = None):
-    """Use the Ray already initialised in this process, else --address / RAY_ADDRESS, else start
-    a local Ray in-process (all cores). Only a Ray started here is shut down here."""
-    import ray
-
-    if ray.is_initialized():
-        yield ray
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            import pipeline
-
-            ray.init(address=address, log_to_driver=True,
-                     runtime_env={"env_vars": _forwarded_env(), "py_modules": [str(Path(pipeline.__file__).parent)]})
-        else:
-            init_local_ray(log_to_driver=True)
-    except Exception as exc:  # ConnectionError, auth errors, bad address
-        where = address or "a local Ray instance"
-        raise UserError(f"cannot start or reach Ray at {where}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''} "
-                        "(a token-authenticated cluster needs RAY_AUTH_MODE=token exported)") from exc
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-
 
 class LazyRay:
     """Starts (or connects to) Ray only when there is work for it: a re-run over complete shards

@@ -103,13 +103,11 @@ def ray_cluster(s3_server):
     """
     import ray
 
-    from pipeline.preprocess import init_local_ray
+    from pipeline.ray_connection import connect
 
     if ray.is_initialized():
         ray.shutdown()
-    # address="local": a new cluster even when another process's Ray runs on this machine
-    # (ray.init() would otherwise join the latest one, and then refuses num_cpus).
-    init_local_ray(address="local", num_cpus=4, log_to_driver=False)
+    connect(None, num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -127,3 +125,50 @@ def toy_corpus(tmp_path_factory, ray_cluster) -> Path:
                                     output_uri=str(root / "features"), audio_tokens="mulaw",
                                     progress=False))
     return root / "features"
+
+
+def processes_of_stack(cluster_id: str) -> list[int]:
+    """PIDs whose environment carries the stack's LACT_CLUSTER_ID (every process `cluster up` started
+    inherits it, and so does everything those processes start)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("LACT_CLUSTER_ID") == cluster_id:
+                found.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    """`lact-audio cluster up --workers 1 --s3` for the session: a Ray head and one worker node with
+    token auth, an MLflow server with artifacts on an S3 (moto) server, all on loopback. Yields the
+    state and the environment its exports describe (what a user's shell would have). Teardown runs
+    `lact-audio cluster down` and checks that no process of the stack is left."""
+    import json
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    lact_audio = str(Path(sys.executable).parent / "lact-audio")
+    home = tmp_path_factory.mktemp("stack-home")
+    # The shell of a user with nothing configured: none of the test process's Ray/MLflow/S3 settings.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RAY_ADDRESS", "RAY_API_SERVER", "RAY_AUTH", "MLFLOW_", "AWS_"))}
+    env["LACT_AUDIO_HOME"] = str(home)
+    up = subprocess.run([lact_audio, "cluster", "up", "--workers", "1", "--s3"], env=env, capture_output=True,
+                        text=True, timeout=600)
+    assert up.returncode == 0, up.stderr[-3000:]
+    state = json.loads((home / "cluster" / "state.json").read_text())
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines()
+                   if line.startswith("export "))
+    try:
+        yield SimpleNamespace(state=state, env={**env, **exports}, bare_env=env, home=home, cli=lact_audio)
+    finally:
+        down = subprocess.run([lact_audio, "cluster", "down"], env=env, capture_output=True, text=True, timeout=300)
+        left = processes_of_stack(state["cluster_id"])
+        assert down.returncode == 0, down.stderr[-3000:]
+        assert not left, f"processes of the stack still running after `cluster down`: {left}"

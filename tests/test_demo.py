@@ -31,11 +31,14 @@ def test_demo_writes_summary_with_both_models_and_skips_generators_past_budget(
         assert 0.0 < model["cer"] < 10.0 and 0.0 < model["wer"]  # 3 steps cannot be perfect
     lact, baseline = summary["models"]["lact"], summary["models"]["baseline"]
     assert abs(lact["params"] - baseline["params"]) / baseline["params"] < 0.05
+    # the LaCT model also scored with every test-time update skipped; the baseline has none
+    assert 0.0 < lact["cer_without_updates"] < 10.0 and 0.0 < lact["fast_weight_change"] < 2.0
+    assert "cer_without_updates" not in baseline
     assert "budget left" in summary["generation"]["skipped"]
     assert list(summary["stage_seconds"]) == ["synthesis", "preprocessing", "asr_lact", "asr_baseline",
                                               "evaluation"]
     out = capsys.readouterr().out
-    assert "ASR on held-out voices" in out and "MLflow UI" in out
+    assert "ASR on held-out voices" in out and "MLflow UI" in out and "CER no TTT" in out
     assert "generator runs skipped" in out
     # the demo ends with the full evaluation suite of both models, and names its report
     full = json.loads((tmp_path / "home" / "demo" / "eval" / "metrics.json").read_text())

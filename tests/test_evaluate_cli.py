@@ -61,6 +61,7 @@ def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
     assert models["lact-causal"]["streaming"]["streaming_cer"] == pytest.approx(
         models["lact-causal"]["streaming"]["offline_cer"])
     assert models["lact"]["fast_weight_ablation"]["status"] == "ok"
+    assert 0.0 < models["lact"]["fast_weight_ablation"]["fast_weight_change"] < 2.0
 
     text = (report / "report.md").read_text()
     plots = ["cer_vs_duration.png", "cer_vs_adaptation.png", "memory_over_stream.png",

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 import kernels
-from kernels.newton_schulz_kernel import COEFFICIENTS, newton_schulz_reference, newton_schulz_torch
-from kernels.swiglu_apply_kernel import swiglu_apply_reference, swiglu_apply_torch
-from kernels.swiglu_update_kernel import swiglu_update_grads_reference, swiglu_update_grads_torch
+import kernels.dispatch as dispatch
+from kernels.newton_schulz_kernel import COEFFICIENTS, newton_schulz_reference
+from kernels.swiglu_apply_kernel import swiglu_apply_reference
+from kernels.swiglu_update_kernel import swiglu_update_grads_reference
 
 
 @pytest.fixture(autouse=True)
@@ -16,17 +17,19 @@ def _torch_backend(monkeypatch):
 
 
 def _fast_weights(b, n, d, dh, dtype=torch.float64, gen=None):
+    """w02 = [w0; w2] [b, 2dh, d], w1 [b, d, dh], k, v [b, n, d], three lrs [b, n]."""
     def r(*shape, scale=1.0):
         return torch.randn(*shape, dtype=dtype, generator=gen) * scale
-    w0, w1, w2 = r(b, dh, d, scale=d ** -0.5), r(b, d, dh, scale=dh ** -0.5), r(b, dh, d, scale=d ** -0.5)
+    w02, w1 = r(b, 2 * dh, d, scale=d ** -0.5), r(b, d, dh, scale=dh ** -0.5)
     k, v = r(b, n, d), r(b, n, d)
     lrs = [torch.rand(b, n, dtype=dtype, generator=gen) + 0.05 for _ in range(3)]
-    return w0, w1, w2, k, v, lrs
+    return w02, w1, k, v, lrs
 
 
 def test_apply_is_per_token_swiglu():
-    w0, w1, w2, x, _, _ = _fast_weights(3, 7, 5, 9)
-    out = kernels.swiglu_apply(w0, w1, w2, x)
+    w02, w1, x, _, _ = _fast_weights(3, 7, 5, 9)
+    w0, w2 = w02[:, :9], w02[:, 9:]
+    out = kernels.swiglu_apply(w02, w1, x)
     for b in range(3):
         for t in range(7):
             expected = w1[b] @ (F.silu(w0[b] @ x[b, t]) * (w2[b] @ x[b, t]))
@@ -34,66 +37,77 @@ def test_apply_is_per_token_swiglu():
 
 
 def test_update_grads_equal_autograd_of_lr_weighted_inner_loss():
-    w0, w1, w2, k, v, (lr0, lr1, lr2) = _fast_weights(2, 11, 6, 13)
-    dw0, dw1, dw2 = kernels.swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2)
-    for index, (lr, got) in enumerate(((lr0, dw0), (lr1, dw1), (lr2, dw2))):
-        weights = [w.clone().requires_grad_(True) for w in (w0, w1, w2)]
+    dh = 13
+    w02, w1, k, v, (lr0, lr1, lr2) = _fast_weights(2, 11, 6, dh)
+    dw02, dw1 = kernels.swiglu_update_grads(w02, w1, k, v, lr0, lr1, lr2)
+    got = {"w0": dw02[:, :dh], "w1": dw1, "w2": dw02[:, dh:]}
+    for name, lr in (("w0", lr0), ("w1", lr1), ("w2", lr2)):
+        weights = [t.clone().requires_grad_(True) for t in (w02, w1)]
         f = swiglu_apply_reference(*weights, k)
         inner_loss = -(lr.unsqueeze(-1) * f * v).sum()      # L = -sum_t lr_t <f(k_t), v_t>
-        (grad,) = torch.autograd.grad(inner_loss, weights[index])
-        torch.testing.assert_close(got, -grad)               # dw is the NEGATIVE gradient
+        g02, g1 = torch.autograd.grad(inner_loss, weights)
+        grad = {"w0": g02[:, :dh], "w1": g1, "w2": g02[:, dh:]}[name]
+        torch.testing.assert_close(got[name], -grad)         # dw is the NEGATIVE gradient
 
 
 def test_update_step_increases_alignment():
-    w0, w1, w2, k, v, (lr0, lr1, lr2) = _fast_weights(2, 16, 8, 16)
-    before = (swiglu_apply_reference(w0, w1, w2, k) * v).sum()
-    dw0, dw1, dw2 = kernels.swiglu_update_grads(w0, w1, w2, k, v, lr0, lr1, lr2)
+    w02, w1, k, v, lrs = _fast_weights(2, 16, 8, 16)
+    before = (swiglu_apply_reference(w02, w1, k) * v).sum()
+    dw02, dw1 = kernels.swiglu_update_grads(w02, w1, k, v, *lrs)
     eps = 1e-3
-    after = (swiglu_apply_reference(w0 + eps * dw0, w1 + eps * dw1, w2 + eps * dw2, k) * v).sum()
+    after = (swiglu_apply_reference(w02 + eps * dw02, w1 + eps * dw1, k) * v).sum()
     assert after > before
 
 
 def test_update_grads_are_differentiable_for_the_outer_loop():
-    w0, w1, w2, k, v, lrs = _fast_weights(1, 5, 4, 6)
+    w02, w1, k, v, lrs = _fast_weights(1, 5, 4, 6)
     k.requires_grad_(True)
     lrs[0].requires_grad_(True)
-    dw0, dw1, dw2 = kernels.swiglu_update_grads(w0, w1, w2, k, v, *lrs)
-    (dw0.sum() + dw1.square().sum() + dw2.sum()).backward()
+    dw02, dw1 = kernels.swiglu_update_grads(w02, w1, k, v, *lrs)
+    (dw02.sum() + dw1.square().sum()).backward()
     assert k.grad is not None and k.grad.abs().sum() > 0
     assert lrs[0].grad is not None and lrs[0].grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("used", [(0, 1, 2), (1,), (0, 2)])
-def test_hand_derived_update_backward_equals_autograd_of_the_reference(used):
-    w0, w1, w2, k, v, lrs = _fast_weights(2, 9, 5, 11)
-    inputs = [t.clone().requires_grad_(True) for t in (w0, w1, w2, k, v, *lrs)]
-    upstream = [torch.randn_like(w) for w in (w0, w1, w2)]
+@pytest.fixture(params=["kept", "recomputed"])
+def intermediates(request, monkeypatch):
+    """Both backward modes: activations kept from the forward (short chunks) or recomputed."""
+    if request.param == "recomputed":
+        monkeypatch.setattr(dispatch, "KEEP_INTERMEDIATES_MAX_TOKENS", 0)
+    return request.param
+
+
+@pytest.mark.parametrize("used", [(0, 1), (1,), (0,)])
+def test_hand_derived_update_backward_equals_autograd_of_the_reference(used, intermediates):
+    w02, w1, k, v, lrs = _fast_weights(2, 9, 5, 11)
+    inputs = [t.clone().requires_grad_(True) for t in (w02, w1, k, v, *lrs)]
+    upstream = [torch.randn_like(w) for w in (w02, w1)]
 
     def outer_loss(fn):
         outs = fn(*inputs)
         return sum((outs[i] * upstream[i]).sum() for i in used)   # unused outputs get no grad
 
     expected = torch.autograd.grad(outer_loss(swiglu_update_grads_reference), inputs, allow_unused=True)
-    got = torch.autograd.grad(outer_loss(swiglu_update_grads_torch), inputs, allow_unused=True)
-    for name, g, e, x in zip(("w0", "w1", "w2", "k", "v", "lr0", "lr1", "lr2"), got, expected, inputs):
+    got = torch.autograd.grad(outer_loss(kernels.swiglu_update_grads), inputs, allow_unused=True)
+    for name, g, e, x in zip(("w02", "w1", "k", "v", "lr0", "lr1", "lr2"), got, expected, inputs):
         e = torch.zeros_like(x) if e is None else e       # e.g. lr0 does not reach dw1
         g = torch.zeros_like(x) if g is None else g
         torch.testing.assert_close(g, e, msg=lambda m: f"grad of {name}: {m}")
 
 
-def test_hand_derived_update_backward_passes_gradcheck():
-    w0, w1, w2, k, v, lrs = _fast_weights(1, 4, 3, 5)
-    inputs = [t.clone().requires_grad_(True) for t in (w0, w1, w2, k, v, *lrs)]
-    assert torch.autograd.gradcheck(swiglu_update_grads_torch, inputs)
+def test_hand_derived_update_backward_passes_gradcheck(intermediates):
+    w02, w1, k, v, lrs = _fast_weights(1, 4, 3, 5)
+    inputs = [t.clone().requires_grad_(True) for t in (w02, w1, k, v, *lrs)]
+    assert torch.autograd.gradcheck(kernels.swiglu_update_grads, inputs)
 
 
 @pytest.mark.parametrize("op", ["apply", "newton_schulz"])
-def test_memory_light_backwards_equal_autograd_of_the_reference(op):
-    w0, w1, w2, x, _, _ = _fast_weights(2, 9, 5, 11)
+def test_hand_derived_backwards_equal_autograd_of_the_reference(op, intermediates):
+    w02, w1, x, _, _ = _fast_weights(2, 9, 5, 11)
     if op == "apply":
-        fast, reference, tensors = swiglu_apply_torch, swiglu_apply_reference, (w0, w1, w2, x)
+        fast, reference, tensors = kernels.swiglu_apply, swiglu_apply_reference, (w02, w1, x)
     else:
-        fast, reference, tensors = newton_schulz_torch, newton_schulz_reference, (w0,)
+        fast, reference, tensors = kernels.newton_schulz, newton_schulz_reference, (w02,)
     inputs = [t.clone().requires_grad_(True) for t in tensors]
     upstream = torch.randn_like(reference(*inputs))
     expected = torch.autograd.grad((reference(*inputs) * upstream).sum(), inputs)
@@ -102,6 +116,24 @@ def test_memory_light_backwards_equal_autograd_of_the_reference(op):
         torch.testing.assert_close(g, e, msg=lambda m: f"{op} input {i}: {m}")
     if op == "apply":
         assert torch.autograd.gradcheck(fast, inputs)
+
+
+def test_mixed_dtypes_compute_in_the_promoted_dtype_with_autocast_off():
+    """bf16 activations beside fp32 fast weights (what bf16 autocast hands the ops): the op
+    runs in fp32 (= the reference on upcast inputs) and gradients reach both dtypes."""
+    w02, w1, k, v, lrs = _fast_weights(2, 9, 8, 12, dtype=torch.float32)
+    k16, v16 = k.bfloat16().requires_grad_(True), v.bfloat16()
+    w02.requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dw02, dw1 = kernels.swiglu_update_grads(w02, w1, k16, v16, *lrs)
+        out = kernels.swiglu_apply(w02, w1, k16)
+    assert dw02.dtype == dw1.dtype == out.dtype == torch.float32
+    ref02, ref1 = swiglu_update_grads_reference(w02, w1, k16.float(), v16.float(), *lrs)
+    torch.testing.assert_close(dw02, ref02)
+    torch.testing.assert_close(out, swiglu_apply_reference(w02, w1, k16.float()))
+    (dw02.sum() + out.square().sum()).backward()           # outside autocast, as training does
+    assert k16.grad.dtype == torch.bfloat16 and w02.grad.dtype == torch.float32
+    assert torch.isfinite(k16.grad.float()).all() and k16.grad.abs().sum() > 0
 
 
 def _scalar_quintic(s, steps):
@@ -132,16 +164,16 @@ def test_newton_schulz_orthogonalises_and_keeps_dtype():
 
 
 def test_dispatcher_rejects_bad_shapes_and_backend(monkeypatch):
-    w0, w1, w2, k, v, lrs = _fast_weights(2, 5, 4, 6)
-    with pytest.raises(ValueError, match="w1"):
-        kernels.swiglu_apply(w0, w1.transpose(1, 2), w2, k)
+    w02, w1, k, v, lrs = _fast_weights(2, 5, 4, 6)
+    with pytest.raises(ValueError, match="w02"):
+        kernels.swiglu_apply(w02, w1.transpose(1, 2), k)
     with pytest.raises(ValueError, match="x must be"):
-        kernels.swiglu_apply(w0, w1, w2, k[..., :3])
+        kernels.swiglu_apply(w02, w1, k[..., :3])
     with pytest.raises(ValueError, match="lr1"):
-        kernels.swiglu_update_grads(w0, w1, w2, k, v, lrs[0], lrs[1][:, :3], lrs[2])
+        kernels.swiglu_update_grads(w02, w1, k, v, lrs[0], lrs[1][:, :3], lrs[2])
     monkeypatch.setenv("LACT_KERNELS", "cuda")
     with pytest.raises(ValueError, match="LACT_KERNELS"):
-        kernels.swiglu_apply(w0, w1, w2, k)
+        kernels.swiglu_apply(w02, w1, k)
 
 
 def test_dispatcher_picks_reference_on_cpu_and_refuses_triton_without_interpreter(monkeypatch):

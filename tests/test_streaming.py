@@ -136,3 +136,31 @@ def test_adapted_speaker_weights_seed_streams_too():
         offline, _ = model(feats)
         streamed = model.transcribe_streaming(feats, chunk_frames=12)
     torch.testing.assert_close(streamed, offline, rtol=1e-9, atol=1e-9)
+
+
+def test_adapted_state_survives_save_and_load_into_a_fresh_model(tmp_path):
+    """A speaker's adaptation is part of LaCTState: saved with a stream, loaded in another model
+    (same trained weights, never adapted), it gives the adapted model's offline and streamed
+    output; reset forgets it again."""
+    model = causal_asr(seed=5)
+    probe = torch.randn(1, 60, 12, dtype=torch.float64)
+    with torch.no_grad():
+        model.adapt_to_speaker([torch.randn(36, 12, dtype=torch.float64), torch.randn(44, 12, dtype=torch.float64)])
+        adapted, _ = model(probe)
+        first, state = model.streaming_inference(probe[:, :28])
+        assert state.adapted is not None and len(state.adapted) == 2
+        state.save(tmp_path / "speaker.pt")
+        twin = causal_asr(seed=99)
+        twin.load_state_dict(model.state_dict())
+        plain, _ = twin(probe)
+        loaded = LaCTState.load(tmp_path / "speaker.pt")
+        for mine, theirs in zip(state.adapted, loaded.adapted):
+            for a, b in zip(mine, theirs):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+        twin.restore_adaptation(loaded)
+        torch.testing.assert_close(twin(probe)[0], adapted, rtol=1e-9, atol=1e-9)
+        second, _ = twin.streaming_inference(probe[:, 28:], loaded, final=True)
+        torch.testing.assert_close(torch.cat([first, second], 1), adapted, rtol=1e-9, atol=1e-9)
+        twin.reset_speaker()
+        torch.testing.assert_close(twin(probe)[0], plain, rtol=0, atol=0)
+    assert not torch.allclose(adapted, plain)

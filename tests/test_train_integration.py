@@ -86,6 +86,14 @@ def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket,
     run = mlflow.get_run(summary["mlflow_run_id"])
     assert run.data.params["train.num_workers"] == "2" and "data.train_content_hash" in run.data.params
     assert {"train_loss", "lr", "audio_seconds_per_second", "dev_cer"} <= set(run.data.metrics)
+    # visible memory: per layer, on every logged step, how far the fast weights moved and the
+    # fast branch's share of the mixer output (training batches and the dev pass)
+    from mlflow.tracking import MlflowClient
+
+    for name in ("fast_weight_change_layer0", "fast_share_layer0", "dev_fast_share_layer0"):
+        history = MlflowClient().get_metric_history(summary["mlflow_run_id"], name)
+        assert sorted(m.step for m in history) == [2, 4], name
+        assert all(0.0 < m.value < 1.0 for m in history), (name, history)
 
 
 def test_deepspeed_zero2_bf16_two_workers(corpus, tmp_path):

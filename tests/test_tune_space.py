@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from jobs.tuning.config import load_study, points, trial_config
+from jobs.tuning.config import load_study, points, skipped_points, trial_config
 from jobs.tuning.space import overrides, trial_points
 from pipeline.errors import UserError
 
@@ -53,6 +53,21 @@ def test_grid_is_every_combination_plus_one_trial_per_arm():
                    {"chunk_size": 2048, "update_rule": "plain"},
                    {"chunk_size": 2048, "update_rule": "momentum+muon"},
                    {"arm": "window_only"}]
+    assert skipped_points(study) == []
+
+
+def test_a_point_the_model_rejects_is_skipped_with_its_reason():
+    # Muon needs chunks of at least twice the LaCT head dim (32 / 2 heads = 16): that point is
+    # skipped with the model's reason, the other rules at the same chunk size run
+    study = load_study(SMOKE, ["config.model.config.num_lact_heads=2"])
+    assert {"chunk_size": 16, "update_rule": "plain"} in points(study)
+    [(point, reason)] = skipped_points(study)
+    assert point == {"chunk_size": 16, "update_rule": "momentum+muon"} and "use_muon" in reason
+
+
+def test_a_space_the_model_never_accepts_is_a_one_line_error():
+    with pytest.raises(UserError, match="search.space: no point the model accepts.*use_muon"):
+        load_study(SMOKE, ["search.space.update_rule=[muon]", "search.space.chunk_size=[8]"])
 
 
 def test_random_points_are_seeded_draws_inside_the_ranges():
@@ -69,10 +84,10 @@ def test_a_point_becomes_the_trial_training_config():
         "model.config.use_momentum": False, "model.config.use_muon": True,
         "model.architecture": "baseline", "model.config.base_lr": 0.05}
     study = load_study(SMOKE, ["config.data.root=/data/features"], name="renamed")
-    cfg = trial_config(study, {"chunk_size": 16, "update_rule": "momentum+muon"})
+    cfg = trial_config(study, {"chunk_size": 32, "update_rule": "momentum+muon"})
     assert (cfg.name, cfg.data.root, cfg.train.max_steps) == ("renamed", "/data/features", 4)
     assert (cfg.model.config.chunk_size, cfg.model.config.use_momentum, cfg.model.config.use_muon) \
-        == (16, True, True)
+        == (32, True, True)
     arm = trial_config(study, {"arm": "window_only"})
     assert arm.model.config.use_fast_weights is False and arm.model.config.chunk_size == 2048
 

@@ -93,6 +93,7 @@ def test_study_summary_report_and_registered_best(study_runs):
     trials = summary["trials"]
     expected = [{"chunk_size": 16, "update_rule": "momentum+muon"},
                 {"chunk_size": 2048, "update_rule": "momentum+muon"}, {"arm": "window_only"}]
+    assert summary["skipped"] == []
     assert sorted(map(key, (t["params"] for t in trials))) == sorted(map(key, expected))
     for t in trials:
         assert t["status"] in ("completed", "stopped"), t

@@ -49,6 +49,10 @@ def run_demo_comparison(models: dict[str, dict], split_uri: str, report_uri: str
         headline[label] = {"cer": m["cer"], "beam_cer": m["beam"]["cer"],
                            "long_form": [{k: row[k] for k in ("seconds", "cer", "status")}
                                          for row in m["long_form"]]}
+        ablation = m.get("fast_weight_ablation") or {}
+        if ablation.get("status") == "ok":   # LaCT: the same model without test-time updates
+            headline[label].update(cer_without_updates=ablation["cer"],
+                                   fast_weight_change=ablation["fast_weight_change"])
         long_form = ", ".join(f"{r['seconds']:.0f} s: " + (f"{r['cer']:.3f}" if r["status"] == "ok" else r["status"])
                               for r in m["long_form"])
         print(f"      {label}: CER {m['cer']:.3f} (beam {m['beam']['cer']:.3f}); long-form {long_form}",

@@ -188,8 +188,9 @@ def _asr_sections(r: _Report, asr: dict) -> None:
             a = m.get("fast_weight_ablation") or {}
             why = _not_applicable(a)
             rows.append([k, why or a.get("cer_with_updates"), "-" if why else a.get("cer"),
-                         "-" if why else a.get("cer_change")])
-        r.lines += _table(["model", "CER with updates", "CER updates skipped", "change"], rows)
+                         "-" if why else a.get("cer_change"), "-" if why else a.get("fast_weight_change")])
+        r.lines += _table(["model", "CER with updates", "CER updates skipped", "change",
+                           "mean fast-weight change"], rows)
 
     if any("quantized" in m for m in asr.values()):
         r.lines += ["## Quantised inference", ""]

@@ -150,9 +150,8 @@ def read_content_hash(split_uri: str) -> str:
 
 
 def train(cfg: DictConfig, address: str | None, parent_run_id: str) -> dict:
-    from jobs.training.run import init_ray, run_training
+    from jobs.training.run import run_training
 
-    init_ray(address)
     return run_training(cfg, address=address, echo=False, parent_run_id=parent_run_id)
 
 

@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.sessions import SessionConfig
 
 # `${work_dir:demo/features}` in a config: a path under the work directory ($LACT_AUDIO_HOME,
 # default ./runs), so moving the work directory moves the data with it.
@@ -31,6 +32,12 @@ class ModelSection:
 
 
 @dataclass
+class SessionsSection:
+    min_seconds: float = 10.0
+    max_seconds: float = 40.0
+
+
+@dataclass
 class DataSection:
     root: str = MISSING                   # preprocessed output URI; ${work_dir:PATH} = under the work dir
     train: str = "train"                  # split names under root
@@ -42,6 +49,9 @@ class DataSection:
     max_audio_tokens: int = 512           # generation: random crop of each sequence
     max_dev_utterances: Optional[int] = None
     materialize: bool = True              # keep the train split in Ray's object store (small data)
+    # ASR training on sessions: consecutive utterances of one speaker joined, of a duration drawn
+    # from [min_seconds, max_seconds] (pipeline/sessions.py); batch_size then counts sessions.
+    sessions: Optional[SessionsSection] = None
 
 
 @dataclass
@@ -171,6 +181,16 @@ def validate(cfg: DictConfig) -> None:
         pass  # CPU autocast supports bfloat16
     if not cfg.name or "/" in cfg.name:
         raise UserError(f"config key 'name': must be a non-empty name without '/', got {cfg.name!r}")
+    if cfg.data.sessions is not None:
+        if cfg.task != "asr":
+            raise UserError("config key 'data.sessions': sessions are for ASR training (task: asr)")
+        session_config(cfg.data)
+
+
+def session_config(data) -> SessionConfig | None:
+    """The data section's sessions as the loader's SessionConfig (None: one utterance a row)."""
+    s = data.sessions
+    return None if s is None else SessionConfig(float(s.min_seconds), float(s.max_seconds))
 
 
 def as_overrides(values: dict[str, Any]) -> list[str]:

@@ -170,6 +170,7 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
     and rank)."""
     import ray.train
 
+    from jobs.training.config import session_config
     from pipeline.loading import iter_worker_batches
 
     shard = ray.train.get_dataset_shard("train")
@@ -178,7 +179,7 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
         yield from iter_worker_batches(
             shard, spec.train_manifest, cfg.data.batch_size, task=spec.task.name,
             seed=cfg.train.seed, epoch=epoch, rank=rank, pool_size=cfg.data.pool_size,
-            max_audio_tokens=cfg.data.max_audio_tokens)
+            max_audio_tokens=cfg.data.max_audio_tokens, sessions=session_config(cfg.data))
         epoch += 1
 
 
@@ -203,7 +204,7 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
     """Ray Train entry point."""
     import ray.train
 
-    from models.lact_layer import fast_weight_changes
+    from models.lact_layer import memory_stats, track_memory
 
     loop_entered_at = time.time()  # phase timings of the run (phases.Phases)
     ctx = ray.train.get_context()
@@ -234,8 +235,12 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
     max_steps, log_every, eval_every = cfg.train.max_steps, cfg.train.log_every, cfg.train.eval_every
     window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
     first_step_at = None
+    module = trainer.strategy.module
     for batch in batches:
         first_step_at = first_step_at or time.time()
+        # LaCT layers record their fast-weight change and fast-branch share on logged steps only
+        logged_next = (trainer.step + 1) % log_every == 0 or trainer.step + 1 == max_steps
+        track_memory(module, tracker is not None and logged_next)
         out = trainer.train_step(batch)
         window_audio += float(batch["durations"].sum())
         window_steps += 1
@@ -252,7 +257,7 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
                 tracker.log.remote({"train_loss": sum(window_losses) / max(len(window_losses), 1),
                                     "lr": trainer.strategy.lr, "audio_seconds_per_second": audio_per_s,
                                     "steps_per_second": window_steps / max(elapsed, 1e-9),
-                                    "skipped_batches": trainer.skipped}, step)
+                                    "skipped_batches": trainer.skipped} | memory_stats(module), step)
             window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
         if step % eval_every == 0 or step == max_steps:
             metrics = trainer.evaluate(dev_batches, tokenizer)
@@ -263,11 +268,10 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
                           start_step=trainer.start_step, best_dev_score=trainer.best,
                           loop_entered_at=loop_entered_at, first_step_at=first_step_at)
             if tracker is not None:
-                # how far the dev pass moved each layer's fast weights (LaCT models only)
-                changes = {f"fast_weight_change_layer{i}": c for i, c in
-                           enumerate(fast_weight_changes(trainer.strategy.module))}
+                # the dev pass's fast-weight change and fast-branch share per layer (LaCT only)
+                memory = {f"dev_{k}": v for k, v in memory_stats(module).items()}
                 tracker.log.remote({k: v for k, v in report.items()
-                                    if k.startswith("dev_") and isinstance(v, float)} | changes, step)
+                                    if k.startswith("dev_") and isinstance(v, float)} | memory, step)
             with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
                 trainer.write_checkpoint(directory, report)
                 has_files = bool(os.listdir(directory))

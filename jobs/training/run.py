@@ -9,28 +9,11 @@
 
 from __future__ import annotations
 
-import os
-
 from omegaconf import DictConfig
 
 # Re-exported: the demo, evaluation and other jobs use them from here.
 from jobs.training.evaluation import evaluate_split  # noqa: F401
 from jobs.training.storage import RUN_FILE, write_json  # noqa: F401
-
-
-def init_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
-        # A busy machine can take over a minute to register the raylet (Ray's default is 30 s).
-        os.environ.setdefault("RAY_raylet_start_wait_time_s", "240")
-        # More logical CPUs than cores: Train workers would otherwise leave Ray Data none.
-        ray.init(num_cpus=max(4, 2 * (os.cpu_count() or 1)))
 
 
 def run_training(cfg: DictConfig, resume: bool = False, address: str | None = None,
@@ -43,13 +26,14 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     from jobs.training.launch import build_trainer, fit, train_run_config
     from jobs.training.phases import Phases
     from jobs.training.plan import make_plan
+    from pipeline.ray_connection import connect
 
     phases = Phases()  # wall seconds of each step, in the summary
     plan = make_plan(cfg, resume)
     phases.done("validate")
     with tracking.run_for(plan, parent_run_id) as (run_id, tracking_uri):
         phases.done("mlflow_start")
-        init_ray(address)
+        connect(address)
         spec = plan.worker_spec(tracking_uri, run_id, tracking.start_step_logger(tracking_uri, run_id))
         trainer = build_trainer(plan, spec, train_run_config(plan))
         phases.done("dataset")

@@ -104,14 +104,38 @@ def validate_study(study: DictConfig) -> None:
         raise UserError(f"study config key 'scheduler.grace_period': {study.scheduler.grace_period} "
                         f"leaves ASHA no evaluation to act on (a trial evaluates {evaluations(base)} "
                         "times: train.max_steps / train.eval_every)")
-    for point in points(study):  # every trial's config is checked before any trial starts
-        trial_config(study, point)
+    # every trial's config is checked before any trial starts
+    checked = _checked(study)
+    if checked and all(reason for point, reason in checked if "arm" not in point):
+        raise UserError(f"search.space: no point the model accepts ({checked[0][1]})")
+
+
+class UnsupportedPoint(UserError):
+    """A combination of the space the model rejects (e.g. Muon with a chunk shorter than twice
+    the LaCT head dim): the study skips it and says why, instead of failing."""
+
+
+def _checked(study: DictConfig) -> list[tuple[dict, str | None]]:
+    s = study.search
+    out = []
+    for point in spaces.trial_points(OmegaConf.to_container(s.space, resolve=True), s.method,
+                                     s.num_samples, s.seed, list(s.arms)):
+        try:
+            trial_config(study, point)
+            out.append((point, None))
+        except UnsupportedPoint as exc:
+            out.append((point, str(exc)))
+    return out
 
 
 def points(study: DictConfig) -> list[dict]:
-    s = study.search
-    return spaces.trial_points(OmegaConf.to_container(s.space, resolve=True), s.method,
-                               s.num_samples, s.seed, list(s.arms))
+    """The trials of the study, in order: the space's points the model accepts, then the arms."""
+    return [p for p, reason in _checked(study) if reason is None]
+
+
+def skipped_points(study: DictConfig) -> list[tuple[dict, str]]:
+    """(point, reason) for each combination of the space the model rejects."""
+    return [(p, reason) for p, reason in _checked(study) if reason is not None]
 
 
 def evaluations(cfg: DictConfig) -> int:
@@ -136,7 +160,10 @@ def trial_config(study: DictConfig, point: dict) -> DictConfig:
     changes["name"] = study.name
     try:
         cfg = load_config(study.base_config, as_overrides(changes))
-        LaCTAudioConfig.from_dict(OmegaConf.to_container(cfg.model.config, resolve=True))
-    except (UserError, ValueError) as exc:
+    except UserError as exc:
         raise UserError(f"search.space {point}: {exc}") from exc
+    try:
+        LaCTAudioConfig.from_dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+    except ValueError as exc:
+        raise UnsupportedPoint(f"search.space {point}: {exc}") from exc
     return cfg

@@ -17,14 +17,15 @@ import tempfile
 from omegaconf import DictConfig, OmegaConf
 
 from jobs.training import tracking
-from jobs.training.run import init_ray, write_json
+from jobs.training.run import write_json
 from jobs.training.tasks import task_named
 from jobs.tuning import report
-from jobs.tuning.config import base_training_config, evaluations, points, trial_config
+from jobs.tuning.config import base_training_config, evaluations, points, skipped_points, trial_config
 from jobs.tuning.space import UPDATE_RULES
 from jobs.tuning.trial import StudyContext, point_key, run_trial, train_run_name
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.ray_connection import connect
 
 STUDY_FILE = "study.json"   # the parent MLflow run id, so a resumed study logs into the same run
 
@@ -49,7 +50,7 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
                         "add --resume to continue it, or --name NEW for a new one")
     tracking_uri = tracking.setup(base.tracking.experiment)
     parent_id = _read_json(uris.join(study_dir, STUDY_FILE))["mlflow_run_id"] if resume else None
-    init_ray(address)
+    connect(address)
 
     with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else study.name) as parent:
         if not resume:
@@ -104,6 +105,7 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
             "best": None if best is None else {**{k: best[k] for k in ("trial_id", "params", "metric",
                                                                       "settings", "mlflow_run_id")},
                                                "model_uri": registered},
+            "skipped": [{"params": p, "reason": reason} for p, reason in skipped_points(study)],
             "mlflow_run_id": parent.info.run_id, "tracking_uri": tracking_uri,
         }
         write_json(uris.join(study_dir, "summary.json"), summary)
@@ -111,6 +113,8 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
     if echo:
         print(f"\nstudy {study.name}: {len(trials)} trials, dev {task.dev_metric} (lower is better)\n")
         print(table)
+        for p, reason in skipped_points(study):
+            print(f"skipped: {reason}")
         print(f"\nbest: {best['trial_id'] if best else 'none completed'}"
               + (f" -> {registered}" if registered else ""))
         print(f"summary: {uris.join(study_dir, 'summary.json')}")
