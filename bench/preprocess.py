@@ -170,6 +170,14 @@ def cost(run: dict) -> float:
     return run["wall_seconds"] * run["cores"] / run["audio_seconds"]
 
 
+def cpu_cost(run: dict) -> float:
+    """CPU seconds per audio second, every process counted (for the pipeline: the Ray workers, the
+    driver and Ray's own processes). Other users' load inflates it far less than wall time."""
+    cpu = run["cpu_seconds"]
+    total = cpu if isinstance(cpu, float) else cpu["workers"] + cpu["driver"] + cpu["ray_system"]
+    return total / run["audio_seconds"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=5.0)
@@ -185,18 +193,21 @@ def main() -> int:
     from pipeline.synthetic import synthesize_corpus
     from pipeline.uri import work_home
 
-    corpus = args.corpus or str(Path(work_home()) / "bench" / f"synth-librispeech-{args.hours:g}h")
-    t0 = time.perf_counter()
-    try:   # same settings: nothing to do; a corpus left by an older synthesiser version is remade
-        synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True)
-    except UserError:
-        synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
-    print(f"corpus {corpus}: {synth['hours']:.3f} h ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if args.corpus:   # a corpus the user made (e.g. `lact-audio synth --hours 5`): used as it is
+        corpus = args.corpus
+    else:
+        corpus = str(Path(work_home()) / "bench" / f"synth-librispeech-{args.hours:g}h")
+        t0 = time.perf_counter()
+        try:   # same settings: nothing to do; a corpus left by an older synthesiser version is remade
+            synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True)
+        except UserError:
+            synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
+        print(f"corpus {corpus} ready ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     records = list(read_corpus("librispeech", corpus))
     uris = [r.audio_uri for r in records if isinstance(r, Utterance)]
     splits = sorted({r.split for r in records}, key=lambda s: (not s.startswith("train"), s))
 
-    results = {"corpus": corpus, "corpus_hours": synth["hours"], "utterances": len(uris), "cpu_count": os.cpu_count(),
+    results = {"corpus": corpus, "utterances": len(uris), "cpu_count": os.cpu_count(),
                "rows_per_shard": args.rows_per_shard,
                "note": "load_before/load_after: 1-minute load average next to each figure"}
     with tempfile.TemporaryDirectory(prefix="lact-bench-") as tmp:
@@ -227,6 +238,11 @@ def main() -> int:
         "cost_ratio_in_process_vs_bare": cost(results["in_process"]) / cost(bare),
         "cost_ratio_1cpu_vs_bare": cost(one) / cost(bare),
         "cost_ratio_2cpu_vs_bare": cost(two) / cost(bare),
+        "cpu_cost_ratio_in_process_vs_bare": cpu_cost(results["in_process"]) / cpu_cost(bare),
+        "cpu_cost_ratio_1cpu_vs_bare": cpu_cost(one) / cpu_cost(bare),
+        "cpu_cost_ratio_2cpu_vs_bare": cpu_cost(two) / cpu_cost(bare),
+        "ray_system_share_of_2_cores": two["cpu_seconds"]["ray_system"] / (2 * two["wall_seconds"]),
+        "driver_share_of_2_cores": two["cpu_seconds"]["driver"] / (2 * two["wall_seconds"]),
     }
     r = results["ratios"]
     results["targets"] = {
