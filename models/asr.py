@@ -1,7 +1,8 @@
 """LaCTASRModel: log-mel -> 4x conv subsampling -> LaCT blocks -> CTC head (blank 0).
 
-The encoder is bidirectional by default (config.lact_causal = False: update-then-apply per
-chunk). A block-causal model (lact_causal = True) can also run as a stream:
+Front end, norm and CTC head come from models.asr_base.ASRModel. The encoder is bidirectional
+by default (config.lact_causal = False: every token reads the fast weights left by the whole
+input). A block-causal model (lact_causal = True) can also run as a stream:
 `streaming_inference` feeds feature chunks of any size with a LaCTState and gives exactly the
 offline output. `adapt_to_speaker` runs a speaker's utterances in order and keeps the fast
 weights they leave behind as the starting weights of later forwards, until `reset_speaker`.
@@ -12,33 +13,19 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import nn
 
+from models.asr_base import ASRModel
 from models.block import LaCTBlockStack
 from models.config import LaCTAudioConfig
 from models.errors import LaCTErrorHandler
 from models.lact_layer import FastWeights
 from models.state import LaCTState
-from models.subsampling import ConvSubsampling4x
 
 
-def lengths_to_valid(lengths: torch.Tensor, T: int) -> torch.Tensor | None:
-    """[B, T] bool of real (non-padded) positions, or None when nothing is padded."""
-    if bool((lengths >= T).all()):
-        return None
-    return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
-
-
-class LaCTASRModel(nn.Module):
+class LaCTASRModel(ASRModel):
     def __init__(self, config: LaCTAudioConfig):
-        super().__init__()
-        self.config = config
-        D = config.hidden_size
-        self.frontend = ConvSubsampling4x(config.mel_bins, D, causal=config.lact_causal)
-        self.input_dropout = nn.Dropout(config.dropout)
-        self.encoder = LaCTBlockStack(config, causal=config.lact_causal)
-        self.norm = nn.RMSNorm(D)
-        self.head = nn.Linear(D, config.vocab_size)
+        super().__init__(config, lambda: LaCTBlockStack(config, causal=config.lact_causal),
+                         causal_frontend=config.lact_causal)
         self.error_handler = LaCTErrorHandler()
         self.encoder.set_error_handler(self.error_handler)
         self.speaker_fast_weights: list[FastWeights] | None = None
@@ -49,16 +36,11 @@ class LaCTASRModel(nn.Module):
             return None
         return [tuple(w.to(device) for w in f) for f in self.speaker_fast_weights]
 
-    def forward(self, features: torch.Tensor, feature_lengths: torch.Tensor | None = None):
-        """features [B, T, mel_bins], feature_lengths [B] -> (logits [B, T', V], out_lengths [B])."""
-        if features.dim() != 3 or features.shape[-1] != self.config.mel_bins:
-            raise ValueError(f"features must be [B, T, {self.config.mel_bins}], got {tuple(features.shape)}")
-        x, lengths = self.frontend(features, feature_lengths)
-        valid = lengths_to_valid(lengths, x.shape[1])
-        x = self.encoder(self.input_dropout(x), valid, self._speaker_weights(x.device))
-        logits = self.head(self.norm(x))
+    def encode(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """Adapted speaker weights, if any, are the starting fast weights."""
+        x = self.encoder(x, valid, self._speaker_weights(x.device))
         self.error_handler.report()
-        return logits, lengths
+        return x
 
     # ------------------------------------------------------------------ streaming
     def init_state(self, batch_size: int) -> LaCTState:
@@ -75,8 +57,7 @@ class LaCTASRModel(nn.Module):
         if not self.config.lact_causal:
             raise ValueError("streaming_inference needs a block-causal model; build it with "
                              "lact_causal: true (the bidirectional encoder looks ahead)")
-        if audio_chunk.dim() != 3 or audio_chunk.shape[-1] != self.config.mel_bins:
-            raise ValueError(f"audio_chunk must be [B, n, {self.config.mel_bins}], got {tuple(audio_chunk.shape)}")
+        self.check_features(audio_chunk, "audio_chunk")
         if state is None:
             state = self.init_state(audio_chunk.shape[0])
         if state.finished:

@@ -3,7 +3,10 @@ offline and with a streaming cache) and full attention for the baselines.
 
 All attention goes through F.scaled_dot_product_attention. Sliding-window attention over long
 sequences is computed block by block (each block of `window` queries sees at most three
-blocks of keys), so its memory is O(T * window) rather than O(T^2).
+blocks of keys), so its memory is O(T * window) rather than O(T^2). The blocks go to SDPA as a
+4-d batch (SDPA's fused CPU kernel takes 4-d inputs only; 5-d fell back to the unfused math
+path, slower than full attention at window 2048), and without padding all interior blocks
+share one [window, 3 window] mask: only the edge blocks carry masks of their own.
 
 Window rule: causal, query t sees keys s with 0 <= t - s < window; bidirectional, |t - s| < window.
 Padded keys are masked; every query may always see itself so rows never become empty (an
@@ -69,19 +72,44 @@ def _local_attention_blocked(q, k, v, window, causal, key_valid):
     Tp = nb * W
     left, right = W, (0 if causal else W)
     span = left + W + right
-    # keys/values of block j: absolute positions [j*W - left, j*W + W + right)
-    kb = F.pad(k, (0, 0, left, Tp - T + right)).unfold(2, span, W).transpose(-1, -2)  # [B,H,nb,span,d]
-    vb = F.pad(v, (0, 0, left, Tp - T + right)).unfold(2, span, W).transpose(-1, -2)
-    qb = F.pad(q, (0, 0, 0, Tp - T)).view(B, H, nb, W, d)
+
+    def key_blocks(t):   # [B, H, T, d] -> [B, nb, H, span, d]: block j's keys [j*W - left, j*W + W + right)
+        return F.pad(t, (0, 0, left, Tp - T + right)).unfold(2, span, W).permute(0, 2, 1, 4, 3)
+
+    kb, vb = key_blocks(k), key_blocks(v)
+    qb = F.pad(q, (0, 0, 0, Tp - T)).view(B, H, nb, W, d).transpose(1, 2)    # [B, nb, H, W, d]
     i = torch.arange(W, device=q.device)
     r = torch.arange(span, device=q.device)
     rel = window_allowed(i + left, r, W, causal)                            # [W, span]
     eye = (i + left)[:, None] == r[None, :]
     kv = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_valid is None else key_valid
     kv = F.pad(kv, (left, Tp - T + right), value=False).unfold(1, span, W)  # [B, nb, span]
-    mask = (rel[None, None] & kv[:, :, None, :]) | eye[None, None]           # [B, nb, W, span]
-    out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask[:, None])
-    return out.reshape(B, H, Tp, d)[:, :, :T]
+
+    def attend(lo, hi, mask):   # blocks lo..hi-1 as one 4-d SDPA call (its fused CPU kernel)
+        def flat(t):
+            return t[:, lo:hi].reshape(B * (hi - lo), *t.shape[2:])
+        out = F.scaled_dot_product_attention(flat(qb), flat(kb), flat(vb), attn_mask=mask)
+        return out.view(B, hi - lo, H, W, d)
+
+    if key_valid is not None:   # padded batch: every block has its own key mask
+        mask = (rel[None, None] & kv[:, :, None, :]) | eye[None, None]        # [B, nb, W, span]
+        out = attend(0, nb, mask.reshape(B * nb, 1, W, span))
+    else:
+        # Interior blocks (all keys inside the sequence) share one [W, span] mask; only the
+        # edge blocks, whose keys run past either end, need masks of their own.
+        first = -(-left // W)                      # blocks before `first` reach below position 0
+        last = max(first, (T - right) // W)        # blocks from `last` on reach past T
+        parts = []
+        for lo, hi in ((0, first), (first, last), (last, nb)):
+            if hi <= lo:
+                continue
+            if (lo, hi) == (first, last):
+                parts.append(attend(lo, hi, rel))
+            else:
+                edge = (rel[None] & kv[0, lo:hi, None, :]) | eye[None]        # [hi-lo, W, span]
+                parts.append(attend(lo, hi, edge.repeat(B, 1, 1).unsqueeze(1)))
+        out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    return out.transpose(1, 2).reshape(B, H, Tp, d)[:, :, :T]
 
 
 def cached_window_attention(q: torch.Tensor, k_all: torch.Tensor, v_all: torch.Tensor,

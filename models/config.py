@@ -42,8 +42,10 @@ class LaCTAudioConfig:
     use_window_attention: bool = True
     use_fast_weights: bool = True
     fast_weight: str = "swiglu"      # swiglu | linear
-    # False: bidirectional encoder (update-then-apply per chunk; with chunk_size >= sequence
-    # length this is one update over the whole utterance), the paper's offline setting.
+    # False: bidirectional encoder, the paper's offline setting: the fast weights are updated
+    # chunk by chunk over the WHOLE input first, then every token reads those final weights, so
+    # an input longer than chunk_size still gives each token a memory of all of it, later
+    # chunks included (with chunk_size >= length: one update over the whole utterance).
     # True: block-causal (apply-then-update), causal attention and causal conv subsampling;
     # needed for streaming_inference. Generators are always block-causal.
     lact_causal: bool = False

@@ -80,6 +80,31 @@ def test_bidirectional_layer_looks_ahead():
     assert not torch.allclose(layer(x)[:, 0], layer(x2)[:, 0])
 
 
+def test_bidirectional_memory_spans_every_chunk_of_a_long_input(monkeypatch):
+    """lact_causal false, input of 5 chunks: every token reads the weights left by the whole
+    input, so chunk 0 sees a change in the last chunk (far outside the attention window), and
+    the fast branch of chunk 0 is f of the final weights the layer returns."""
+    torch.manual_seed(3)
+    layer = LaCTLayer(small(chunk_size=8, window_size=2), causal=False).eval()
+    x = torch.randn(1, 40, 32)
+    x2 = x.clone()
+    x2[:, -1] += 5.0
+    assert not torch.allclose(layer(x)[:, :8], layer(x2)[:, :8])
+
+    seen = {}
+    merge = layer._merge_fast
+
+    def capture(fw, x):              # the fast branch's per-token output before merging
+        seen["fw"] = fw
+        return merge(fw, x)
+
+    monkeypatch.setattr(layer, "_merge_fast", capture)
+    _, W = layer(x, return_fast=True)
+    _, _, _, fq, _, _, _, _ = layer._project(x, torch.arange(40), None)
+    torch.testing.assert_close(seen["fw"][:, :8], layer.apply_fast(layer._fuse(W), fq[:, :8]))
+    assert not torch.allclose(W[0], layer.initial_fast_weights(1)[0])   # the updates happened
+
+
 @pytest.mark.parametrize("causal", [True, False])
 def test_outer_loop_gradients_reach_every_slow_parameter(causal):
     torch.manual_seed(4)
