@@ -8,7 +8,8 @@ features, then greedy CER/WER on dev and test. For comparing recipes quickly and
 
 Config: configs/demo-asr.yaml plus the key=value overrides. Appends one JSON line to
 bench/results/asr_recipe.jsonl: name, overrides, dev/test CER and WER, test CER with every
-fast-weight update skipped and the mean fast-weight change (LaCT), dev CER every 200 steps,
+fast-weight update skipped, the mean fast-weight change and the CER by position in a test speaker's
+session with and without carried state (LaCT), dev CER every 200 steps,
 training seconds (evaluations included) and the load average.
 """
 
@@ -56,6 +57,8 @@ def main() -> int:
     while trainer.step < cfg.train.max_steps:
         for batch in train.epoch(epoch):
             trainer.train_step(batch)
+            if trainer.step % 100 == 0:
+                print(f"step {trainer.step} {time.perf_counter() - started:.0f} s", flush=True)
             if trainer.step % 200 == 0 and trainer.step < cfg.train.max_steps:
                 history[trainer.step] = round(score(cfg.data.dev)["cer"], 4)
             if trainer.step >= cfg.train.max_steps:
@@ -67,10 +70,21 @@ def main() -> int:
     changes = fast_weight_changes(model)   # of the test pass's last batch
     with skip_fast_weight_updates(model):  # the same model without its test-time updates
         frozen = score(cfg.data.test) if changes else {"cer": None}
+    adapted = None
+    if changes:   # CER by position in a test speaker's session, state carried or fresh
+        from jobs.evaluation.adaptation import evaluate_adaptation
+        from jobs.evaluation.data import read_split
+        from jobs.training.tasks import task_named
+
+        split = read_split(f"{root}/{cfg.data.test}")
+        tokenizer = task_named("asr").tokenizer(split.manifest, f"{root}/{cfg.data.test}")
+        model.eval()
+        adapted = evaluate_adaptation(model, split, tokenizer, counts=(0,))
     result = {"name": args.name, "data": root, "overrides": args.overrides,
               "dev_cer": dev["cer"], "dev_wer": dev["wer"], "test_cer": test["cer"],
               "test_wer": test["wer"], "test_cer_without_updates": frozen["cer"],
               "fast_weight_change": sum(changes) / len(changes) if changes else None,
+              "adaptation": adapted and {k: adapted[k] for k in ("fresh_cer", "carried_cer", "by_position")},
               "dev_cer_history": history, "steps": trainer.step,
               "train_seconds": round(seconds, 1), "load_average": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

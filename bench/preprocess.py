@@ -8,6 +8,8 @@ after a warm-up so that imports, filterbanks and Ray's worker processes are not 
   in_process the pipeline's own shard code (pipeline.preprocessing.shard_worker.build_shard) in this
              process, no Ray: adds float16, CMVN sums, Parquet encoding and writing to the bare loop.
   pipeline   the full `run_preprocess` on a local Ray with 1 CPU, then 2 CPUs, into fresh outputs.
+Each pipeline run is also set against a bare loop over every 4th file run just before it, since
+other users' load on a shared machine changes from minute to minute.
 Per-phase times: the tasks' own (fetch wait, decode, resample, mel, CMVN, Parquet, write), the
 driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall - task wall: task
 scheduling, start-up and the tail), and the CPU seconds of this driver process, of Ray's worker
@@ -170,6 +172,14 @@ def cost(run: dict) -> float:
     return run["wall_seconds"] * run["cores"] / run["audio_seconds"]
 
 
+def cpu_cost(run: dict) -> float:
+    """CPU seconds per audio second, every process counted (for the pipeline: the Ray workers, the
+    driver and Ray's own processes). Other users' load inflates it far less than wall time."""
+    cpu = run["cpu_seconds"]
+    total = cpu if isinstance(cpu, float) else cpu["workers"] + cpu["driver"] + cpu["ray_system"]
+    return total / run["audio_seconds"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=5.0)
@@ -185,18 +195,21 @@ def main() -> int:
     from pipeline.synthetic import synthesize_corpus
     from pipeline.uri import work_home
 
-    corpus = args.corpus or str(Path(work_home()) / "bench" / f"synth-librispeech-{args.hours:g}h")
-    t0 = time.perf_counter()
-    try:   # same settings: nothing to do; a corpus left by an older synthesiser version is remade
-        synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True)
-    except UserError:
-        synth = synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
-    print(f"corpus {corpus}: {synth['hours']:.3f} h ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if args.corpus:   # a corpus the user made (e.g. `lact-audio synth --hours 5`): used as it is
+        corpus = args.corpus
+    else:
+        corpus = str(Path(work_home()) / "bench" / f"synth-librispeech-{args.hours:g}h")
+        t0 = time.perf_counter()
+        try:   # same settings: nothing to do; a corpus left by an older synthesiser version is remade
+            synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True)
+        except UserError:
+            synthesize_corpus("librispeech", corpus, hours=args.hours, seed=0, progress=True, overwrite=True)
+        print(f"corpus {corpus} ready ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     records = list(read_corpus("librispeech", corpus))
     uris = [r.audio_uri for r in records if isinstance(r, Utterance)]
     splits = sorted({r.split for r in records}, key=lambda s: (not s.startswith("train"), s))
 
-    results = {"corpus": corpus, "corpus_hours": synth["hours"], "utterances": len(uris), "cpu_count": os.cpu_count(),
+    results = {"corpus": corpus, "utterances": len(uris), "cpu_count": os.cpu_count(),
                "rows_per_shard": args.rows_per_shard,
                "note": "load_before/load_after: 1-minute load average next to each figure"}
     with tempfile.TemporaryDirectory(prefix="lact-bench-") as tmp:
@@ -208,7 +221,11 @@ def main() -> int:
         for cpus in (1, 2):
             print(f"pipeline with {cpus} CPU(s) ...", file=sys.stderr)
             try:
+                # Other users' load changes by the minute here: each pipeline run is also compared
+                # with a bare loop over every 4th file measured just before it.
+                adjacent_bare = bare_loop(uris[::4])
                 results["pipeline"][str(cpus)] = pipeline_run(corpus, cpus, Path(tmp), args.rows_per_shard, splits)
+                results["pipeline"][str(cpus)]["adjacent_bare"] = adjacent_bare
             except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
                 results["pipeline"][str(cpus)] = {"error": f"{type(exc).__name__}: {exc}", "load": load()}
             shutil.rmtree(Path(tmp) / f"out-{cpus}", ignore_errors=True)
@@ -227,10 +244,20 @@ def main() -> int:
         "cost_ratio_in_process_vs_bare": cost(results["in_process"]) / cost(bare),
         "cost_ratio_1cpu_vs_bare": cost(one) / cost(bare),
         "cost_ratio_2cpu_vs_bare": cost(two) / cost(bare),
+        "cost_ratio_1cpu_vs_adjacent_bare": cost(one) / cost(one["adjacent_bare"]),
+        "cost_ratio_2cpu_vs_adjacent_bare": cost(two) / cost(two["adjacent_bare"]),
+        # Share of the task slots' time spent in shard code while the shards stage ran.
+        "slot_occupancy_1cpu": one["task_wall_seconds"] / (1 * one["phase_seconds"]["shards"]),
+        "slot_occupancy_2cpu": two["task_wall_seconds"] / (2 * two["phase_seconds"]["shards"]),
+        "cpu_cost_ratio_in_process_vs_bare": cpu_cost(results["in_process"]) / cpu_cost(bare),
+        "cpu_cost_ratio_1cpu_vs_bare": cpu_cost(one) / cpu_cost(bare),
+        "cpu_cost_ratio_2cpu_vs_bare": cpu_cost(two) / cpu_cost(bare),
+        "ray_system_share_of_2_cores": two["cpu_seconds"]["ray_system"] / (2 * two["wall_seconds"]),
+        "driver_share_of_2_cores": two["cpu_seconds"]["driver"] / (2 * two["wall_seconds"]),
     }
     r = results["ratios"]
     results["targets"] = {
-        "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_bare"], r["cost_ratio_2cpu_vs_bare"]) <= 1.25,
+        "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_adjacent_bare"], r["cost_ratio_2cpu_vs_adjacent_bare"]) <= 1.25,
         "speedup_2cpu>=1.8": r["speedup_2cpu_vs_1cpu"] >= 1.8,
     }
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -168,7 +168,10 @@ def up(workers: int = 1, s3: bool = False) -> dict:
     s3_env = {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint} if s3 else {}
     # Every Ray process (and so every job) finds the MLflow server and the S3 server by itself.
     ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file),
-               "MLFLOW_TRACKING_URI": mlflow_uri, **s3_env}
+               "MLFLOW_TRACKING_URI": mlflow_uri, **s3_env,
+               # On SIGTERM a node drains before stopping, 30 s by default; a head node is never reported
+               # drained, so `down` would wait that long for nothing (there is no Serve traffic to finish).
+               "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2"}
 
     launcher = _Launcher(root, env)
     try:
@@ -236,18 +239,25 @@ def status() -> dict:
 
 
 def _stop_all(entries: dict[str, dict]) -> list[int]:
-    """SIGTERM each process (a Ray node then stops its own children), wait, then SIGKILL what is left
-    of them and of their descendants as they were before the SIGTERM."""
+    """Stop the worker nodes, then the head, then the servers (a worker stopping after its head would
+    wait for it). Each gets SIGTERM (a Ray node then stops its own processes); what is left of it
+    and of its descendants (as they were before the signal) gets SIGKILL."""
+    order = [[n for n in entries if n.startswith("ray-worker")], [n for n in entries if n == "ray-head"],
+             [n for n in entries if not n.startswith("ray-")]]
+    stopped = []
+    for names in order:
+        stopped += _stop([entries[n] for n in names])
+    return stopped
+
+
+def _stop(entries: list[dict]) -> list[int]:
     import psutil
 
-    procs = [p for p in (_process(e) for e in entries.values()) if p is not None]
+    procs = [p for p in (_process(e) for e in entries) if p is not None]
     family = []
     for proc in procs:
         try:
             family += proc.children(recursive=True)
-        except psutil.Error:
-            pass
-        try:
             proc.send_signal(signal.SIGTERM)
         except psutil.Error:
             pass

@@ -9,6 +9,11 @@ its content) and its side results (CMVN sums, quarantined rows, repairs), under 
 A re-run skips a shard whose file exists with the same key, so it does no work and leaves the file
 byte-for-byte unchanged; a run killed half-way leaves only complete shards (temp name + rename
 locally; a single PUT on S3 is atomic), and the next run writes just the missing ones.
+
+The file name carries the start of the key (shard-00002-<key>.parquet): a shard whose content
+changes gets a new name instead of being overwritten, so the manifest already there keeps
+describing files that exist unchanged until the new manifest replaces it (manifest last); the
+files it no longer lists are removed after that.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import pyarrow.parquet as pq
 from pipeline.uri import filesystem, is_remote
 
 SHARD_METADATA = b"lact_audio.shard"
-SHARD_NAME = re.compile(r"^shard-(\d{5})\.parquet$")
+SHARD_NAME = re.compile(r"^shard-(\d{5})(-[0-9a-f]+)?\.parquet$")
+KEY_CHARS = 16   # of the key's sha256 hex in the file name
 
 
-def shard_name(index: int) -> str:
-    return f"shard-{index:05d}.parquet"
+def shard_name(index: int, key: str | None = None) -> str:
+    return f"shard-{index:05d}-{key[:KEY_CHARS]}.parquet" if key else f"shard-{index:05d}.parquet"
 
 
 def shard_schema(with_audio_tokens: bool) -> pa.Schema:

@@ -151,6 +151,17 @@ def test_adaptation_against_utterance_counts(split, tokenizer):
                                 accuracy.transcribe(model, [u.features for u in held], tokenizer))["cer"]
     assert result["by_count"][0]["cer"] == pytest.approx(unadapted)
     assert model.speaker_fast_weights is None           # the model is left unadapted
+    # by position in a speaker's session: position 1 carries nothing, so fresh == carried there;
+    # every utterance is counted once, positions 9 and later pooled
+    rows = result["by_position"]
+    assert [r["position"] for r in rows][0] == 1 and rows[0]["fresh_cer"] == rows[0]["carried_cer"]
+    assert sum(r["utterances"] for r in rows) == len(split.utterances)
+    assert rows[0]["utterances"] == len(split.by_speaker())
+    assert [r["position"] for r in rows] == [1, 2, 3, 4, 5, 6, 7, 8, "9+"]
+    assert rows[-1]["utterances"] == len(held)
+    fresh = accuracy.scores([u.text for u in split.utterances],
+                            accuracy.transcribe(model, [u.features for u in split.utterances], tokenizer))
+    assert result["fresh_cer"] == pytest.approx(fresh["cer"])
     # carrying the state changes what the model hears (the fast weights differ)
     first = split.by_speaker()["1001"]
     model.adapt_to_speaker([first[0].features])

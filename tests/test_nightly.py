@@ -1,7 +1,8 @@
 """`lact-audio nightly` end to end on a real local Ray cluster and a real MLflow SQLite registry:
 the first night makes the first champion, a night without new data does nothing, new utterances
 in the corpus give a challenger that is kept or promoted by the margin rule, and a failing step
-(a bad config; new data whose vocabulary the champion cannot take) leaves the champion alone."""
+(a bad config; new data whose vocabulary the champion cannot take, found before training or,
+from scratch, after the challenger is registered) leaves the champion alone."""
 
 from __future__ import annotations
 
@@ -190,3 +191,12 @@ def test_a_failing_step_leaves_the_champion(night, capsys):
         [MlflowClient().get_experiment_by_name("nightly-test").experiment_id],
         order_by=["attributes.start_time DESC"], max_results=1)[0]
     assert failed.info.status == "FAILED" and "does not fit" in failed.data.tags["error"]
+
+    # From scratch the challenger trains and is registered, but the champion cannot be scored on
+    # the new vocabulary: the night fails after registration, still before the alias moves.
+    versions = len(MlflowClient().search_model_versions(f"name='{MODEL}'"))
+    assert run(night, "promotion.margin=-1e9", "init=scratch") == 2
+    assert "cannot be scored" in capsys.readouterr().err
+    assert len(MlflowClient().search_model_versions(f"name='{MODEL}'")) == versions + 1
+    assert champion() == held and len(decisions(night)) == count
+    assert (root / "home" / "nightly" / "state.json").read_text() == state

@@ -23,7 +23,12 @@ MANIFEST_KEYS = {"split", "corpus", "num_utterances", "hours", "num_frames", "fe
 
 
 def shard_files(split_dir):
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(split_dir.glob("shard-*.parquet"))}
+    """shard-NNNNN (the index; the file name adds its key) -> (bytes, mtime)."""
+    return {p.name[:11]: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(split_dir.glob("shard-*.parquet"))}
+
+
+def shard_path(split_dir, index: int):
+    return next(split_dir.glob(f"shard-{index:05d}-*.parquet"))
 
 
 @pytest.mark.integration
@@ -76,14 +81,14 @@ def test_local_output_idempotent_and_resumable(ray_cluster, tmp_path):
         {k: first[k] for k in ("written", "quarantined_by_reason", "hours")}
 
     # Resumable: a lost shard and a damaged one are rebuilt (identical bytes), the rest is skipped.
-    (out / "train-clean-100" / "shard-00001.parquet").unlink()
-    damaged = out / "train-clean-100" / "shard-00002.parquet"
-    damaged.write_bytes(before["shard-00002.parquet"][0][:100])
+    shard_path(out / "train-clean-100", 1).unlink()
+    damaged = shard_path(out / "train-clean-100", 2)
+    damaged.write_bytes(before["shard-00002"][0][:100])
     third = run_preprocess(PreprocessConfig(**config))
     assert third["shards_written"] == 2 and third["shards_skipped"] == 4 and third["ray_cpus"] == 4
     after = shard_files(out / "train-clean-100")
     assert {name: data for name, (data, _) in after.items()} == {name: data for name, (data, _) in before.items()}
-    assert after["shard-00000.parquet"][1] == before["shard-00000.parquet"][1]   # not rewritten
+    assert after["shard-00000"][1] == before["shard-00000"][1]   # not rewritten
     assert read_manifest(str(out / "train-clean-100"))["content_hash"] == train["content_hash"]
 
 

@@ -155,3 +155,21 @@ def test_generation_steps_learn_a_repeating_token_pattern():
     losses = [trainer.train_step(b)["loss"] for _ in range(10)]
     assert losses[0] == pytest.approx(math.log(256), rel=0.2)
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_init_weights_start_training_from_another_model():
+    """train.init_from (fine-tuning): the weights are the given model's, the step and optimizer fresh."""
+    import dataclasses
+
+    from jobs.training.loop import Trainer
+
+    trained = Trainer(worker_spec())
+    for _ in range(2):
+        trained.train_step(batch())
+    weights = {k: v.clone() for k, v in trained.strategy.module.state_dict().items()}
+    tuned = Trainer(dataclasses.replace(worker_spec(), init_weights=weights))
+    assert tuned.step == 0
+    for k, v in tuned.strategy.module.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    fresh = Trainer(worker_spec()).strategy.module.state_dict()
+    assert any(not torch.equal(v, weights[k]) for k, v in fresh.items())

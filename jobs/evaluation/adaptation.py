@@ -3,7 +3,9 @@
 Two figures on the split's voices:
 - carried against fresh: each utterance of a speaker decoded from the fast weights its earlier
   utterances left (state carried in recording order), against every utterance from the learnt
-  initial weights;
+  initial weights; also by position: a speaker's utterances in recording order are one session,
+  and the CER of the utterances at position 1, 2, ... (the last position pools the rest) is given
+  with and without the carried state (position 1 has nothing carried: the two agree there);
 - CER against the number of adaptation utterances k (default 0, 1, 2, 4, 8): per speaker the
   same held-out utterances (those after the first max k) are decoded after adapting on the k
   utterances just before them. k = 0 is the unadapted model.
@@ -18,6 +20,7 @@ from jobs.evaluation.accuracy import GREEDY, scores, transcribe
 from jobs.evaluation.data import EvalSplit
 
 DEFAULT_COUNTS = (0, 1, 2, 4, 8)
+MAX_POSITION = 9          # positions 1..8 one by one, 9 and later pooled
 
 
 def can_adapt(model) -> bool:
@@ -54,18 +57,33 @@ def cer_after_adapting(model, speakers: dict, k: int, held_from: int, tokenizer)
     return scores(refs, hyps), len(refs)
 
 
+def by_position(positions: list[int], refs: list[str], fresh: list[str], carried: list[str]) -> list[dict]:
+    """CER of the utterances at each position of their session, fresh and carried."""
+    rows = []
+    for p in sorted(set(positions)):
+        at = [i for i, q in enumerate(positions) if q == p]
+        pick = lambda hyps: [hyps[i] for i in at]   # noqa: E731
+        rows.append({"position": p if p < MAX_POSITION else f"{p}+", "utterances": len(at),
+                     "fresh_cer": scores(pick(refs), pick(fresh))["cer"],
+                     "carried_cer": scores(pick(refs), pick(carried))["cer"]})
+    return rows
+
+
 def evaluate_adaptation(model, split: EvalSplit, tokenizer, counts=DEFAULT_COUNTS) -> dict:
     if not can_adapt(model):
         return {"status": "not_applicable", "reason": "no fast weights to adapt (baseline transformer)"}
     speakers = split.by_speaker()
-    fresh_refs, fresh_hyps, carried_hyps = [], [], []
+    fresh_refs, fresh_hyps, carried_hyps, positions = [], [], [], []
     for utts in speakers.values():
         fresh_refs += [u.text for u in utts]
         fresh_hyps += transcribe(model, [u.features for u in utts], tokenizer, GREEDY)
         carried_hyps += carried_hypotheses(model, utts, tokenizer)
+        positions += [min(i + 1, MAX_POSITION) for i in range(len(utts))]
     out = {"status": "ok", "speakers": len(speakers),
            "fresh_cer": scores(fresh_refs, fresh_hyps)["cer"],
-           "carried_cer": scores(fresh_refs, carried_hyps)["cer"], "by_count": []}
+           "carried_cer": scores(fresh_refs, carried_hyps)["cer"],
+           "by_position": by_position(positions, fresh_refs, fresh_hyps, carried_hyps),
+           "by_count": []}
     # The largest k that leaves at least one held-out utterance for some speakers.
     most = max(len(u) for u in speakers.values())
     usable = sorted(k for k in counts if k < most)

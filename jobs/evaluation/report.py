@@ -170,6 +170,18 @@ def _asr_sections(r: _Report, asr: dict) -> None:
             rows.append([k, why or a.get("fresh_cer"), "-" if why else a.get("carried_cer"),
                          "-" if why else a.get("speakers")])
         r.lines += _table(["model", "CER fresh state", "CER state carried", "speakers"], rows)
+        for k, m in asr.items():
+            positions = (m.get("adaptation") or {}).get("by_position") or []
+            if not positions:
+                continue
+            r.lines += [f"{k}: CER by utterance position within a speaker's session (recording order), "
+                        "fresh state against the state carried from the earlier utterances:", ""]
+            r.lines += _table(["position", "utterances", "CER fresh", "CER carried"],
+                              [[x["position"], x["utterances"], x["fresh_cer"], x["carried_cer"]]
+                               for x in positions])
+            r.figure(f"cer_by_position_{k}.png", f"{k}: CER by position in the session", "position",
+                     "CER", {label: (list(range(1, len(positions) + 1)), [x[key] for x in positions])
+                             for label, key in (("fresh", "fresh_cer"), ("carried", "carried_cer"))})
         counts = sorted({x["utterances"] for m in asr.values() for x in (m.get("adaptation") or {}).get("by_count", [])})
         if counts:
             rows = [[c] + [next((x["cer"] for x in (m.get("adaptation") or {}).get("by_count", [])

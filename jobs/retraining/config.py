@@ -12,13 +12,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from jobs.training.config import as_overrides, flatten, load_config
+from jobs.training.config import as_overrides, flatten, load_config, load_job_config
 from pipeline.errors import UserError
 
 INIT_CHOICES = ("champion", "scratch")
@@ -60,24 +58,7 @@ class NightlyConfig:
 
 def load_nightly(path: str, overrides: list[str] | None = None) -> DictConfig:
     """Schema <- YAML <- key=value overrides; checked down to the training config."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"nightly config not found: {path}")
-    for item in overrides or []:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"override {item!r} is not key=value")
-    try:
-        layers = [OmegaConf.load(file), OmegaConf.from_dotlist(list(overrides or []))]
-        nightly = OmegaConf.merge(OmegaConf.structured(NightlyConfig), *layers)
-        OmegaConf.to_container(nightly, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None)
-        raise UserError(f"nightly config key '{key}': {str(exc).splitlines()[0]}" if key
-                        else f"nightly config {path}: {str(exc).splitlines()[0]}") from exc
-    except Exception as exc:  # YAML syntax
-        raise UserError(f"nightly config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    base = Path(nightly.base_config)  # found relative to the nightly file, wherever the command runs
-    nightly.base_config = str(base if base.is_absolute() else (file.parent / base).resolve())
+    nightly = load_job_config(NightlyConfig, path, overrides, "nightly config")
     validate(nightly)
     return nightly
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from pipeline.errors import UserError
+
 
 def version_with_alias(name: str, alias: str) -> str | None:
     """The version `name@alias` points at; None when the model or the alias does not exist."""
@@ -21,8 +23,17 @@ def score_version(name: str, version: str, cfg, test_uri: str) -> dict:
     """Test metrics of one registered version on a split, the same way for every version."""
     from jobs.training.evaluation import evaluate_split
     from jobs.training.model_io import load_model
+    from pipeline.manifest import read_manifest
 
-    model, _ = load_model(f"models:/{name}/{version}")
+    model, meta = load_model(f"models:/{name}/{version}")
+    manifest = read_manifest(test_uri)
+    # The split's tokenizers decode the model's outputs: a model trained on another vocabulary
+    # would be scored on garbage (the old tokenizer is not kept).
+    for field, tokenizer in (("vocab_size", "text_tokenizer"), ("audio_vocab_size", "audio_tokenizer")):
+        ours, theirs = meta["model_config"].get(field), (manifest.get(tokenizer) or {}).get("vocab_size")
+        if ours is not None and theirs is not None and int(ours) != int(theirs):
+            raise UserError(f"{name} version {version} was trained on a {tokenizer} of {ours} symbols, "
+                            f"the test split {test_uri} has {theirs}: it cannot be scored there")
     return evaluate_split(model, cfg, test_uri)
 
 

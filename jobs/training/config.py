@@ -211,3 +211,28 @@ def flatten(cfg: DictConfig) -> dict[str, Any]:
 
     walk("", OmegaConf.to_container(cfg, resolve=True))
     return out
+
+
+def load_job_config(schema: type, path: str, overrides: list[str] | None, what: str) -> DictConfig:
+    """A config that wraps a training config (a Tune study, the nightly job): schema <- YAML
+    <- key=value overrides, resolved; its `base_config` is found relative to the file, wherever
+    the command runs. A mistake is one UserError line starting with `what` ("study config")."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{what} not found: {path}")
+    for item in overrides or []:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"override {item!r} is not key=value")
+    try:
+        layers = [OmegaConf.load(file), OmegaConf.from_dotlist(list(overrides or []))]
+        job = OmegaConf.merge(OmegaConf.structured(schema), *layers)
+        OmegaConf.to_container(job, resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        raise UserError(f"{what} key '{key}': {str(exc).splitlines()[0]}" if key
+                        else f"{what} {path}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # YAML syntax
+        raise UserError(f"{what} {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    base = Path(job.base_config)
+    job.base_config = str(base if base.is_absolute() else (file.parent / base).resolve())
+    return job

@@ -12,13 +12,11 @@ trial: the base training config, the study's `config:` changes, then the trial's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from jobs.training.config import as_overrides, flatten, load_config
+from jobs.training.config import as_overrides, flatten, load_config, load_job_config
 from jobs.tuning import space as spaces
 from pipeline.errors import UserError
 
@@ -58,27 +56,8 @@ class StudyConfig:
 
 def load_study(path: str, overrides: list[str] | None = None, name: str | None = None) -> DictConfig:
     """Schema <- YAML <- key=value overrides (<- --name); checked down to every trial's config."""
-    file = Path(path)
-    if not file.is_file():
-        raise UserError(f"study config not found: {path}")
-    for item in overrides or []:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"override {item!r} is not key=value")
-    try:
-        layers = [OmegaConf.load(file), OmegaConf.from_dotlist(list(overrides or []))]
-        study = OmegaConf.merge(OmegaConf.structured(StudyConfig), *layers)
-        if name:
-            study.name = name
-        OmegaConf.to_container(study, resolve=True, throw_on_missing=True)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None)
-        raise UserError(f"study config key '{key}': {str(exc).splitlines()[0]}" if key
-                        else f"study config {path}: {str(exc).splitlines()[0]}") from exc
-    except Exception as exc:  # YAML syntax
-        raise UserError(f"study config {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    # the base config is found relative to the study file, wherever the command runs
-    base = Path(study.base_config)
-    study.base_config = str(base if base.is_absolute() else (file.parent / base).resolve())
+    study = load_job_config(StudyConfig, path, [*(overrides or []), *([f"name={name}"] if name else [])],
+                            "study config")
     validate_study(study)
     return study
 

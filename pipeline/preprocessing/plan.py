@@ -127,6 +127,6 @@ def plan_shards(config: PreprocessConfig, plan: Plan, content_settings: dict) ->
             key = content_key({"v": FORMAT_VERSION, "split": split, "index": index, **content_settings,
                                "rows": [(r["utt_id"], r["audio_uri"], r["text"], r["speaker"], r["language"])
                                         for r in chunk]})
-            name = shard_name(index)
+            name = shard_name(index, key)
             tasks.append(ShardTask(split, index, name, join(split_uri, name), key, chunk, known.get((name, key))))
     return tasks

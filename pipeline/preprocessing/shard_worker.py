@@ -18,6 +18,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from pipeline.audio import AudioError, decode, read_bytes, validate_and_resample
 from pipeline.normalizer import CMVNStats
@@ -75,13 +76,12 @@ def _outcome(utt: dict, fetched, settings: dict, clock: PhaseClock) -> dict | Re
         audio = validate_and_resample(samples, rate, utt["audio_uri"], min_seconds=settings["min_seconds"],
                                       max_seconds=settings["max_seconds"])
         clock.lap("resample")
-        features = _extractor(settings["feature"])(audio.waveform).astype(np.float16)
+        # float16 cast in torch: the same bits as numpy's astype, at a fraction of its cost
+        features = _extractor(settings["feature"]).extract_mel_spectrogram(torch.from_numpy(audio.waveform)).half().numpy()
         clock.lap("mel")
         row = {**utt, "duration": audio.duration, "features": features, "repairs": audio.repairs}
         tokenizer = settings.get("audio_tokenizer")
         if tokenizer is not None:
-            import torch
-
             if tokenizer.kind == "kmeans":
                 row["audio_tokens"] = tokenizer.encode_features(features.astype(np.float32)).numpy()
             else:
@@ -134,16 +134,12 @@ def build_shard(task: dict, settings: dict) -> dict:
 
 def process_shard(row: dict, settings: dict) -> dict:
     """Ray Data UDF: {"item": task JSON} -> {"result": result JSON}."""
-    import torch
-
     torch.set_num_threads(1)     # one Ray CPU per task: more threads would fight the other tasks
     return {"result": json.dumps(build_shard(json.loads(row["item"]), settings))}
 
 
 def sample_frames(row: dict, settings: dict) -> dict:
     """Ray Data UDF for the k-means fit: log-mel frames of some training utterances, strided."""
-    import torch
-
     torch.set_num_threads(1)
     item = json.loads(row["item"])
     keep, clock = settings["frames_per_utterance"], PhaseClock()

@@ -91,14 +91,14 @@ def audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, need_r
 def _sample_frames(train: list[dict], settings: dict, need_ray) -> np.ndarray:
     import json
 
-    from pipeline.preprocessing.shard_runner import items_dataset
+    from pipeline.preprocessing.shard_runner import map_items
     from pipeline.preprocessing.shard_worker import sample_frames
 
     need_ray()
     step = KMEANS_SAMPLE_UTTERANCES_PER_TASK
     chunks = [json.dumps({"index": i, "utterances": train[i:i + step]}) for i in range(0, len(train), step)]
     n_mels = settings["feature"]["n_mels"]
-    rows = items_dataset(chunks).map(sample_frames, fn_kwargs={"settings": settings}).iter_rows()
+    rows = map_items(chunks, sample_frames, settings).iter_rows()
     # In plan order, whatever order the tasks finish in: the same inputs fit the same codebook.
     frames = [np.frombuffer(r["frames"], np.float16).reshape(-1, n_mels) for r in sorted(rows, key=lambda r: r["index"])]
     return np.concatenate(frames).astype(np.float32)

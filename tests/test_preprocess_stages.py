@@ -1,0 +1,88 @@
+"""The preprocessing stages one by one: plan (no Ray), the shard worker called in-process, and the
+Ray Data runner's use of every CPU it is given."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.features import AudioFeatureExtractor
+from pipeline.preprocessing import tokenizers
+from pipeline.preprocessing.config import PreprocessConfig
+from pipeline.preprocessing.plan import plan_shards, plan_text, read_listing
+from pipeline.preprocessing.shard_worker import build_shard
+from pipeline.quarantine import REASONS_AUDIO
+from pipeline.records import Rejection
+from tests.fixtures.bad_corpus import build_bad_librispeech
+
+
+def test_plan_then_shard_worker_in_process(tmp_path):
+    corpus = build_bad_librispeech(tmp_path / "LibriSpeech", max_seconds=20.0)
+    config = PreprocessConfig("librispeech", str(tmp_path / "LibriSpeech"), str(tmp_path / "out"),
+                              max_seconds=20.0, rows_per_shard=4, progress=False)
+    plan, text_tokenizer = plan_text(config, *read_listing(config), lambda t: tokenizers.text_tokenizer(config, t))
+    assert plan.rejections and all(isinstance(r, Rejection) and r.reason for r in plan.rejections)
+    feature = AudioFeatureExtractor().config()
+    settings = {"feature": feature, "min_seconds": 0.1, "max_seconds": 20.0, "audio_tokenizer": None}
+    tasks = plan_shards(config, plan, {"feature": feature, "min": 0.1, "max": 20.0,
+                                       "text": text_tokenizer.fingerprint(), "audio": None})
+    assert [t.index for t in tasks if t.split == "train-clean-100"] == list(range(4))
+    assert len({t.key for t in tasks}) == len(tasks)
+
+    written, rejected = set(), []
+    for task in tasks:
+        result = build_shard(asdict(task), settings)
+        again = build_shard({**asdict(task), "uri": str(tmp_path / "again.parquet")}, settings)
+        # The same task gives the same bytes: what lets a re-run or a resumed run skip or rebuild a shard.
+        assert (tmp_path / "again.parquet").read_bytes() == (tmp_path / "out" / task.split / task.name).read_bytes()
+        assert again["sha256"] == result["sha256"]
+        table = pq.read_table(task.uri)
+        assert table.num_rows == result["num_rows"] and table.schema.metadata
+        written |= set(table.column("utt_id").to_pylist())
+        rejected += [Rejection.from_dict(r) for r in result["rejections"]]
+        if result["num_rows"]:
+            assert {"fetch_wait", "decode", "resample", "mel", "cmvn", "parquet", "write"} <= set(result["phase_seconds"])
+    planned = {u["utt_id"] for t in tasks for u in t.utterances}
+    assert written | {r.utt_id for r in rejected} == planned and not written & {r.utt_id for r in rejected}
+    assert rejected and {r.reason for r in rejected} <= set(REASONS_AUDIO)
+    assert set(corpus.good) <= written
+
+
+def test_a_missing_file_is_a_rejection_not_an_exception(tmp_path):
+    task = {"split": "dev-clean", "index": 0, "name": "shard-00000.parquet", "key": "k",
+            "uri": str(tmp_path / "dev-clean" / "shard-00000.parquet"),
+            "utterances": [{"utt_id": "1-2-3", "audio_uri": str(tmp_path / "nope.flac"), "text": "a", "speaker": "1",
+                            "language": "en", "split": "dev-clean", "token_ids": [1]}]}
+    settings = {"feature": AudioFeatureExtractor().config(), "min_seconds": 0.1, "max_seconds": 35.0,
+                "audio_tokenizer": None}
+    result = build_shard(task, settings)
+    assert result["num_rows"] == 0 and pq.read_table(task["uri"]).num_rows == 0
+    assert [Rejection.from_dict(r) for r in result["rejections"]] == [
+        Rejection("1-2-3", str(tmp_path / "nope.flac"), "dev-clean", "audio_missing", f"{tmp_path / 'nope.flac'} does not exist")]
+
+
+@pytest.mark.integration
+def test_shard_tasks_use_every_cpu(ray_cluster):
+    """Ray Data's default reserve of half the CPUs for operator outputs must not throttle the shard
+    tasks: as many run at once as there are free CPUs (4 in the session's cluster, unless an earlier
+    test left an actor holding some)."""
+    from pipeline.preprocessing.shard_runner import map_items
+
+    def sleep_task(row: dict, settings: dict) -> dict:   # nested: Ray pickles it by value for the workers
+        start = time.time()
+        time.sleep(settings["seconds"])
+        return {"start": start, "end": time.time()}
+
+    cpus = int(ray_cluster.available_resources().get("CPU", 0))
+    assert cpus >= 2
+    rows = list(map_items([str(i) for i in range(2 * cpus)], sleep_task, {"seconds": 1.5}).iter_rows())
+    events = sorted([(r["start"], 1) for r in rows] + [(r["end"], -1) for r in rows])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    assert most >= cpus
+
