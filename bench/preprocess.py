@@ -8,6 +8,8 @@ after a warm-up so that imports, filterbanks and Ray's worker processes are not 
   in_process the pipeline's own shard code (pipeline.preprocessing.shard_worker.build_shard) in this
              process, no Ray: adds float16, CMVN sums, Parquet encoding and writing to the bare loop.
   pipeline   the full `run_preprocess` on a local Ray with 1 CPU, then 2 CPUs, into fresh outputs.
+Each pipeline run is also set against a bare loop over every 4th file run just before it, since
+other users' load on a shared machine changes from minute to minute.
 Per-phase times: the tasks' own (fetch wait, decode, resample, mel, CMVN, Parquet, write), the
 driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall - task wall: task
 scheduling, start-up and the tail), and the CPU seconds of this driver process, of Ray's worker
@@ -219,7 +221,11 @@ def main() -> int:
         for cpus in (1, 2):
             print(f"pipeline with {cpus} CPU(s) ...", file=sys.stderr)
             try:
+                # Other users' load changes by the minute here: each pipeline run is also compared
+                # with a bare loop over every 4th file measured just before it.
+                adjacent_bare = bare_loop(uris[::4])
                 results["pipeline"][str(cpus)] = pipeline_run(corpus, cpus, Path(tmp), args.rows_per_shard, splits)
+                results["pipeline"][str(cpus)]["adjacent_bare"] = adjacent_bare
             except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
                 results["pipeline"][str(cpus)] = {"error": f"{type(exc).__name__}: {exc}", "load": load()}
             shutil.rmtree(Path(tmp) / f"out-{cpus}", ignore_errors=True)
@@ -238,6 +244,11 @@ def main() -> int:
         "cost_ratio_in_process_vs_bare": cost(results["in_process"]) / cost(bare),
         "cost_ratio_1cpu_vs_bare": cost(one) / cost(bare),
         "cost_ratio_2cpu_vs_bare": cost(two) / cost(bare),
+        "cost_ratio_1cpu_vs_adjacent_bare": cost(one) / cost(one["adjacent_bare"]),
+        "cost_ratio_2cpu_vs_adjacent_bare": cost(two) / cost(two["adjacent_bare"]),
+        # Share of the task slots' time spent in shard code while the shards stage ran.
+        "slot_occupancy_1cpu": one["task_wall_seconds"] / (1 * one["phase_seconds"]["shards"]),
+        "slot_occupancy_2cpu": two["task_wall_seconds"] / (2 * two["phase_seconds"]["shards"]),
         "cpu_cost_ratio_in_process_vs_bare": cpu_cost(results["in_process"]) / cpu_cost(bare),
         "cpu_cost_ratio_1cpu_vs_bare": cpu_cost(one) / cpu_cost(bare),
         "cpu_cost_ratio_2cpu_vs_bare": cpu_cost(two) / cpu_cost(bare),
@@ -246,7 +257,7 @@ def main() -> int:
     }
     r = results["ratios"]
     results["targets"] = {
-        "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_bare"], r["cost_ratio_2cpu_vs_bare"]) <= 1.25,
+        "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_adjacent_bare"], r["cost_ratio_2cpu_vs_adjacent_bare"]) <= 1.25,
         "speedup_2cpu>=1.8": r["speedup_2cpu_vs_1cpu"] >= 1.8,
     }
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
