@@ -44,28 +44,51 @@ def interrupt_when_a_trial_finishes(train_dir, seen: dict) -> threading.Thread:
 
 
 @pytest.fixture(scope="module")
-def study_runs(corpus, tmp_path_factory):
-    """(interrupted summary, {finished train run: its checkpoints at the interrupt}, resumed summary)."""
-    from jobs.tuning.config import load_study
-    from jobs.tuning.study import run_study
-
+def tune_home(tmp_path_factory):
+    """The work directory of this module's study, with no MLflow URI set (its SQLite store)."""
     home = tmp_path_factory.mktemp("tune-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LACT_AUDIO_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        # the smoke study cut to 3 trials for CI: two chunk sizes and one ablation arm
-        study = load_study(SMOKE, [f"config.data.root={corpus}", *SPACE])
-        seen: dict = {}
-        watcher = interrupt_when_a_trial_finishes(home / "tune" / "smoke" / "train", seen)
-        first = run_study(study, echo=False)
-        watcher.join(timeout=5)
-        resumed = run_study(study, resume=True, echo=False)
-        yield first, seen, resumed, home
+        yield home
+
+
+@pytest.fixture(scope="module")
+def study(corpus, tune_home):
+    from jobs.tuning.config import load_study
+
+    # the smoke study cut to 3 trials for CI: two chunk sizes and one ablation arm
+    return load_study(SMOKE, [f"config.data.root={corpus}", *SPACE])
+
+
+@pytest.fixture(scope="module")
+def interrupted(study, tune_home):
+    """(interrupted summary, {finished train run: its checkpoints at the interrupt})."""
+    from jobs.tuning.study import run_study
+
+    seen: dict = {}
+    watcher = interrupt_when_a_trial_finishes(tune_home / "tune" / "smoke" / "train", seen)
+    first = run_study(study, echo=False)
+    watcher.join(timeout=5)
+    return first, seen
+
+
+@pytest.fixture(scope="module")
+def study_runs(interrupted, study, tune_home):
+    """(interrupted summary, its finished runs' checkpoints, resumed summary, work directory)."""
+    from jobs.tuning.study import run_study
+
+    return (*interrupted, run_study(study, resume=True, echo=False), tune_home)
+
+
+def test_an_interrupt_stops_the_study_once_a_trial_has_finished(interrupted):
+    first, seen = interrupted
+    assert first["interrupted"] is True and seen, "the study ended before any trial finished"
+    assert "trials" not in first     # nothing is summarised until the study has run to its end
 
 
 def test_interrupted_study_resumes_and_keeps_its_finished_trials(study_runs):
     first, seen, resumed, home = study_runs
-    assert first["interrupted"] is True and seen, "the study ended before any trial finished"
     train = home / "tune" / "smoke" / "train"
     by_run = {f"train-trial_id={t['trial_id']}": t for t in resumed["trials"]}
     for run_name, checkpoints in seen.items():
