@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import asdict
 
 from pipeline.manifest import SUMMARY, write_json
+from pipeline.phase_timer import PhaseTimer
 from pipeline.preprocessing.config import PreprocessConfig, is_training_split  # noqa: F401  (the public names)
 from pipeline.ray_connection import ray_session
 from pipeline.uri import absolute, ensure_writable, join, require_exists
@@ -47,19 +48,6 @@ class LazyRay:
 
     def close(self) -> None:
         self.stack.close()
-
-
-class PhaseTimer:
-    """Driver wall seconds per stage of the run, in order."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self._last = time.time()
-
-    def done(self, phase: str) -> None:
-        now = time.time()
-        self.seconds[phase] = round(now - self._last, 3)
-        self._last = now
 
 
 def _task_phase_seconds(results: list[dict]) -> dict[str, float]:

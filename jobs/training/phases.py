@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import time
 
+from pipeline.phase_timer import PhaseTimer
 
-class Phases:
+
+class Phases(PhaseTimer):
     """Wall seconds of the driver's steps, and of the parts of `fit()` the workers timestamp."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.mark = time.time()
-
-    def done(self, name: str) -> None:
-        now = time.time()
-        self.seconds[name] = round(now - self.mark, 3)
-        self.mark = now
 
     def split_fit(self, fit_started: float, metrics: dict) -> None:
         """fit() = start (controller, placement group, workers, imports) + worker set-up (model,
