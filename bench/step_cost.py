@@ -11,7 +11,9 @@ the full input length, padded like the training loader does. Two input lengths: 
 the figure is the median over --repeats after 3 warm-up steps. Each model's aten ops per step
 are counted once with torch.profiler (every aten:: event, nested ones included, and the matmul
 kernels mm/bmm/addmm/baddbmm among them). A --variant is one more LaCT model with config
-overrides, measured in the same alternation (e.g. fewer LaCT heads).
+overrides, measured in the same alternation (e.g. fewer LaCT heads). --compile wraps every model
+in torch.compile(dynamic=True) and records, per length, each model's first step (compilation
+included) beside the steady median.
 
 Appends one record (with the load average before and after every length) to
 bench/results/step_cost.json.
@@ -79,7 +81,12 @@ def count_ops(model, batch: dict) -> dict:
 
 
 def measure(models: dict, batch: dict, repeats: int) -> dict:
-    for _ in range(3):                                     # warm-up: first-call setup, allocator
+    first: dict[str, float] = {}
+    for name, model in models.items():                     # first step: setup (and compilation)
+        t0 = time.perf_counter()
+        train_step(model, batch)
+        first[name] = time.perf_counter() - t0
+    for _ in range(2):                                     # warm-up: allocator
         for model in models.values():
             train_step(model, batch)
     wall: dict[str, list[float]] = {name: [] for name in models}
@@ -91,7 +98,8 @@ def measure(models: dict, batch: dict, repeats: int) -> dict:
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
     return {name: {"median_s": statistics.median(wall[name]), "min_s": min(wall[name]),
-                   "max_s": max(wall[name]), "cpu_median_s": statistics.median(cpu[name])}
+                   "max_s": max(wall[name]), "cpu_median_s": statistics.median(cpu[name]),
+                   "first_step_s": first[name]}
             for name in models}
 
 
@@ -121,6 +129,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (extra LaCT model)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile(dynamic=True) every model")
     ap.add_argument("--label", default="")
     ap.add_argument("--output", default=str(REPO / "bench" / "results" / "step_cost.json"))
     args = ap.parse_args()
@@ -138,6 +147,8 @@ def main() -> int:
     for name, (arch, cfg) in configs.items():
         torch.manual_seed(0)
         models[name] = build_model("asr", arch, cfg).train()
+        if args.compile:
+            models[name] = torch.compile(models[name], dynamic=True)
 
     lengths = []
     for frames in (args.frames, 4 * args.frames):
@@ -160,13 +171,13 @@ def main() -> int:
             ratio = row["ratio_to_baseline"].get(name)
             cpu_ratio = row["cpu_ratio_to_baseline"].get(name)
             print(f"   {name:16s} {m['median_s'] * 1e3:8.1f} ms (cpu {m['cpu_median_s'] * 1e3:8.1f} ms)  "
-                  f"{m['aten_ops']:5d} aten ops ({m['matmuls']} matmuls)"
+                  f"{m['aten_ops']:5d} aten ops ({m['matmuls']} matmuls), first step {m['first_step_s']:.1f} s"
                   + (f"  {ratio:.2f}x baseline (cpu {cpu_ratio:.2f}x)" if ratio else ""), flush=True)
 
     record = {
         "benchmark": "step_cost", "label": args.label, "git_head": git_head(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "threads": args.threads, "batch": args.batch,
-        "repeats": args.repeats, "config": os.path.relpath(args.config, REPO),
+        "repeats": args.repeats, "config": os.path.relpath(args.config, REPO), "compiled": args.compile,
         "parameters": {name: count_parameters(m) for name, m in models.items()},
         "variants": {name: text for name, text in zip(list(configs)[2:], args.variant)},
         "method": "forward + CTC loss + backward (no optimizer step), train mode, dropout 0; "

@@ -35,6 +35,7 @@ import torch
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.sessions import SessionConfig, join_sessions
+from pipeline.shards import feature_matrix
 
 # Columns a task needs from the shards.
 ASR_COLUMNS = ["utt_id", "speaker", "text", "duration", "num_frames", "features", "token_ids"]
@@ -104,8 +105,7 @@ class Collator:
                                       dtype=torch.float32),
         }
         if self.task == "asr":
-            feats = [np.asarray(columns["features"][i], dtype=np.float32).reshape(-1, self.n_mels)
-                     for i in index]
+            feats = [feature_matrix(columns["features"][i], self.n_mels) for i in index]
             batch["features"], batch["feature_lengths"] = self._pad_features(feats)
             batch["tokens"], batch["token_lengths"] = pad_sequences(
                 [columns["token_ids"][i] for i in index])

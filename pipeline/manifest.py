@@ -15,7 +15,8 @@ import json
 from pipeline.errors import UserError
 from pipeline.uri import filesystem, join
 
-FORMAT_VERSION = 1
+# 2: features as one binary float16 value per utterance (1: a list<float16> column)
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
 
@@ -59,6 +60,10 @@ def write_manifest(split_uri: str, manifest: dict) -> dict:
 def read_manifest(split_uri: str) -> dict:
     uri = join(split_uri, MANIFEST)
     try:
-        return read_json(uri)
+        manifest = read_json(uri)
     except FileNotFoundError:
         raise UserError(f"no preprocessed split at {split_uri} ({MANIFEST} missing; run `lact-audio preprocess`)") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"split {split_uri} was written in shard format {manifest.get('format_version')}, this "
+                        f"version reads format {FORMAT_VERSION}: run `lact-audio preprocess` again (it rewrites the shards)")
+    return manifest

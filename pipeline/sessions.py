@@ -90,7 +90,9 @@ def join_sessions(columns: dict, manifest: dict, config: SessionConfig,
                 joined = list(values[0])
                 for v in values[1:]:
                     joined += sep + list(v)
-            elif c in ("features", "audio_tokens"):
+            elif c == "features":      # row-major float16 bytes: frames follow frames
+                joined = b"".join(values)
+            elif c == "audio_tokens":
                 joined = np.concatenate([np.asarray(v) for v in values])
             else:                      # per-speaker columns (speaker, language)
                 joined = values[0]

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from pipeline.manifest import FORMAT_VERSION
 from pipeline.loading import LocalLoader, bucket_batches, pad_sequences
 
 N_MELS = 4
@@ -27,7 +28,7 @@ def write_split(root, name="train", n=40, shards=3, audio_tokens=True, seed=0):
         rows.append({
             "utt_id": f"{name}-{i:03d}", "speaker": f"spk{i % 4}", "language": "en",
             "text": "ab" * (1 + i % 3), "duration": frames / 100.0, "num_frames": frames,
-            "features": (rng.normal(2.0, 3.0, (frames, N_MELS))).astype(np.float16).ravel().tolist(),
+            "features": (rng.normal(2.0, 3.0, (frames, N_MELS))).astype("<f2").tobytes(),
             "token_ids": [1, 2] * (1 + i % 3),
             **({"audio_tokens": rng.integers(0, 256, frames * 2).tolist()} if audio_tokens else {}),
         })
@@ -44,7 +45,7 @@ def write_split(root, name="train", n=40, shards=3, audio_tokens=True, seed=0):
         "cmvn": {"mean": [2.0] * N_MELS, "std": [3.0] * N_MELS, "computed_on": [name]},
         "text_tokenizer": {"kind": "char", "vocab_size": 3, "blank_id": 0},
         "audio_tokenizer": {"kind": "mulaw", "vocab_size": 256, "rate_hz": 200} if audio_tokens else None,
-        "shards": entries, "content_hash": f"hash-{name}",
+        "shards": entries, "content_hash": f"hash-{name}", "format_version": FORMAT_VERSION,
     }
     (split / "manifest.json").write_text(json.dumps(manifest))
     return split, rows
@@ -81,7 +82,7 @@ def test_local_loader_batches_follow_the_contract(tmp_path):
             row = by_id[utt]
             n = row["num_frames"]
             assert int(batch["feature_lengths"][i]) == n
-            raw = np.asarray(row["features"], dtype=np.float32).reshape(n, N_MELS)
+            raw = np.frombuffer(row["features"], "<f2").astype(np.float32).reshape(n, N_MELS)
             np.testing.assert_allclose(batch["features"][i, :n].numpy(), (raw - 2.0) / 3.0, atol=1e-5)
             assert torch.all(batch["features"][i, n:] == 0)  # padding stays zero after CMVN
             u = int(batch["token_lengths"][i])
@@ -130,3 +131,13 @@ def test_missing_split_is_a_user_error(tmp_path):
 
 # Ray Data per-worker shards (ray_dataset + iter_worker_batches) run inside real Ray Train workers
 # in tests/test_train_integration.py.
+
+
+def test_split_of_an_older_shard_format_asks_for_a_new_preprocess(tmp_path):
+    from pipeline.errors import UserError
+
+    split, _ = write_split(tmp_path)
+    manifest = json.loads((split / "manifest.json").read_text())
+    (split / "manifest.json").write_text(json.dumps(dict(manifest, format_version=1)))
+    with pytest.raises(UserError, match="shard format 1.*run `lact-audio preprocess` again"):
+        LocalLoader(str(split))

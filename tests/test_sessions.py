@@ -19,7 +19,7 @@ def pool():
     frames = [int(d * 100) for *_, d in rows]
     return {"utt_id": [r[0] for r in rows], "speaker": [r[1] for r in rows],
             "text": [r[2] for r in rows], "duration": [r[3] for r in rows], "num_frames": frames,
-            "features": [np.full(f * 2, float(r[0][-1])) for r, f in zip(rows, frames)],
+            "features": [np.full(f * 2, float(r[0][-1]), np.float16).tobytes() for r, f in zip(rows, frames)],
             "token_ids": [[2 if c == "a" else 3 for c in r[2]] for r in rows]}
 
 
@@ -36,8 +36,10 @@ def test_sessions_join_one_speakers_utterances_in_recording_order():
         texts = ["ab"[k % 2] * (k + 1) for k in range(first, first + n)]
         assert out["text"][i] == " ".join(texts)
         assert out["token_ids"][i] == sum(([1] + [2 if c == "a" else 3 for c in t] for t in texts), [])[1:]
-        assert out["num_frames"][i] == 400 * n and len(out["features"][i]) == 800 * n
-        assert out["features"][i][0] == first and out["features"][i][-1] == first + n - 1
+        feats = np.frombuffer(out["features"][i], np.float16)
+        assert out["num_frames"][i] == 400 * n and len(feats) == 800 * n
+        assert feats[0] == first and feats[-1] == first + n - 1
+        assert list(np.unique(feats)) == list(range(first, first + n))
     # a single utterance longer than max_seconds stays a session of its own
     assert out["duration"][out["speaker"].index("spk2")] == 50.0
 

@@ -16,6 +16,7 @@ import torch
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.loading import SplitInfo, open_split
+from pipeline.shards import feature_matrix
 
 BASE_COLUMNS = ["utt_id", "speaker", "language", "text", "duration"]
 
@@ -85,7 +86,7 @@ def read_split(split_uri: str, features: bool = True, audio_tokens: bool = False
         for i in range(table.num_rows):
             feats = None
             if features:
-                raw = np.asarray(data["features"][i], dtype=np.float32).reshape(-1, n_mels)
+                raw = feature_matrix(data["features"][i], n_mels)
                 feats = torch.from_numpy(np.ascontiguousarray(normalizer(raw), dtype=np.float32))
             tokens = (torch.tensor(data["audio_tokens"][i], dtype=torch.long) if audio_tokens else None)
             rows.append(EvalUtterance(str(data["utt_id"][i]), str(data["speaker"][i]),
