@@ -37,7 +37,8 @@ def markdown(table: list[dict]) -> str:
 
 
 def plot_chunk_size(trials: list[dict], metric: str, path: str) -> None:
-    """LaCT-arm trials: dev metric against chunk size, one line per update rule."""
+    """LaCT-arm trials: dev metric against chunk size, one line per update rule. A hollow marker
+    is a trial ASHA stopped early: its metric is from fewer steps, not comparable to the rest."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,9 +47,12 @@ def plot_chunk_size(trials: list[dict], metric: str, path: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     lact = [t for t in trials if t["settings"]["arm"] == "lact" and t["metric"] is not None]
     for rule in sorted({t["settings"]["update_rule"] for t in lact}):
-        points = sorted((t["settings"]["chunk_size"], t["metric"]) for t in lact
-                        if t["settings"]["update_rule"] == rule)
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=rule)
+        points = sorted((t["settings"]["chunk_size"], t["metric"], t.get("status") == "stopped")
+                        for t in lact if t["settings"]["update_rule"] == rule)
+        line, = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=rule)
+        stopped = [p for p in points if p[2]]
+        ax.plot([p[0] for p in stopped], [p[1] for p in stopped], "o", color=line.get_color(),
+                markerfacecolor="white", linestyle="none")
     others = [t for t in trials if t["settings"]["arm"] != "lact" and t["metric"] is not None]
     for t in others:  # the ablation arms as reference levels
         ax.axhline(t["metric"], linestyle="--", linewidth=1, color="gray")
@@ -56,7 +60,7 @@ def plot_chunk_size(trials: list[dict], metric: str, path: str) -> None:
                     fontsize=7, color="gray")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("chunk size (tokens)")
-    ax.set_ylabel(f"dev {metric} (best)")
+    ax.set_ylabel(f"dev {metric} (best; hollow: stopped early)")
     if lact:
         ax.legend(title="update rule")
     ax.grid(alpha=0.3)
