@@ -1,6 +1,7 @@
 """Preprocessing speed and where its time goes: bare loop vs shards in-process vs the Ray pipeline.
 
     .venv/bin/python bench/preprocess.py [--hours 5] [--corpus DIR] [--out bench/results/preprocess.json]
+        [--address ADDR]   # also on a running cluster, e.g. the one `lact-audio cluster up` starts
 
 On one synthetic corpus (pipeline.synthetic, LibriSpeech layout, made once and reused), each run
 after a warm-up so that imports, filterbanks and Ray's worker processes are not what is measured:
@@ -128,7 +129,10 @@ def in_process(corpus: str, work: Path, rows_per_shard: int) -> dict:
             "realtime_per_core": audio_seconds / wall, "load_before": load_before, "load_after": load()}
 
 
-def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits: list[str]) -> dict:
+def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits: list[str],
+                 address: str | None = None) -> dict:
+    """The full pipeline on a local Ray of `cpus` CPUs, or on the cluster at `address` (cpus: its
+    CPU count; its processes are not this driver's children, so their CPU seconds are not counted)."""
     import ray
 
     from pipeline.preprocess import PreprocessConfig, run_preprocess
@@ -140,7 +144,11 @@ def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits
 
     if ray.is_initialized():
         ray.shutdown()
-    connect(None, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    if address:
+        connect(address)
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+    else:
+        connect(None, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
         # Warm-up on the smallest split: starts the worker processes and imports torch in them.
         run_preprocess(config(f"warm-{cpus}", splits=[splits[-1]]))
@@ -188,8 +196,11 @@ def main() -> int:
     parser.add_argument("--corpus", default=None, help="default: $LACT_AUDIO_HOME/bench/synth-librispeech-<hours>h")
     parser.add_argument("--rows-per-shard", type=int, default=64)
     parser.add_argument("--out", default=str(REPO / "bench" / "results" / "preprocess.json"))
+    parser.add_argument("--address", default=None,
+                        help="also run the pipeline on this Ray cluster (e.g. `lact-audio cluster up --workers 2`)")
     args = parser.parse_args()
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if not args.address:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
     from pipeline.errors import UserError
     from pipeline.readers import read_corpus
@@ -231,6 +242,11 @@ def main() -> int:
             except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
                 results["pipeline"][str(cpus)] = {"error": f"{type(exc).__name__}: {exc}", "load": load()}
             shutil.rmtree(Path(tmp) / f"out-{cpus}", ignore_errors=True)
+        if args.address:
+            print(f"pipeline on the cluster at {args.address} ...", file=sys.stderr)
+            adjacent_bare = bare_loop(uris[::4])
+            run = pipeline_run(corpus, 0, Path(tmp), args.rows_per_shard, splits, address=args.address)
+            results["cluster"] = {**run, "address": args.address, "adjacent_bare": adjacent_bare}
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     bare, one, two = results["bare"], results["pipeline"]["1"], results["pipeline"]["2"]
@@ -257,6 +273,11 @@ def main() -> int:
         "ray_system_share_of_2_cores": two["cpu_seconds"]["ray_system"] / (2 * two["wall_seconds"]),
         "driver_share_of_2_cores": two["cpu_seconds"]["driver"] / (2 * two["wall_seconds"]),
     }
+    if "cluster" in results:
+        c = results["cluster"]
+        results["ratios"]["cluster_cpus"] = c["cores"]
+        results["ratios"]["speedup_cluster_vs_1cpu"] = one["wall_seconds"] / c["wall_seconds"]
+        results["ratios"]["cost_ratio_cluster_vs_adjacent_bare"] = cost(c) / cost(c["adjacent_bare"])
     r = results["ratios"]
     results["targets"] = {
         "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_adjacent_bare"], r["cost_ratio_2cpu_vs_adjacent_bare"]) <= 1.25,

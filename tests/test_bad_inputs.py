@@ -10,6 +10,7 @@ import soundfile as sf
 
 from pipeline.manifest import read_manifest
 from pipeline.preprocess import PreprocessConfig, run_preprocess
+from pipeline.shards import feature_matrix
 from tests.fixtures.bad_corpus import build_bad_commonvoice, build_bad_librispeech, voice_like
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,8 @@ def test_bad_librispeech(ray_cluster, tmp_path):
     for utt in ("100-1000-0009", "100-1000-0010", "100-1000-0011"):
         assert by_id[utt]["duration"] == pytest.approx(1.5, abs=0.01)
         assert by_id[utt]["num_frames"] == 151
-        assert np.isfinite(np.asarray(by_id[utt]["features"], np.float32)).all()
+        feats = feature_matrix(by_id[utt]["features"], 80)
+        assert feats.shape == (151, 80) and np.isfinite(feats).all()
 
 
 def test_bad_commonvoice_with_kmeans_tokens(ray_cluster, tmp_path):
