@@ -10,8 +10,9 @@ on the test split, log everything to MLflow, print a comparison table and write
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
+
+from pipeline.phase_timer import PhaseTimer
 
 HELP = "end to end demo: synthesise, preprocess, train LaCT and baseline ASR, evaluate, compare"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -29,23 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall-time budget; the generator runs only when it still fits (default 20)")
 
 
-class StageClock:
-    """Wall seconds of each demo stage, in order."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = {}
-        self.started = self.mark = time.perf_counter()
-
-    def done(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self.mark, 1)
-        self.mark = now
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-
-def train_pair(config: str, overrides: list[str], clock: StageClock, stage: str) -> dict:
+def train_pair(config: str, overrides: list[str], clock: PhaseTimer, stage: str) -> dict:
     """LaCT and the same-size baseline trained from one config with the same budget; per model
     its test metrics, size, speed and where it is (MLflow run, registered model)."""
     from jobs.training.config import load_config
@@ -81,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--hours must be > 0")
     if not args.budget_minutes > 0:
         raise UserError("--budget-minutes must be > 0")
-    clock = StageClock()
+    clock = PhaseTimer()
     demo = uris.join(uris.work_home(), "demo")
     raw, features = uris.join(demo, "raw"), uris.join(demo, "features")
     uris.ensure_writable(demo, "demo work directory")
@@ -102,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
                "test_split": uris.join(features, "test-clean"),
                "data": {"utterances": prep["written"], "hours": prep["hours"],
                         "quarantined": prep["quarantined"]},
-               "models": {}, "generation": {}, "stage_seconds": clock.seconds}
+               "models": {}, "generation": {}, "stage_seconds": clock.rounded(1)}
     if args.data_only:
         write_json(uris.join(demo, "summary.json"), summary)
         print(f"data ready: {features} (summary {uris.join(demo, 'summary.json')})")
@@ -135,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if arch in summary["models"] and "cer_without_updates" in figures:
             summary["models"][arch].update(cer_without_updates=figures["cer_without_updates"],
                                            fast_weight_change=figures["fast_weight_change"])
+    summary["stage_seconds"] = clock.rounded(1)
     summary["total_seconds"] = round(clock.elapsed(), 1)
     summary["tracking_uri"] = tracking_uri()
     write_json(uris.join(demo, "summary.json"), summary)

@@ -115,7 +115,7 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
         "seconds": round(time.time() - started, 3),
     }
     timer.done("finish")
-    summary["phase_seconds"] = timer.seconds
+    summary["phase_seconds"] = timer.rounded()
     write_json(join(config.output_uri, SUMMARY), summary)
     config.log(f"written {summary['written']} utterances ({summary['hours']:.3f} h), quarantined "
                f"{summary['quarantined']} {summary['quarantined_by_reason']}, shards written "

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.manifest import FORMAT_VERSION
 from pipeline.loading import LocalLoader, bucket_batches, pad_sequences
+from pipeline.manifest import FORMAT_VERSION
 
 N_MELS = 4
 

@@ -74,7 +74,7 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
     write_json(uris.join(plan.run_uri, "summary.json"), summary)
     mlflow.log_dict(summary, "summary.json")
     phases.done("summary")
-    summary["phase_seconds"] = phases.seconds
+    summary["phase_seconds"] = phases.rounded()
     return summary
 
 

@@ -14,7 +14,6 @@ import hashlib
 import json
 import math
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 
 from pipeline.audio import AudioError, decode, read_bytes, validate_and_resample
 from pipeline.normalizer import CMVNStats
+from pipeline.phase_timer import PhaseTimer
 from pipeline.quarantine import PROCESSING_ERROR
 from pipeline.records import Rejection
 
@@ -40,19 +40,6 @@ def _extractor(feature_config: dict):
     return _extractors[key]
 
 
-class PhaseClock:
-    """Wall seconds per named phase of a task (laps of one perf_counter)."""
-
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._last = time.perf_counter()
-
-    def lap(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.seconds[phase] += now - self._last
-        self._last = now
-
-
 def _fetch(uri: str):
     try:
         return read_bytes(uri)
@@ -66,19 +53,19 @@ def _fetched(utterances: list[dict]):
         yield from zip(utterances, pool.map(_fetch, [u["audio_uri"] for u in utterances]))
 
 
-def _outcome(utt: dict, fetched, settings: dict, clock: PhaseClock) -> dict | Rejection:
+def _outcome(utt: dict, fetched, settings: dict, clock: PhaseTimer) -> dict | Rejection:
     """One utterance -> its shard row (with features) or its Rejection."""
     try:
         if isinstance(fetched, Exception):
             raise fetched
         samples, rate = decode(fetched, utt["audio_uri"])
-        clock.lap("decode")
+        clock.done("decode")
         audio = validate_and_resample(samples, rate, utt["audio_uri"], min_seconds=settings["min_seconds"],
                                       max_seconds=settings["max_seconds"])
-        clock.lap("resample")
+        clock.done("resample")
         # float16 cast in torch: the same bits as numpy's astype, at a fraction of its cost
         features = _extractor(settings["feature"]).extract_mel_spectrogram(torch.from_numpy(audio.waveform)).half().numpy()
-        clock.lap("mel")
+        clock.done("mel")
         row = {**utt, "duration": audio.duration, "features": features, "repairs": audio.repairs}
         tokenizer = settings.get("audio_tokenizer")
         if tokenizer is not None:
@@ -86,13 +73,13 @@ def _outcome(utt: dict, fetched, settings: dict, clock: PhaseClock) -> dict | Re
                 row["audio_tokens"] = tokenizer.encode_features(features.astype(np.float32)).numpy()
             else:
                 row["audio_tokens"] = tokenizer.encode(torch.from_numpy(audio.waveform)).numpy()
-            clock.lap("audio_tokens")
+            clock.done("audio_tokens")
         return row
     except AudioError as exc:
-        clock.lap("rejected")
+        clock.done("rejected")
         return Rejection.of(utt, exc.reason, exc.detail)
     except Exception as exc:  # never let one row fail the dataset
-        clock.lap("rejected")
+        clock.done("rejected")
         return Rejection.of(utt, PROCESSING_ERROR, f"{utt['audio_uri']}: {type(exc).__name__}: {exc}")
 
 
@@ -100,17 +87,17 @@ def build_shard(task: dict, settings: dict) -> dict:
     """One planned shard (plan.ShardTask as a dict) -> written to task["uri"]; returns its result."""
     from pipeline.shards import build_table, to_parquet_bytes, write_atomic
 
-    cpu_start, clock = time.process_time(), PhaseClock()
+    cpu_start, clock = time.process_time(), PhaseTimer()
     good, bad = [], []
     for utt, data in _fetched(task["utterances"]):
-        clock.lap("fetch_wait")
+        clock.done("fetch_wait")
         outcome = _outcome(utt, data, settings, clock)
         (bad if isinstance(outcome, Rejection) else good).append(outcome)
 
     stats = CMVNStats.empty(settings["feature"]["n_mels"])
     for row in good:
         stats = stats + CMVNStats.of(row["features"])
-    clock.lap("cmvn")
+    clock.done("cmvn")
     info = {
         "key": task["key"],
         "split": task["split"],
@@ -124,12 +111,12 @@ def build_shard(task: dict, settings: dict) -> dict:
         "repaired": [{"utt_id": r["utt_id"], "repairs": r["repairs"]} for r in good if r["repairs"]],
     }
     data = to_parquet_bytes(build_table(good, settings.get("audio_tokenizer") is not None), info)
-    clock.lap("parquet")
+    clock.done("parquet")
     write_atomic(task["uri"], data)
-    clock.lap("write")
+    clock.done("write")
     # Not in the shard's footer (it would make identical reruns differ): the bench's timings.
     return {**info, "sha256": hashlib.sha256(data).hexdigest(), "skipped": False, "bytes": len(data),
-            "cpu_seconds": time.process_time() - cpu_start, "phase_seconds": dict(clock.seconds)}
+            "cpu_seconds": time.process_time() - cpu_start, "phase_seconds": clock.seconds}
 
 
 def process_shard(row: dict, settings: dict) -> dict:
@@ -142,7 +129,7 @@ def sample_frames(row: dict, settings: dict) -> dict:
     """Ray Data UDF for the k-means fit: log-mel frames of some training utterances, strided."""
     torch.set_num_threads(1)
     item = json.loads(row["item"])
-    keep, clock = settings["frames_per_utterance"], PhaseClock()
+    keep, clock = settings["frames_per_utterance"], PhaseTimer()
     chunks = []
     for utt, data in _fetched(item["utterances"]):
         out = _outcome(utt, data, {**settings, "audio_tokenizer": None}, clock)
