@@ -16,6 +16,12 @@ forward keeps its gate/up (and dhidden) activations for the backward, which then
 matmuls; longer chunks keep only the inputs and recompute (activation memory stays O(inputs)).
 The Triton forward keeps only the inputs. First-order only: no double backward through these
 ops (the references support it).
+
+CPU cache blocking: the PyTorch forward and backward of the SwiGLU ops are a few batched matmuls
+and ~40 elementwise ops on [b, n, 2dh] activations, independent per row b. On a whole batch those
+activations outgrow the core's L2 cache and every elementwise op streams from L3; run on blocks of
+rows whose activations hold about BLOCK_ELEMENTS values, they stay in cache and the op is 2x
+faster on the demo model (bench/step_cost.py). Results are the same, row by row.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ BACKENDS = ("auto", "triton", "torch")
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Chunks up to this many tokens keep their activations for the backward (see the docstring).
 KEEP_INTERMEDIATES_MAX_TOKENS = 512
+# Values per [rows, n, 2dh] activation in one cache block of the PyTorch path (see the docstring).
+BLOCK_ELEMENTS = 96 * 1024
 
 
 def selected_backend(*tensors: torch.Tensor) -> str:
@@ -67,6 +75,49 @@ class _Op:
     torch_forward: Callable     # (*inputs, keep) -> (outputs, saved activations)
     triton_forward: Callable    # (*inputs) -> outputs
     backward: Callable          # (inputs, saved, grad(s), needs_input_grad) -> input grads
+    row_blocks: bool = False    # the PyTorch path may run on blocks of rows (see the docstring)
+
+
+def _row_slices(op: _Op, inputs: tuple) -> list[slice]:
+    """Blocks of rows (dim 0 of every input) for the PyTorch path; one block when not blocked."""
+    rows = inputs[0].shape[0]
+    if not op.row_blocks or inputs[0].is_cuda:           # a GPU wants one large launch
+        return [slice(0, rows)]
+    width = inputs[0].shape[1] * inputs[2].shape[1]        # 2dh * n: one row's gate/up values
+    step = max(1, BLOCK_ELEMENTS // max(width, 1))
+    return [slice(s, min(s + step, rows)) for s in range(0, rows, step)]
+
+
+def _cat_rows(parts: list):
+    """Per-block results (a tensor, or a tuple of tensors / None) joined along dim 0."""
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
+
+
+def _torch_forward(op: _Op, inputs: tuple, keep: bool):
+    """(outputs, saved) of the PyTorch forward, block by block; saved holds every block's
+    activations in order (the backward uses the same blocks)."""
+    outs, saved = [], []
+    for rows in _row_slices(op, inputs):
+        out, kept = op.torch_forward(*(t[rows] for t in inputs), keep=keep)
+        outs.append(out)
+        saved.extend(kept)
+    return _cat_rows(outs), tuple(saved)
+
+
+def _torch_backward(op: _Op, inputs: tuple, saved: tuple, grads, need):
+    blocks = _row_slices(op, inputs)
+    per_block = len(saved) // len(blocks)
+    parts = []
+    for i, rows in enumerate(blocks):
+        block_grads = (grads[rows] if isinstance(grads, torch.Tensor)
+                       else tuple(None if g is None else g[rows] for g in grads))
+        parts.append(op.backward(tuple(t[rows] for t in inputs), saved[i * per_block:(i + 1) * per_block],
+                                 block_grads, need))
+    return _cat_rows(parts)
 
 
 class _FastWeightFunction(torch.autograd.Function):
@@ -77,7 +128,7 @@ class _FastWeightFunction(torch.autograd.Function):
         if backend == "triton":
             out, saved = op.triton_forward(*inputs), ()
         else:
-            out, saved = op.torch_forward(*inputs, keep=keep)
+            out, saved = _torch_forward(op, inputs, keep)
         ctx.op, ctx.num_inputs = op, len(inputs)
         ctx.save_for_backward(*inputs, *saved)
         return out
@@ -88,7 +139,7 @@ class _FastWeightFunction(torch.autograd.Function):
         tensors = ctx.saved_tensors
         inputs, saved = tensors[:ctx.num_inputs], tensors[ctx.num_inputs:]
         with torch.autocast(inputs[0].device.type, enabled=False):
-            out = ctx.op.backward(inputs, saved, grads if len(grads) > 1 else grads[0],
+            out = _torch_backward(ctx.op, inputs, saved, grads if len(grads) > 1 else grads[0],
                                   ctx.needs_input_grad[3:])
         return (None, None, None, *out)
 
@@ -102,11 +153,12 @@ def _run(op: _Op, inputs: tuple, tokens: int = 0):
             return _FastWeightFunction.apply(op, backend, tokens <= KEEP_INTERMEDIATES_MAX_TOKENS, *inputs)
         if backend == "triton":
             return op.triton_forward(*inputs)
-        return op.torch_forward(*inputs, keep=False)[0]
+        return _torch_forward(op, inputs, keep=False)[0]
 
 
-_APPLY = _Op(swiglu_apply_forward, swiglu_apply_triton, swiglu_apply_backward)
-_UPDATE = _Op(swiglu_update_grads_forward, swiglu_update_grads_triton, swiglu_update_grads_backward)
+_APPLY = _Op(swiglu_apply_forward, swiglu_apply_triton, swiglu_apply_backward, row_blocks=True)
+_UPDATE = _Op(swiglu_update_grads_forward, swiglu_update_grads_triton, swiglu_update_grads_backward,
+              row_blocks=True)
 
 
 @functools.cache

@@ -38,8 +38,11 @@ def swiglu_apply_backward(inputs, saved, grad_out, need):
     sig = torch.sigmoid(gate)
     silu = gate * sig
     g_hidden = grad_out @ w1                                 # [b, n, dh]
-    g_gate_up = torch.cat([g_hidden * up * (sig * (1 + gate * (1 - sig))),   # silu'(gate)
-                           g_hidden * silu], dim=-1)         # [b, n, 2dh]
+    g_gate_up = torch.empty_like(gate_up)                    # [b, n, 2dh], filled in place
+    g_gate, g_up = g_gate_up.chunk(2, dim=-1)
+    torch.mul(g_hidden, silu, out=g_up)
+    # silu'(gate) = sig + silu * (1 - sig)
+    torch.addcmul(sig, silu, 1 - sig, out=g_gate).mul_(g_hidden).mul_(up)
     g_w02 = g_gate_up.transpose(1, 2) @ x if need[0] else None
     g_w1 = grad_out.transpose(1, 2) @ (silu * up) if need[1] else None
     g_x = g_gate_up @ w02 if need[2] else None

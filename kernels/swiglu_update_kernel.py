@@ -37,23 +37,40 @@ def swiglu_update_grads_reference(w02, w1, k, v, lr0, lr1, lr2):
     return dw02, dw1
 
 
+def _silu_and_slope(gate):
+    """(sigmoid, silu, 1 - sigmoid, silu') of the gate; silu' = sig + silu * (1 - sig)."""
+    sig = torch.sigmoid(gate)
+    silu = gate * sig
+    one_minus = 1 - sig
+    return sig, silu, one_minus, torch.addcmul(sig, silu, one_minus)
+
+
+def _lr_weighted(dgate, dup, lr0, lr2):
+    """[dgate * lr0, dup * lr2] as one [b, n, 2dh] tensor, written in place (no cat)."""
+    out = dgate.new_empty(*dgate.shape[:-1], 2 * dgate.shape[-1])
+    left, right = out.chunk(2, dim=-1)
+    torch.mul(dgate, lr0.unsqueeze(-1), out=left)
+    torch.mul(dup, lr2.unsqueeze(-1), out=right)
+    return out
+
+
 def swiglu_update_grads_forward(w02, w1, k, v, lr0, lr1, lr2, keep: bool):
     """((dw02, dw1), saved): saved = (gate_up, dhidden) when `keep` (the backward then skips
     two matmuls); otherwise the backward recomputes them from the inputs."""
     gate_up = k @ w02.transpose(1, 2)                        # [b, n, 2dh]
     dhidden = v @ w1                                         # [b, n, dh]
     gate, up = gate_up.chunk(2, dim=-1)
-    sig = torch.sigmoid(gate)
-    silu = gate * sig
-    dgate_up = torch.cat([dhidden * up * sig * (1 + gate * (1 - sig)) * lr0.unsqueeze(-1),
-                          dhidden * silu * lr2.unsqueeze(-1)], dim=-1)
-    dw02 = dgate_up.transpose(1, 2) @ k
+    _, silu, _, dsilu = _silu_and_slope(gate)
+    dgate = (dhidden * up).mul_(dsilu)
+    dw02 = _lr_weighted(dgate, dhidden * silu, lr0, lr2).transpose(1, 2) @ k
     dw1 = (v * lr1.unsqueeze(-1)).transpose(1, 2) @ (silu * up)
     return (dw02, dw1), ((gate_up, dhidden) if keep else ())
 
 
 def swiglu_update_grads_backward(inputs, saved, grads, need):
-    """Gradients of (w02, w1, k, v, lr0, lr1, lr2) given d loss / d (dw02, dw1)."""
+    """Gradients of (w02, w1, k, v, lr0, lr1, lr2) given d loss / d (dw02, dw1). Written with
+    in-place and fused (addcmul) ops: on the CPU its cost is the number of passes over
+    [b, n, dh] activations, so each product is formed once."""
     w02, w1, k, v, lr0, lr1, lr2 = inputs
     g02, g1 = grads
     g02 = torch.zeros_like(w02) if g02 is None else g02      # [b, 2dh, d]
@@ -61,34 +78,33 @@ def swiglu_update_grads_backward(inputs, saved, grads, need):
     lr0_, lr1_, lr2_ = lr0.unsqueeze(-1), lr1.unsqueeze(-1), lr2.unsqueeze(-1)
     gate_up, dhidden = saved if saved else (k @ w02.transpose(1, 2), v @ w1)
     gate, up = gate_up.chunk(2, dim=-1)
-    sig = torch.sigmoid(gate)
-    silu = gate * sig
-    hidden = silu * up
-    dsilu = sig * (1 + gate * (1 - sig))                     # silu'(gate)
-    dgate = dhidden * up * dsilu                             # the forward's dgate, dup (no lr)
+    sig, silu, one_minus, dsilu = _silu_and_slope(gate)
+    dhidden_up = dhidden * up
+    dgate = dhidden_up * dsilu                               # the forward's dgate, dup (no lr)
     dup = dhidden * silu
-    # dw02 = [dgate*lr0, dup*lr2]^T k, dw1 = (v*lr1)^T hidden
     ga0, ga2 = (k @ g02.transpose(1, 2)).chunk(2, dim=-1)    # d loss / d (dgate*lr0), (dup*lr2)
     g_hidden = (v * lr1_) @ g1                               # [b, n, dh]
     g_dgate = ga0 * lr0_
     g_dup = ga2 * lr2_
-    # dgate = dhidden*up*dsilu, dup = dhidden*silu, hidden = silu*up
     t = g_dgate * dsilu
-    g_dhidden = t * up + g_dup * silu
-    g_up = t * dhidden + g_hidden * silu
-    d2silu = sig * (1 - sig) * (2 + gate * (1 - 2 * sig))   # silu''(gate)
-    g_gate = (g_dup * dhidden + g_hidden * up) * dsilu + g_dgate * dhidden * up * d2silu
-    g_gate_up = torch.cat([g_gate, g_up], dim=-1)            # [b, n, 2dh]
+    # silu''(gate) = sig (1 - sig) (2 + gate - 2 silu)
+    d2silu = (sig * one_minus).mul_(torch.add(gate, silu, alpha=-2).add_(2))
+    g_gate_up = torch.empty_like(gate_up)                    # [b, n, 2dh]
+    g_gate, g_up = g_gate_up.chunk(2, dim=-1)
+    # g_gate = (g_dup * dhidden + g_hidden * up) * silu' + g_dgate * dhidden * up * silu''
+    torch.mul(g_dup, dhidden, out=g_gate).addcmul_(g_hidden, up).mul_(dsilu).addcmul_(g_dgate.mul_(dhidden_up), d2silu)
+    torch.mul(t, dhidden, out=g_up).addcmul_(g_hidden, silu)
+    g_dhidden = (t * up).addcmul_(g_dup, silu)
     out = [None] * 7
     if need[0]:
         out[0] = g_gate_up.transpose(1, 2) @ k
     if need[1]:
         out[1] = v.transpose(1, 2) @ g_dhidden
     if need[2]:
-        out[2] = torch.cat([dgate * lr0_, dup * lr2_], dim=-1) @ g02 + g_gate_up @ w02
-    g_v_lr1 = hidden @ g1.transpose(1, 2) if (need[3] or need[5]) else None   # [b, n, d]
+        out[2] = torch.baddbmm(g_gate_up @ w02, _lr_weighted(dgate, dup, lr0, lr2), g02)
+    g_v_lr1 = (silu * up) @ g1.transpose(1, 2) if (need[3] or need[5]) else None   # [b, n, d]
     if need[3]:
-        out[3] = g_v_lr1 * lr1_ + g_dhidden @ w1.transpose(1, 2)
+        out[3] = torch.baddbmm(g_v_lr1 * lr1_, g_dhidden, w1.transpose(1, 2))
     if need[4]:
         out[4] = (ga0 * dgate).sum(-1)
     if need[5]:

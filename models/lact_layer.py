@@ -52,8 +52,15 @@ from kernels import newton_schulz, swiglu_apply, swiglu_update_grads
 from models.attention import RotaryEmbedding, cached_window_attention, local_attention
 from models.config import LaCTAudioConfig
 from models.errors import LaCTErrorHandler
+from models.row_norm_retention import retain_row_norms
 
 FastWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def unit_rows(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """F.normalize(x, dim=-1, eps=eps) as x times one reciprocal per row: its backward makes a
+    single pass over x where F.normalize's divides the whole tensor several times."""
+    return x * torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
 
 
 def inverse_softplus(x: float) -> float:
@@ -197,8 +204,8 @@ class LaCTLayer(nn.Module):
         def heads(t):
             return t.view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
 
-        fq = F.normalize(heads(F.silu(q * self.qk_scale[0] + self.qk_offset[0])), dim=-1, eps=1e-6)
-        fk = F.normalize(heads(F.silu(k * self.qk_scale[1] + self.qk_offset[1])), dim=-1, eps=1e-6)
+        fq = unit_rows(heads(F.silu(torch.addcmul(self.qk_offset[0], q, self.qk_scale[0]))))
+        fk = unit_rows(heads(F.silu(torch.addcmul(self.qk_offset[1], k, self.qk_scale[1]))))
         fv = heads(F.silu(v))
         n = len(self.slow_weights)                                          # lrs per token
         lr = F.softplus(self.lr_proj(x) + self.base_lr_inv)                  # [B, T, n Hl]
@@ -258,10 +265,7 @@ class LaCTLayer(nn.Module):
         if self.use_muon:
             dws = tuple(self._orthogonalise(dw, fused=i == 0 and self.fast_weight == "swiglu")
                         for i, dw in enumerate(dws))
-        cand = []
-        for w, dw, n in zip(W, dws, norms):
-            w = w + dw
-            cand.append(w / (w.norm(dim=2, keepdim=True) + 1e-5) * n)
+        cand = [retain_row_norms(w + dw, n) for w, dw, n in zip(W, dws, norms)]
         if not checked:
             return tuple(cand), new_buf
         if new_buf is None:

@@ -69,11 +69,14 @@ def test_update_grads_are_differentiable_for_the_outer_loop():
     assert lrs[0].grad is not None and lrs[0].grad.abs().sum() > 0
 
 
-@pytest.fixture(params=["kept", "recomputed"])
+@pytest.fixture(params=["kept", "recomputed", "kept, one row per cache block"])
 def intermediates(request, monkeypatch):
-    """Both backward modes: activations kept from the forward (short chunks) or recomputed."""
+    """Both backward modes: activations kept from the forward (short chunks) or recomputed; and
+    the CPU path run row by row (its cache blocking) instead of on the whole batch."""
     if request.param == "recomputed":
         monkeypatch.setattr(dispatch, "KEEP_INTERMEDIATES_MAX_TOKENS", 0)
+    if request.param.endswith("block"):
+        monkeypatch.setattr(dispatch, "BLOCK_ELEMENTS", 1)
     return request.param
 
 

@@ -73,3 +73,26 @@ def test_update_size_does_not_drift_with_chunk_length():
     _, W_alone = layer(x[:1], return_fast=True)
     for w, w_alone in zip(W, W_alone):                          # rows of sequence 0 (2 heads)
         torch.testing.assert_close(w[:2], w_alone, rtol=1e-4, atol=1e-5)
+
+
+def test_row_norm_retention_matches_autograd_of_the_plain_formula():
+    from models.row_norm_retention import retain_row_norms
+
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(3, 5, 4, dtype=torch.float64, generator=gen)
+    w[1, 2] = 0.0                                     # a zero row keeps finite gradients
+    norms = torch.rand(3, 5, 1, dtype=torch.float64, generator=gen) + 0.5
+    w.requires_grad_(True)
+    norms.requires_grad_(True)
+    out = retain_row_norms(w, norms)
+    plain = w / (w.norm(dim=-1, keepdim=True) + 1e-5) * norms
+    torch.testing.assert_close(out, plain)
+    torch.testing.assert_close(out[0].norm(dim=-1), norms[0, :, 0] * (1 - 1e-5 / (1e-5 + w[0].norm(dim=-1))))
+    upstream = torch.randn_like(out)
+    got = torch.autograd.grad((out * upstream).sum(), (w, norms))
+    expected = torch.autograd.grad((plain * upstream).sum(), (w, norms))
+    for g, e in zip(got, expected):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, e)
+    w_nonzero = torch.randn(2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(retain_row_norms, (w_nonzero, norms[:2, :3].detach().requires_grad_(True)))
