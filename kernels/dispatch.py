@@ -18,10 +18,12 @@ The Triton forward keeps only the inputs. First-order only: no double backward t
 ops (the references support it).
 
 CPU cache blocking: the PyTorch forward and backward of the SwiGLU ops are a few batched matmuls
-and ~40 elementwise ops on [b, n, 2dh] activations, independent per row b. On a whole batch those
-activations outgrow the core's L2 cache and every elementwise op streams from L3; run on blocks of
-rows whose activations hold about BLOCK_ELEMENTS values, they stay in cache and the op is 2x
-faster on the demo model (bench/step_cost.py). Results are the same, row by row.
+and ~40 elementwise ops on [b, n, 2dh] activations, independent per row b and, but for sums over
+tokens, per token. On a whole batch those activations outgrow the core's L2 cache and every
+elementwise op streams from L3 or memory. So the PyTorch path runs on blocks whose activations
+hold about BLOCK_ELEMENTS values: several whole rows for short chunks (the demo: the op is 2x
+faster), one row in blocks of tokens for long ones (weight-shaped results add up over the token
+blocks; the backward's temporaries shrink to the block's size).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Chunks up to this many tokens keep their activations for the backward (see the docstring).
 KEEP_INTERMEDIATES_MAX_TOKENS = 512
 # Values per [rows, n, 2dh] activation in one cache block of the PyTorch path (see the docstring).
-BLOCK_ELEMENTS = 96 * 1024
+BLOCK_ELEMENTS = 128 * 1024
 
 
 def selected_backend(*tensors: torch.Tensor) -> str:
@@ -75,49 +77,85 @@ class _Op:
     torch_forward: Callable     # (*inputs, keep) -> (outputs, saved activations)
     triton_forward: Callable    # (*inputs) -> outputs
     backward: Callable          # (inputs, saved, grad(s), needs_input_grad) -> input grads
-    row_blocks: bool = False    # the PyTorch path may run on blocks of rows (see the docstring)
+    # SwiGLU ops: inputs are (w02, w1, then tensors with tokens in dim 1); the PyTorch path runs
+    # on cache-sized blocks of rows or tokens (see the docstring).
+    blocked: bool = False
+    sums_tokens: bool = False   # outputs are sums over tokens (the update), else one per token
 
 
-def _row_slices(op: _Op, inputs: tuple) -> list[slice]:
-    """Blocks of rows (dim 0 of every input) for the PyTorch path; one block when not blocked."""
+def _blocks(op: _Op, inputs: tuple) -> list[tuple[slice, slice]]:
+    """(rows, tokens) blocks for the PyTorch path: whole rows while a row's [n, 2dh] activations
+    fit in BLOCK_ELEMENTS, else one row at a time in token blocks. One block when not blocked."""
     rows = inputs[0].shape[0]
-    if not op.row_blocks or inputs[0].is_cuda:           # a GPU wants one large launch
-        return [slice(0, rows)]
-    width = inputs[0].shape[1] * inputs[2].shape[1]        # 2dh * n: one row's gate/up values
-    step = max(1, BLOCK_ELEMENTS // max(width, 1))
-    return [slice(s, min(s + step, rows)) for s in range(0, rows, step)]
+    tokens = inputs[2].shape[1] if len(inputs) > 2 else 0
+    if not op.blocked or inputs[0].is_cuda:               # a GPU wants one large launch
+        return [(slice(0, rows), slice(0, tokens))]
+    width = inputs[0].shape[1]                             # 2dh
+    if tokens * width <= BLOCK_ELEMENTS:
+        step = BLOCK_ELEMENTS // max(tokens * width, 1)
+        return [(slice(r, min(r + step, rows)), slice(0, tokens)) for r in range(0, rows, step)]
+    step = max(1, BLOCK_ELEMENTS // width)
+    return [(slice(r, r + 1), slice(t, min(t + step, tokens))) for r in range(rows) for t in range(0, tokens, step)]
 
 
-def _cat_rows(parts: list):
-    """Per-block results (a tensor, or a tuple of tensors / None) joined along dim 0."""
+def _part(inputs: tuple, block: tuple[slice, slice]) -> tuple:
+    rows, tokens = block
+    return tuple(t[rows] if i < 2 else t[rows, tokens] for i, t in enumerate(inputs))
+
+
+def _combine(parts: list, summed, dim: int):
+    """Join per-block results (tensors, or tuples of tensors / None): summed positions add up,
+    the others are concatenated along `dim`."""
     if len(parts) == 1:
         return parts[0]
     if isinstance(parts[0], torch.Tensor):
-        return torch.cat(parts)
-    return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
+        return functools.reduce(torch.Tensor.add_, parts) if summed[0] else torch.cat(parts, dim)
+    return tuple(None if p[0] is None else
+                 functools.reduce(torch.Tensor.add_, p) if add else torch.cat(p, dim)
+                 for p, add in zip(zip(*parts), summed))
+
+
+def _join(blocks: list, parts: list, summed):
+    """Per-block results -> whole-batch results: token blocks of a row first, then rows."""
+    by_rows: list[tuple[slice, list]] = []
+    for (rows, _), part in zip(blocks, parts):
+        if by_rows and by_rows[-1][0] == rows:
+            by_rows[-1][1].append(part)
+        else:
+            by_rows.append((rows, [part]))
+    joined = [_combine(group, summed, dim=1) for _, group in by_rows]
+    return _combine(joined, [False] * len(summed), dim=0)
 
 
 def _torch_forward(op: _Op, inputs: tuple, keep: bool):
     """(outputs, saved) of the PyTorch forward, block by block; saved holds every block's
     activations in order (the backward uses the same blocks)."""
-    outs, saved = [], []
-    for rows in _row_slices(op, inputs):
-        out, kept = op.torch_forward(*(t[rows] for t in inputs), keep=keep)
+    blocks, outs, saved = _blocks(op, inputs), [], []
+    if len(blocks) == 1:
+        return op.torch_forward(*inputs, keep=keep)
+    for block in blocks:
+        out, kept = op.torch_forward(*_part(inputs, block), keep=keep)
         outs.append(out)
         saved.extend(kept)
-    return _cat_rows(outs), tuple(saved)
+    return _join(blocks, outs, [op.sums_tokens] * 2), tuple(saved)
 
 
 def _torch_backward(op: _Op, inputs: tuple, saved: tuple, grads, need):
-    blocks = _row_slices(op, inputs)
+    blocks = _blocks(op, inputs)
+    if len(blocks) == 1:
+        return op.backward(inputs, saved, grads, need)
     per_block = len(saved) // len(blocks)
     parts = []
-    for i, rows in enumerate(blocks):
-        block_grads = (grads[rows] if isinstance(grads, torch.Tensor)
-                       else tuple(None if g is None else g[rows] for g in grads))
-        parts.append(op.backward(tuple(t[rows] for t in inputs), saved[i * per_block:(i + 1) * per_block],
+    for i, block in enumerate(blocks):
+        rows, tokens = block
+        if op.sums_tokens:      # the update's outputs are weight-shaped: rows only
+            block_grads = tuple(None if g is None else g[rows] for g in grads)
+        else:                   # apply: one output row per token
+            block_grads = grads[rows, tokens]
+        parts.append(op.backward(_part(inputs, block), saved[i * per_block:(i + 1) * per_block],
                                  block_grads, need))
-    return _cat_rows(parts)
+    # Gradients of the weights (inputs 0 and 1) add up over token blocks; the others are per token.
+    return _join(blocks, parts, [i < 2 for i in range(len(inputs))])
 
 
 class _FastWeightFunction(torch.autograd.Function):
@@ -156,9 +194,9 @@ def _run(op: _Op, inputs: tuple, tokens: int = 0):
         return _torch_forward(op, inputs, keep=False)[0]
 
 
-_APPLY = _Op(swiglu_apply_forward, swiglu_apply_triton, swiglu_apply_backward, row_blocks=True)
+_APPLY = _Op(swiglu_apply_forward, swiglu_apply_triton, swiglu_apply_backward, blocked=True)
 _UPDATE = _Op(swiglu_update_grads_forward, swiglu_update_grads_triton, swiglu_update_grads_backward,
-              row_blocks=True)
+              blocked=True, sums_tokens=True)
 
 
 @functools.cache

@@ -52,15 +52,10 @@ from kernels import newton_schulz, swiglu_apply, swiglu_update_grads
 from models.attention import RotaryEmbedding, cached_window_attention, local_attention
 from models.config import LaCTAudioConfig
 from models.errors import LaCTErrorHandler
+from models.fast_feature_map import fast_feature_map
 from models.row_norm_retention import retain_row_norms
 
 FastWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def unit_rows(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """F.normalize(x, dim=-1, eps=eps) as x times one reciprocal per row: its backward makes a
-    single pass over x where F.normalize's divides the whole tensor several times."""
-    return x * torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(eps).reciprocal()
 
 
 def inverse_softplus(x: float) -> float:
@@ -201,12 +196,9 @@ class LaCTLayer(nn.Module):
         if not self.use_fast_weights:
             return qa, ka, va, None, None, None, None, None
 
-        def heads(t):
-            return t.view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
-
-        fq = unit_rows(heads(F.silu(torch.addcmul(self.qk_offset[0], q, self.qk_scale[0]))))
-        fk = unit_rows(heads(F.silu(torch.addcmul(self.qk_offset[1], k, self.qk_scale[1]))))
-        fv = heads(F.silu(v))
+        fq = fast_feature_map(q, self.qk_scale[0], self.qk_offset[0], Hl)
+        fk = fast_feature_map(k, self.qk_scale[1], self.qk_offset[1], Hl)
+        fv = F.silu(v).view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
         n = len(self.slow_weights)                                          # lrs per token
         lr = F.softplus(self.lr_proj(x) + self.base_lr_inv)                  # [B, T, n Hl]
         if valid is not None:

@@ -69,13 +69,16 @@ def test_update_grads_are_differentiable_for_the_outer_loop():
     assert lrs[0].grad is not None and lrs[0].grad.abs().sum() > 0
 
 
-@pytest.fixture(params=["kept", "recomputed", "kept, one row per cache block"])
+@pytest.fixture(params=["kept", "recomputed", "kept, a row per block", "kept, a token per block",
+                        "recomputed, a token per block"])
 def intermediates(request, monkeypatch):
     """Both backward modes: activations kept from the forward (short chunks) or recomputed; and
-    the CPU path run row by row (its cache blocking) instead of on the whole batch."""
-    if request.param == "recomputed":
+    the CPU path's cache blocking: whole rows per block, or one row in blocks of tokens."""
+    if request.param.startswith("recomputed"):
         monkeypatch.setattr(dispatch, "KEEP_INTERMEDIATES_MAX_TOKENS", 0)
-    if request.param.endswith("block"):
+    if request.param.endswith("a row per block"):      # the tests' n * 2dh is at most 9 * 22
+        monkeypatch.setattr(dispatch, "BLOCK_ELEMENTS", 200)
+    if request.param.endswith("a token per block"):
         monkeypatch.setattr(dispatch, "BLOCK_ELEMENTS", 1)
     return request.param
 

@@ -96,3 +96,30 @@ def test_row_norm_retention_matches_autograd_of_the_plain_formula():
         torch.testing.assert_close(g, e)
     w_nonzero = torch.randn(2, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(retain_row_norms, (w_nonzero, norms[:2, :3].detach().requires_grad_(True)))
+
+
+def test_fast_feature_map_matches_autograd_of_the_plain_formula():
+    from models.fast_feature_map import fast_feature_map
+
+    gen = torch.Generator().manual_seed(5)
+    B, T, H, d = 2, 3, 2, 4
+    x = torch.randn(B, T, H * d, dtype=torch.float64, generator=gen)
+    scale = torch.randn(H * d, dtype=torch.float64, generator=gen)
+    offset = torch.randn(H * d, dtype=torch.float64, generator=gen)
+    offset[:d] = 0.0
+    x[0, 1, :d] = 0.0                        # silu(0) = 0: a zero row, where the norm is clamped
+    inputs = [t.requires_grad_(True) for t in (x, scale, offset)]
+
+    def plain(x, scale, offset):
+        rows = F.silu(x * scale + offset).view(B, T, H, d).transpose(1, 2).reshape(B * H, T, d)
+        return F.normalize(rows, dim=-1, eps=1e-6)
+
+    out = fast_feature_map(*inputs, H)
+    torch.testing.assert_close(out, plain(*inputs))
+    assert out[0, 1].abs().sum() == 0 and torch.allclose(out[1, 1].norm(), torch.tensor(1.0, dtype=torch.float64))
+    upstream = torch.randn_like(out)
+    got = torch.autograd.grad((out * upstream).sum(), inputs)
+    expected = torch.autograd.grad((plain(*inputs) * upstream).sum(), inputs)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
+    assert torch.autograd.gradcheck(lambda *a: fast_feature_map(*a, H), inputs)
