@@ -53,6 +53,7 @@ from models.attention import RotaryEmbedding, cached_window_attention, local_att
 from models.config import LaCTAudioConfig
 from models.errors import LaCTErrorHandler
 from models.fast_feature_map import fast_feature_map
+from models.fast_output_merge import fast_output_merge
 from models.row_norm_retention import retain_row_norms
 
 FastWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -211,10 +212,8 @@ class LaCTLayer(nn.Module):
 
     def _merge_fast(self, fw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """[B*Hl, T, dl] fast outputs, normalised and scaled per head and token -> [B, T, D]."""
-        B, T, _ = x.shape
         scale = F.silu(self.fast_scale(x))                                   # [B, T, Hl]
-        fw = self.fast_norm(fw).view(B, self.num_lact_heads, T, self.lact_head_dim).transpose(1, 2)
-        return (fw * scale[..., None]).reshape(B, T, self.hidden_size)
+        return fast_output_merge(fw, self.fast_norm.weight, scale, self.fast_norm.eps)
 
     # ------------------------------------------------------------------ fast weights
     def initial_fast_weights(self, batch: int, fast_init: FastWeights | None = None) -> FastWeights:

@@ -123,3 +123,27 @@ def test_fast_feature_map_matches_autograd_of_the_plain_formula():
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e)
     assert torch.autograd.gradcheck(lambda *a: fast_feature_map(*a, H), inputs)
+
+
+def test_fast_output_merge_matches_autograd_of_rms_norm_and_scale():
+    from models.fast_output_merge import fast_output_merge
+
+    gen = torch.Generator().manual_seed(7)
+    B, T, H, d = 2, 3, 2, 4
+    fw = torch.randn(B * H, T, d, dtype=torch.float64, generator=gen, requires_grad=True)
+    weight = torch.randn(d, dtype=torch.float64, generator=gen, requires_grad=True)
+    scale = torch.randn(B, T, H, dtype=torch.float64, generator=gen, requires_grad=True)
+    norm = torch.nn.RMSNorm(d, dtype=torch.float64)
+
+    def plain(fw, weight, scale):
+        normed = F.rms_norm(fw, (d,), weight, norm.eps).view(B, H, T, d).transpose(1, 2)
+        return (normed * scale[..., None]).reshape(B, T, H * d)
+
+    out = fast_output_merge(fw, weight, scale, None)
+    torch.testing.assert_close(out, plain(fw, weight, scale))
+    upstream = torch.randn_like(out)
+    got = torch.autograd.grad((out * upstream).sum(), (fw, weight, scale))
+    expected = torch.autograd.grad((plain(fw, weight, scale) * upstream).sum(), (fw, weight, scale))
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
+    assert torch.autograd.gradcheck(lambda *a: fast_output_merge(*a, None), (fw, weight, scale))
