@@ -46,7 +46,8 @@ BACKENDS = ("auto", "triton", "torch")
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Chunks up to this many tokens keep their activations for the backward (see the docstring).
 KEEP_INTERMEDIATES_MAX_TOKENS = 512
-# Values per [rows, n, 2dh] activation in one cache block of the PyTorch path (see the docstring).
+# Values per [rows, n, 2dh] activation in one cache block of the PyTorch path, per intra-op
+# thread (each core has its own L2 cache; see the docstring).
 BLOCK_ELEMENTS = 128 * 1024
 
 
@@ -91,10 +92,11 @@ def _blocks(op: _Op, inputs: tuple) -> list[tuple[slice, slice]]:
     if not op.blocked or inputs[0].is_cuda:               # a GPU wants one large launch
         return [(slice(0, rows), slice(0, tokens))]
     width = inputs[0].shape[1]                             # 2dh
-    if tokens * width <= BLOCK_ELEMENTS:
-        step = BLOCK_ELEMENTS // max(tokens * width, 1)
+    budget = BLOCK_ELEMENTS * torch.get_num_threads()
+    if tokens * width <= budget:
+        step = budget // max(tokens * width, 1)
         return [(slice(r, min(r + step, rows)), slice(0, tokens)) for r in range(0, rows, step)]
-    step = max(1, BLOCK_ELEMENTS // width)
+    step = max(1, budget // width)
     return [(slice(r, r + 1), slice(t, min(t + step, tokens))) for r in range(rows) for t in range(0, tokens, step)]
 
 

@@ -85,29 +85,34 @@ def _local_attention_blocked(q, k, v, window, causal, key_valid):
     kv = torch.ones(B, T, dtype=torch.bool, device=q.device) if key_valid is None else key_valid
     kv = F.pad(kv, (left, Tp - T + right), value=False).unfold(1, span, W)  # [B, nb, span]
 
-    def attend(lo, hi, mask):   # blocks lo..hi-1 as one 4-d SDPA call (its fused CPU kernel)
+    def attend(q_blocks, k_blocks, v_blocks, mask):   # [B, n, H, *, d] blocks as one 4-d SDPA call
+        n = q_blocks.shape[1]                           # (its fused CPU kernel)
+
         def flat(t):
-            return t[:, lo:hi].reshape(B * (hi - lo), *t.shape[2:])
-        out = F.scaled_dot_product_attention(flat(qb), flat(kb), flat(vb), attn_mask=mask)
-        return out.view(B, hi - lo, H, W, d)
+            return t.reshape(B * n, *t.shape[2:])
+        out = F.scaled_dot_product_attention(flat(q_blocks), flat(k_blocks), flat(v_blocks), attn_mask=mask)
+        return out.view(B, n, H, W, d)
 
     if key_valid is not None:   # padded batch: every block has its own key mask
         mask = (rel[None, None] & kv[:, :, None, :]) | eye[None, None]        # [B, nb, W, span]
-        out = attend(0, nb, mask.reshape(B * nb, 1, W, span))
+        out = attend(qb, kb, vb, mask.reshape(B * nb, 1, W, span))
     else:
         # Interior blocks (all keys inside the sequence) share one [W, span] mask; only the
         # edge blocks, whose keys run past either end, need masks of their own.
         first = -(-left // W)                      # blocks before `first` reach below position 0
         last = max(first, (T - right) // W)        # blocks from `last` on reach past T
-        parts = []
-        for lo, hi in ((0, first), (first, last), (last, nb)):
-            if hi <= lo:
+        # Split, not sliced: a slice's backward fills a zero tensor of the whole padded input.
+        sizes = [first, last - first, nb - last]
+        parts, lo = [], 0
+        for n, q_blocks, k_blocks, v_blocks in zip(sizes, *(t.split(sizes, dim=1) for t in (qb, kb, vb))):
+            if n == 0:
                 continue
-            if (lo, hi) == (first, last):
-                parts.append(attend(lo, hi, rel))
+            if lo == first and n == last - first:
+                parts.append(attend(q_blocks, k_blocks, v_blocks, rel))
             else:
-                edge = (rel[None] & kv[0, lo:hi, None, :]) | eye[None]        # [hi-lo, W, span]
-                parts.append(attend(lo, hi, edge.repeat(B, 1, 1).unsqueeze(1)))
+                edge = (rel[None] & kv[0, lo:lo + n, None, :]) | eye[None]    # [n, W, span]
+                parts.append(attend(q_blocks, k_blocks, v_blocks, edge.repeat(B, 1, 1).unsqueeze(1)))
+            lo += n
         out = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
     return out.transpose(1, 2).reshape(B, H, Tp, d)[:, :, :T]
 

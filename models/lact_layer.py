@@ -285,21 +285,26 @@ class LaCTLayer(nn.Module):
         norms = tuple(w.norm(dim=2, keepdim=True) for w in W)
         mbuf = tuple(torch.zeros_like(w) for w in W) if mom is not None else None
         W0, outs = W, []
-        for s in range(0, T, C):
-            e = min(s + C, T)
+        # Chunks by torch.split, not slicing: a slice's backward fills a zero tensor of the whole
+        # input for every chunk (a tenth of a 16k-token step), a split's joins the chunks once.
+        count = -(-T // C)
+
+        def chunks(t, dim=1):
+            return [None] * count if t is None else t.split(C, dim=dim)
+
+        for i, (cq, ck, cv, clr, cmom, cvalid) in enumerate(zip(
+                chunks(fq), chunks(fk), chunks(fv), chunks(lr, dim=2), chunks(mom), chunks(valid_bh))):
+            last = i == count - 1
             if self.causal:
-                outs.append(self.apply_fast(W, fq[:, s:e]))
-            if not self.causal or e < T or flush:
-                coef = None
-                if mom is not None:
-                    coef = chunk_momentum(mom[:, s:e], None if valid_bh is None else valid_bh[:, s:e])
-                tokens = e - s if valid_bh is None else valid_bh[:, s:e].sum(dim=1)
-                new, mbuf = self._update(W, norms, mbuf, fk[:, s:e], fv[:, s:e], lr[:, :, s:e], coef,
-                                         tokens, checked)
+                outs.append(self.apply_fast(W, cq))
+            if not self.causal or not last or flush:
+                coef = None if mom is None else chunk_momentum(cmom, cvalid)
+                tokens = ck.shape[1] if cvalid is None else cvalid.sum(dim=1)
+                new, mbuf = self._update(W, norms, mbuf, ck, cv, clr, coef, tokens, checked)
                 if valid_bh is not None and not self.causal and T > C:
                     # A chunk of padding only must leave a row's memory as it was (its lr is 0,
                     # but the weight-norm step would still rescale): the whole input reads it.
-                    real = valid_bh[:, s:e].any(dim=1)[:, None, None]
+                    real = cvalid.any(dim=1)[:, None, None]
                     new = tuple(torch.where(real, n, w) for n, w in zip(new, W))
                 W = new
         if not checked and not bool(torch.isfinite(torch.stack([w.sum() for w in W])).all()):
