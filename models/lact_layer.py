@@ -321,10 +321,10 @@ class LaCTLayer(nn.Module):
         B, T, _ = x.shape
         positions = torch.arange(T, device=x.device)
         qa, ka, va, fq, fk, fv, lr, mom = self._project(x, positions, valid)
-        mixed = x.new_zeros(B, T, self.hidden_size)
+        mixed = None                    # the window attention's output, then plus the fast branch's
         if self.use_window_attention:
             attn = local_attention(qa, ka, va, self.window_size, self.causal, valid)
-            mixed = mixed + attn.transpose(1, 2).reshape(B, T, self.hidden_size)
+            mixed = attn.transpose(1, 2).reshape(B, T, self.hidden_size)
         W = ()
         if self.use_fast_weights:
             valid_bh = None
@@ -337,15 +337,15 @@ class LaCTLayer(nn.Module):
             W = self._split(W)
             if not self.training or self.track_memory:
                 self._record_memory(self._split(W0), W, fast, mixed)
-            mixed = mixed + fast
+            mixed = fast if mixed is None else mixed + fast
         out = self.o_proj(mixed)
         return (out, W) if return_fast else out
 
     @torch.no_grad()
     def _record_memory(self, W0: FastWeights, W: FastWeights, fast: torch.Tensor,
-                       attn: torch.Tensor) -> None:
+                       attn: torch.Tensor | None) -> None:
         self.fast_change = relative_change(W0, W)
-        f, a = float(fast.norm()), float(attn.norm())
+        f, a = float(fast.norm()), 0.0 if attn is None else float(attn.norm())
         self.fast_share = f / max(f + a, 1e-12)
 
     # ------------------------------------------------------------------ streaming
