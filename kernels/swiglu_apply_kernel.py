@@ -24,28 +24,28 @@ def swiglu_apply_reference(w02: torch.Tensor, w1: torch.Tensor, x: torch.Tensor)
 
 def swiglu_apply_forward(w02, w1, x, keep: bool):
     """(out, saved): saved = (gate_up,) when `keep` (the backward then skips one matmul)."""
-    gate_up = x @ w02.transpose(1, 2)                       # [b, n, 2dh]
+    gate_up = torch.bmm(x, w02.transpose(1, 2))             # [b, n, 2dh]
     gate, up = gate_up.chunk(2, dim=-1)
-    out = (F.silu(gate) * up) @ w1.transpose(1, 2)
+    out = torch.bmm(F.silu(gate) * up, w1.transpose(1, 2))
     return out, ((gate_up,) if keep else ())
 
 
 def swiglu_apply_backward(inputs, saved, grad_out, need):
     """Gradients of (w02, w1, x) from the inputs (and the forward's gate_up, if kept)."""
     w02, w1, x = inputs
-    gate_up = saved[0] if saved else x @ w02.transpose(1, 2)
+    gate_up = saved[0] if saved else torch.bmm(x, w02.transpose(1, 2))
     gate, up = gate_up.chunk(2, dim=-1)
     sig = torch.sigmoid(gate)
     silu = gate * sig
-    g_hidden = grad_out @ w1                                 # [b, n, dh]
+    g_hidden = torch.bmm(grad_out, w1)                       # [b, n, dh]
     g_gate_up = torch.empty_like(gate_up)                    # [b, n, 2dh], filled in place
     g_gate, g_up = g_gate_up.chunk(2, dim=-1)
     torch.mul(g_hidden, silu, out=g_up)
     # silu'(gate) = sig + silu * (1 - sig)
     torch.addcmul(sig, silu, 1 - sig, out=g_gate).mul_(g_hidden).mul_(up)
-    g_w02 = g_gate_up.transpose(1, 2) @ x if need[0] else None
-    g_w1 = grad_out.transpose(1, 2) @ (silu * up) if need[1] else None
-    g_x = g_gate_up @ w02 if need[2] else None
+    g_w02 = torch.bmm(g_gate_up.transpose(1, 2), x) if need[0] else None
+    g_w1 = torch.bmm(grad_out.transpose(1, 2), silu * up) if need[1] else None
+    g_x = torch.bmm(g_gate_up, w02) if need[2] else None
     return g_w02, g_w1, g_x
 
 

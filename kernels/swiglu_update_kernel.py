@@ -57,13 +57,13 @@ def _lr_weighted(dgate, dup, lr0, lr2):
 def swiglu_update_grads_forward(w02, w1, k, v, lr0, lr1, lr2, keep: bool):
     """((dw02, dw1), saved): saved = (gate_up, dhidden) when `keep` (the backward then skips
     two matmuls); otherwise the backward recomputes them from the inputs."""
-    gate_up = k @ w02.transpose(1, 2)                        # [b, n, 2dh]
-    dhidden = v @ w1                                         # [b, n, dh]
+    gate_up = torch.bmm(k, w02.transpose(1, 2))              # [b, n, 2dh]
+    dhidden = torch.bmm(v, w1)                               # [b, n, dh]
     gate, up = gate_up.chunk(2, dim=-1)
     _, silu, _, dsilu = _silu_and_slope(gate)
     dgate = (dhidden * up).mul_(dsilu)
-    dw02 = _lr_weighted(dgate, dhidden * silu, lr0, lr2).transpose(1, 2) @ k
-    dw1 = (v * lr1.unsqueeze(-1)).transpose(1, 2) @ (silu * up)
+    dw02 = torch.bmm(_lr_weighted(dgate, dhidden * silu, lr0, lr2).transpose(1, 2), k)
+    dw1 = torch.bmm((v * lr1.unsqueeze(-1)).transpose(1, 2), silu * up)
     return (dw02, dw1), ((gate_up, dhidden) if keep else ())
 
 
@@ -76,14 +76,14 @@ def swiglu_update_grads_backward(inputs, saved, grads, need):
     g02 = torch.zeros_like(w02) if g02 is None else g02      # [b, 2dh, d]
     g1 = torch.zeros_like(w1) if g1 is None else g1          # [b, d, dh]
     lr0_, lr1_, lr2_ = lr0.unsqueeze(-1), lr1.unsqueeze(-1), lr2.unsqueeze(-1)
-    gate_up, dhidden = saved if saved else (k @ w02.transpose(1, 2), v @ w1)
+    gate_up, dhidden = saved if saved else (torch.bmm(k, w02.transpose(1, 2)), torch.bmm(v, w1))
     gate, up = gate_up.chunk(2, dim=-1)
     sig, silu, one_minus, dsilu = _silu_and_slope(gate)
     dhidden_up = dhidden * up
     dgate = dhidden_up * dsilu                               # the forward's dgate, dup (no lr)
     dup = dhidden * silu
-    ga0, ga2 = (k @ g02.transpose(1, 2)).chunk(2, dim=-1)    # d loss / d (dgate*lr0), (dup*lr2)
-    g_hidden = (v * lr1_) @ g1                               # [b, n, dh]
+    ga0, ga2 = torch.bmm(k, g02.transpose(1, 2)).chunk(2, dim=-1)    # d loss / d (dgate*lr0), (dup*lr2)
+    g_hidden = torch.bmm(v * lr1_, g1)                       # [b, n, dh]
     g_dgate = ga0 * lr0_
     g_dup = ga2 * lr2_
     t = g_dgate * dsilu
@@ -97,12 +97,12 @@ def swiglu_update_grads_backward(inputs, saved, grads, need):
     g_dhidden = (t * up).addcmul_(g_dup, silu)
     out = [None] * 7
     if need[0]:
-        out[0] = g_gate_up.transpose(1, 2) @ k
+        out[0] = torch.bmm(g_gate_up.transpose(1, 2), k)
     if need[1]:
-        out[1] = v.transpose(1, 2) @ g_dhidden
+        out[1] = torch.bmm(v.transpose(1, 2), g_dhidden)
     if need[2]:
-        out[2] = torch.baddbmm(g_gate_up @ w02, _lr_weighted(dgate, dup, lr0, lr2), g02)
-    g_v_lr1 = (silu * up) @ g1.transpose(1, 2) if (need[3] or need[5]) else None   # [b, n, d]
+        out[2] = torch.baddbmm(torch.bmm(g_gate_up, w02), _lr_weighted(dgate, dup, lr0, lr2), g02)
+    g_v_lr1 = torch.bmm(silu * up, g1.transpose(1, 2)) if (need[3] or need[5]) else None   # [b, n, d]
     if need[3]:
         out[3] = torch.baddbmm(g_v_lr1 * lr1_, g_dhidden, w1.transpose(1, 2))
     if need[4]:
