@@ -6,6 +6,9 @@
 On one synthetic corpus (pipeline.synthetic, LibriSpeech layout, made once and reused), each run
 after a warm-up so that imports, filterbanks and Ray's worker processes are not what is measured:
   bare       one process, no Ray, no writing: read bytes + decode + downmix/resample + log-mel.
+  bare_2proc the bare loop in two processes at once, each on half the files: how far the machine
+             itself scales from one core to two (shared caches and memory), the ceiling for
+             the pipeline's 2-CPU speed-up.
   in_process the pipeline's own shard code (pipeline.preprocessing.shard_worker.build_shard) in this
              process, no Ray: adds float16, CMVN sums, Parquet encoding and writing to the bare loop.
   pipeline   the full `run_preprocess` on a local Ray with 1 CPU, then 2 CPUs, into fresh outputs.
@@ -84,6 +87,43 @@ def bare_loop(uris: list[str]) -> dict:
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"cores": 1, "wall_seconds": wall, "cpu_seconds": cpu, "audio_seconds": audio_seconds,
             "frames": frames, "failed": failed, "realtime_per_core": audio_seconds / wall,
+            "load_before": load_before, "load_after": load()}
+
+
+def _bare_half(uris: list[str], barrier, results) -> None:
+    """One of bare_two_processes' workers: warm up, wait for the other, time the loop."""
+    import torch
+
+    from pipeline.audio import prepare_audio, read_bytes
+    from pipeline.features import AudioFeatureExtractor
+
+    torch.set_num_threads(1)
+    extractor = AudioFeatureExtractor()
+    for uri in uris[:10]:
+        extractor(prepare_audio(read_bytes(uri), uri).waveform)
+    for uri in uris:
+        read_bytes(uri)
+    barrier.wait()                      # both timed loops start together
+    wall0 = time.perf_counter()
+    for uri in uris:
+        extractor(prepare_audio(read_bytes(uri), uri).waveform)
+    results.put(time.perf_counter() - wall0)
+
+
+def bare_two_processes(uris: list[str]) -> dict:
+    """The bare loop on every other file in each of two processes, started together."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    load_before = load()
+    workers = [ctx.Process(target=_bare_half, args=(uris[i::2], barrier, results)) for i in range(2)]
+    for w in workers:
+        w.start()
+    walls = [results.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return {"cores": 2, "wall_seconds": max(walls), "process_wall_seconds": walls,
             "load_before": load_before, "load_after": load()}
 
 
@@ -228,6 +268,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lact-bench-") as tmp:
         print("bare loop ...", file=sys.stderr)
         results["bare"] = bare_loop(uris)
+        print("bare loop in two processes ...", file=sys.stderr)
+        results["bare_2proc"] = bare_two_processes(uris)
         print("shards in-process ...", file=sys.stderr)
         results["in_process"] = in_process(corpus, Path(tmp), args.rows_per_shard)
         results["pipeline"] = {}
@@ -259,6 +301,10 @@ def main() -> int:
         "pipeline_1cpu_realtime_per_core": one["realtime_per_core"],
         "pipeline_2cpu_realtime_per_core": two["realtime_per_core"],
         "speedup_2cpu_vs_1cpu": one["wall_seconds"] / two["wall_seconds"],
+        # the machine's own 1 -> 2 core scaling of the bare loop, and the pipeline's share of it
+        "speedup_bare_2proc_vs_bare": bare["wall_seconds"] / results["bare_2proc"]["wall_seconds"],
+        "speedup_2cpu_share_of_bare_2proc": (one["wall_seconds"] / two["wall_seconds"])
+        / (bare["wall_seconds"] / results["bare_2proc"]["wall_seconds"]),
         "cost_ratio_in_process_vs_bare": cost(results["in_process"]) / cost(bare),
         "cost_ratio_1cpu_vs_bare": cost(one) / cost(bare),
         "cost_ratio_2cpu_vs_bare": cost(two) / cost(bare),
