@@ -11,7 +11,9 @@ the full input length, padded like the training loader does. Two input lengths: 
 the figure is the median over --repeats after 3 warm-up steps. Each model's aten ops per step
 are counted once with torch.profiler (every aten:: event, nested ones included, and the matmul
 kernels mm/bmm/addmm/baddbmm among them). A --variant is one more LaCT model with config
-overrides, measured in the same alternation (e.g. fewer LaCT heads). --compile wraps every model
+overrides, measured in the same alternation (e.g. fewer LaCT heads), together with the baseline
+built from the same overrides: a variant's ratio is to that size-matched baseline (a LaCT model
+with fewer fast-weight parameters gets a narrower baseline MLP). --compile wraps every model
 in torch.compile(dynamic=True) and records, per length, each model's first step (compilation
 included) beside the steady median.
 
@@ -140,9 +142,16 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     base_cfg = model_config(Path(args.config), {})
     configs = {"lact": ("lact", base_cfg), "baseline": ("baseline", base_cfg)}
+    reference = {"lact": "baseline"}   # each LaCT model's size-matched baseline
+    variants = {}
     for text in args.variant:
         name, overrides = parse_variant(text)
-        configs[f"lact-{name}"] = ("lact", model_config(Path(args.config), overrides))
+        variant_cfg = model_config(Path(args.config), overrides)
+        configs[f"lact-{name}"] = ("lact", variant_cfg)
+        # the baseline of the variant's own config: its MLP is widened by what that LaCT layer adds
+        configs[f"baseline-{name}"] = ("baseline", variant_cfg)
+        reference[f"lact-{name}"] = f"baseline-{name}"
+        variants[f"lact-{name}"] = text
     models = {}
     for name, (arch, cfg) in configs.items():
         torch.manual_seed(0)
@@ -160,10 +169,10 @@ def main() -> int:
         row = {"input_frames": frames, "encoder_tokens": -(-frames // 4),
                "load_average_before": load_before, "load_average_after": load_after,
                "models": {name: {**timing[name], **ops[name]} for name in models},
-               "ratio_to_baseline": {name: timing[name]["median_s"] / timing["baseline"]["median_s"]
-                                     for name in models if name != "baseline"},
-               "cpu_ratio_to_baseline": {name: timing[name]["cpu_median_s"] / timing["baseline"]["cpu_median_s"]
-                                         for name in models if name != "baseline"}}
+               "ratio_to_baseline": {name: timing[name]["median_s"] / timing[base]["median_s"]
+                                     for name, base in reference.items()},
+               "cpu_ratio_to_baseline": {name: timing[name]["cpu_median_s"] / timing[base]["cpu_median_s"]
+                                         for name, base in reference.items()}}
         lengths.append(row)
         print(f"{frames:5d} frames  load {load_before[0]:.2f}->{load_after[0]:.2f}", flush=True)
         for name in models:
@@ -172,14 +181,15 @@ def main() -> int:
             cpu_ratio = row["cpu_ratio_to_baseline"].get(name)
             print(f"   {name:16s} {m['median_s'] * 1e3:8.1f} ms (cpu {m['cpu_median_s'] * 1e3:8.1f} ms)  "
                   f"{m['aten_ops']:5d} aten ops ({m['matmuls']} matmuls), first step {m['first_step_s']:.1f} s"
-                  + (f"  {ratio:.2f}x baseline (cpu {cpu_ratio:.2f}x)" if ratio else ""), flush=True)
+                  + (f"  {ratio:.2f}x {reference[name]} (cpu {cpu_ratio:.2f}x)" if ratio else ""), flush=True)
 
     record = {
         "benchmark": "step_cost", "label": args.label, "git_head": git_head(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "threads": args.threads, "batch": args.batch,
         "repeats": args.repeats, "config": os.path.relpath(args.config, REPO), "compiled": args.compile,
         "parameters": {name: count_parameters(m) for name, m in models.items()},
-        "variants": {name: text for name, text in zip(list(configs)[2:], args.variant)},
+        "variants": variants,
+        "ratio_reference": reference,
         "method": "forward + CTC loss + backward (no optimizer step), train mode, dropout 0; "
                   "models alternate step by step; median of repeats after 3 warm-up steps; "
                   "median_s = wall clock, cpu_median_s = process CPU time (with 1 thread the work "

@@ -278,11 +278,11 @@ class LaCTLayer(nn.Module):
             return torch.bmm(q, W[0].transpose(1, 2))
         return swiglu_apply(W[0], W[1], q)
 
-    def _run_chunks(self, W, fq, fk, fv, lr, mom, valid_bh, flush: bool, checked: bool = False):
-        """Inner-layout fast weights through every chunk: (fast-branch output, final weights)."""
+    def _run_chunks(self, W, norms, fq, fk, fv, lr, mom, valid_bh, flush: bool, checked: bool = False):
+        """Inner-layout fast weights through every chunk: (fast-branch output, final weights).
+        norms: each row's norm in W, which weight-norm retention keeps."""
         T = fq.shape[1]
         C = self.chunk_size
-        norms = tuple(w.norm(dim=2, keepdim=True) for w in W)
         mbuf = tuple(torch.zeros_like(w) for w in W) if mom is not None else None
         W0, outs = W, []
         # Chunks by torch.split, not slicing: a slice's backward fills a zero tensor of the whole
@@ -308,7 +308,7 @@ class LaCTLayer(nn.Module):
                     new = tuple(torch.where(real, n, w) for n, w in zip(new, W))
                 W = new
         if not checked and not bool(torch.isfinite(torch.stack([w.sum() for w in W])).all()):
-            return self._run_chunks(W0, fq, fk, fv, lr, mom, valid_bh, flush, checked=True)
+            return self._run_chunks(W0, norms, fq, fk, fv, lr, mom, valid_bh, flush, checked=True)
         if not self.causal:
             return self.apply_fast(W, fq), W       # every token reads the whole-input memory
         return torch.cat(outs, dim=1), W
@@ -331,8 +331,13 @@ class LaCTLayer(nn.Module):
             if valid is not None:
                 valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
             src = self._fuse(fast_init if fast_init is not None else self.slow_weights)
-            W0 = tuple(w.unsqueeze(0).expand(B, *w.shape).reshape(B * w.shape[0], *w.shape[1:]) for w in src)
-            fw, W = self._run_chunks(W0, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
+
+            def per_row(w):   # [H, ...] -> [B*H, ...], the same for every batch element
+                return w.unsqueeze(0).expand(B, *w.shape).reshape(B * w.shape[0], *w.shape[1:])
+            W0 = tuple(per_row(w) for w in src)
+            # the row norms of the per-head weights, then copied: not B times the same norm
+            norms = tuple(per_row(w.norm(dim=2, keepdim=True)) for w in src)
+            fw, W = self._run_chunks(W0, norms, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
             fast = self._merge_fast(fw, x)
             W = self._split(W)
             if not self.training or self.track_memory:
