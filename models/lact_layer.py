@@ -59,6 +59,11 @@ from models.row_norm_retention import retain_row_norms
 FastWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+def per_batch_row(w: torch.Tensor, batch: int) -> torch.Tensor:
+    """Per-head [H, ...] -> [batch*H, ...]: the same weights for every batch element."""
+    return w.unsqueeze(0).expand(batch, *w.shape).reshape(batch * w.shape[0], *w.shape[1:])
+
+
 def inverse_softplus(x: float) -> float:
     return x + math.log(-math.expm1(-x))
 
@@ -219,8 +224,7 @@ class LaCTLayer(nn.Module):
     def initial_fast_weights(self, batch: int, fast_init: FastWeights | None = None) -> FastWeights:
         """[B*Hl, ...] copies of the slow initial weights (or of adapted per-head weights)."""
         src = fast_init if fast_init is not None else self.slow_weights
-        return tuple(w.unsqueeze(0).expand(batch, *w.shape).reshape(batch * w.shape[0], *w.shape[1:])
-                     for w in src)
+        return tuple(per_batch_row(w, batch) for w in src)
 
     def _fuse(self, W: FastWeights) -> tuple[torch.Tensor, ...]:
         """(w0, w1, w2) -> the layer's inner layout (w02 = [w0; w2] rows, w1); linear: as is."""
@@ -331,12 +335,9 @@ class LaCTLayer(nn.Module):
             if valid is not None:
                 valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
             src = self._fuse(fast_init if fast_init is not None else self.slow_weights)
-
-            def per_row(w):   # [H, ...] -> [B*H, ...], the same for every batch element
-                return w.unsqueeze(0).expand(B, *w.shape).reshape(B * w.shape[0], *w.shape[1:])
-            W0 = tuple(per_row(w) for w in src)
+            W0 = tuple(per_batch_row(w, B) for w in src)
             # the row norms of the per-head weights, then copied: not B times the same norm
-            norms = tuple(per_row(w.norm(dim=2, keepdim=True)) for w in src)
+            norms = tuple(per_batch_row(w.norm(dim=2, keepdim=True), B) for w in src)
             fw, W = self._run_chunks(W0, norms, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
             fast = self._merge_fast(fw, x)
             W = self._split(W)
