@@ -129,10 +129,10 @@ def _join(blocks: list, parts: list, summed):
     return _combine(joined, [False] * len(summed), dim=0)
 
 
-def _torch_forward(op: _Op, inputs: tuple, keep: bool):
+def _torch_forward(op: _Op, inputs: tuple, keep: bool, blocks: list):
     """(outputs, saved) of the PyTorch forward, block by block; saved holds every block's
-    activations in order (the backward uses the same blocks)."""
-    blocks, outs, saved = _blocks(op, inputs), [], []
+    activations in order (the backward gets the same blocks)."""
+    outs, saved = [], []
     if len(blocks) == 1:
         return op.torch_forward(*inputs, keep=keep)
     for block in blocks:
@@ -142,8 +142,7 @@ def _torch_forward(op: _Op, inputs: tuple, keep: bool):
     return _join(blocks, outs, [op.sums_tokens] * 2), tuple(saved)
 
 
-def _torch_backward(op: _Op, inputs: tuple, saved: tuple, grads, need):
-    blocks = _blocks(op, inputs)
+def _torch_backward(op: _Op, inputs: tuple, saved: tuple, grads, need, blocks: list):
     if len(blocks) == 1:
         return op.backward(inputs, saved, grads, need)
     per_block = len(saved) // len(blocks)
@@ -165,11 +164,14 @@ class _FastWeightFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, op, backend, keep, *inputs):
+        blocks = _blocks(op, inputs)
         if backend == "triton":
             out, saved = op.triton_forward(*inputs), ()
         else:
-            out, saved = _torch_forward(op, inputs, keep)
-        ctx.op, ctx.num_inputs = op, len(inputs)
+            out, saved = _torch_forward(op, inputs, keep, blocks)
+        # the backward runs on the forward's blocks (their size follows the thread count, which
+        # may change in between)
+        ctx.op, ctx.num_inputs, ctx.blocks = op, len(inputs), blocks
         ctx.save_for_backward(*inputs, *saved)
         return out
 
@@ -180,7 +182,7 @@ class _FastWeightFunction(torch.autograd.Function):
         inputs, saved = tensors[:ctx.num_inputs], tensors[ctx.num_inputs:]
         with torch.autocast(inputs[0].device.type, enabled=False):
             out = _torch_backward(ctx.op, inputs, saved, grads if len(grads) > 1 else grads[0],
-                                  ctx.needs_input_grad[3:])
+                                  ctx.needs_input_grad[3:], ctx.blocks)
         return (None, None, None, *out)
 
 
@@ -193,7 +195,7 @@ def _run(op: _Op, inputs: tuple, tokens: int = 0):
             return _FastWeightFunction.apply(op, backend, tokens <= KEEP_INTERMEDIATES_MAX_TOKENS, *inputs)
         if backend == "triton":
             return op.triton_forward(*inputs)
-        return _torch_forward(op, inputs, keep=False)[0]
+        return _torch_forward(op, inputs, False, _blocks(op, inputs))[0]
 
 
 _APPLY = _Op(swiglu_apply_forward, swiglu_apply_triton, swiglu_apply_backward, blocked=True)

@@ -190,3 +190,24 @@ def test_dispatcher_picks_reference_on_cpu_and_refuses_triton_without_interprete
     monkeypatch.setenv("LACT_KERNELS", "triton")
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
         kernels.selected_backend(x)
+
+
+def test_backward_uses_the_forwards_blocks_when_the_thread_count_changes(monkeypatch):
+    """The blocks' size follows torch.get_num_threads(); a backward run after the count changed
+    must still match its forward's saved activations."""
+    monkeypatch.setattr(dispatch, "BLOCK_ELEMENTS", 100)      # 1 thread: 4 rows of 9*22 values apart
+    w02, w1, k, v, lrs = _fast_weights(4, 9, 5, 11)
+    inputs = [t.clone().requires_grad_(True) for t in (w02, w1, k, v, *lrs)]
+    upstream = [torch.randn_like(w) for w in (w02, w1)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        outs = kernels.swiglu_update_grads(*inputs)
+        torch.set_num_threads(4)                               # now 2 rows a block
+        got = torch.autograd.grad(sum((o * u).sum() for o, u in zip(outs, upstream)), inputs)
+    finally:
+        torch.set_num_threads(threads)
+    reference = swiglu_update_grads_reference(*inputs)
+    expected = torch.autograd.grad(sum((o * u).sum() for o, u in zip(reference, upstream)), inputs)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e)
