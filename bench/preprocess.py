@@ -61,7 +61,9 @@ def cpu_used(before: dict, after: dict) -> dict[str, float]:
             for kind in after}
 
 
-def bare_loop(uris: list[str]) -> dict:
+def bare_loop(uris: list[str], start_together=None) -> dict:
+    """The bare loop over uris, timed after its warm-up; `start_together`: a barrier to wait at
+    before timing (bare_two_processes)."""
     import torch
 
     from pipeline.audio import AudioError, prepare_audio, read_bytes
@@ -73,6 +75,8 @@ def bare_loop(uris: list[str]) -> dict:
         extractor(prepare_audio(read_bytes(uri), uri).waveform)
     for uri in uris:                    # and the page cache: the first pass over a cold corpus
         read_bytes(uri)                 # timed 9.4 s where the next ones took 7.9
+    if start_together is not None:
+        start_together.wait()
     load_before = load()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     audio_seconds, frames, failed = 0.0, 0, 0
@@ -91,23 +95,8 @@ def bare_loop(uris: list[str]) -> dict:
 
 
 def _bare_half(uris: list[str], barrier, results) -> None:
-    """One of bare_two_processes' workers: warm up, wait for the other, time the loop."""
-    import torch
-
-    from pipeline.audio import prepare_audio, read_bytes
-    from pipeline.features import AudioFeatureExtractor
-
-    torch.set_num_threads(1)
-    extractor = AudioFeatureExtractor()
-    for uri in uris[:10]:
-        extractor(prepare_audio(read_bytes(uri), uri).waveform)
-    for uri in uris:
-        read_bytes(uri)
-    barrier.wait()                      # both timed loops start together
-    wall0 = time.perf_counter()
-    for uri in uris:
-        extractor(prepare_audio(read_bytes(uri), uri).waveform)
-    results.put(time.perf_counter() - wall0)
+    """One of bare_two_processes' workers."""
+    results.put(bare_loop(uris, start_together=barrier)["wall_seconds"])
 
 
 def bare_two_processes(uris: list[str]) -> dict:
@@ -120,7 +109,7 @@ def bare_two_processes(uris: list[str]) -> dict:
     workers = [ctx.Process(target=_bare_half, args=(uris[i::2], barrier, results)) for i in range(2)]
     for w in workers:
         w.start()
-    walls = [results.get() for _ in workers]
+    walls = [results.get(timeout=1800) for _ in workers]   # a worker that died raises queue.Empty, not a hang
     for w in workers:
         w.join()
     return {"cores": 2, "wall_seconds": max(walls), "process_wall_seconds": walls,
