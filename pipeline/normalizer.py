@@ -25,9 +25,14 @@ class CMVNStats:
         return cls(0, np.zeros(n_mels, np.float64), np.zeros(n_mels, np.float64))
 
     @classmethod
-    def of(cls, frames: np.ndarray) -> "CMVNStats":
-        x = np.asarray(frames, dtype=np.float64)
-        return cls(int(x.shape[0]), x.sum(axis=0), np.square(x).sum(axis=0))
+    def of(cls, frames) -> "CMVNStats":
+        """frames: [T, n_mels], numpy or torch, any float dtype."""
+        import torch
+
+        # torch, not numpy: on one utterance's float16 frames it takes a third of numpy's time,
+        # which was 3 % of preprocessing (same float64 sums).
+        x = torch.as_tensor(frames).double()
+        return cls(int(x.shape[0]), x.sum(0).numpy(), x.square().sum(0).numpy())
 
     def __add__(self, other: "CMVNStats") -> "CMVNStats":
         return CMVNStats(self.count + other.count, self.sum + other.sum, self.sumsq + other.sumsq)

@@ -90,3 +90,33 @@ def test_shard_tasks_use_every_cpu(ray_cluster, tmp_path):
     rows = list(map_items([str(i) for i in range(2 * cpus)], barrier_task, settings).iter_rows())
     assert len(rows) == 2 * cpus and all(r["reached"] for r in rows)
 
+
+
+def test_task_sizes_hand_out_every_shard_largest_first():
+    """Guided scheduling: large tasks first (few tasks, little per-task cost), single shards last
+    (no CPU waits long for the last task)."""
+    from pipeline.preprocessing.shard_runner import MAX_SHARDS_PER_TASK, task_sizes
+
+    for num_items, cpus in ((131, 1), (131, 2), (5, 4), (1, 1), (10_000, 16), (0, 2)):
+        sizes = task_sizes(num_items, cpus)
+        assert sum(sizes) == num_items and sizes == sorted(sizes, reverse=True)
+        assert all(1 <= s <= MAX_SHARDS_PER_TASK for s in sizes)
+    sizes = task_sizes(131, 2)
+    assert sizes[0] == MAX_SHARDS_PER_TASK and sizes[-2:] == [1, 1] and len(sizes) < 131 / 4
+
+
+@pytest.mark.integration
+def test_map_items_runs_each_item_once_in_tasks_of_the_given_sizes(ray_cluster):
+    from pipeline.preprocessing.shard_runner import map_items
+
+    def echo(row: dict, settings: dict) -> dict:
+        import os
+
+        return {"item": row["item"], "pid": os.getpid()}
+
+    items = [str(i) for i in range(7)]
+    rows = list(map_items(items, echo, {}, [3, 2, 1, 1]).iter_rows())
+    assert sorted(r["item"] for r in rows) == items
+    # the first task's three items ran in one worker process, one after another
+    first = [r["pid"] for r in rows if r["item"] in {"0", "1", "2"}]
+    assert len(set(first)) == 1

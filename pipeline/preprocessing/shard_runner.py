@@ -3,9 +3,9 @@
 A shard whose file exists with the same key (read from its Parquet footer) is skipped: re-runs do
 no work and leave the file byte-for-byte unchanged, and a killed run resumes with just the missing
 shards. Only when some shard is missing is Ray started (`need_ray`), so a finished run re-runs
-without a cluster. The rest go to Ray Data, a few shards per task (shard_worker.process_shard on
-each), as many tasks in parallel as Ray has CPUs; each shard is written by the task that builds it,
-and only a small JSON result per shard comes back.
+without a cluster. The rest go to Ray Data in tasks of several shards, the largest first
+(shard_worker.process_shard on each), as many tasks in parallel as Ray has CPUs; each shard is
+written by the task that builds it, and only a small JSON result per shard comes back.
 """
 
 from __future__ import annotations
@@ -13,32 +13,42 @@ from __future__ import annotations
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from itertools import accumulate
 
 from pipeline.preprocessing.config import PreprocessConfig
 from pipeline.preprocessing.plan import ShardTask
 
 
-# Fewer, larger tasks: each Ray Data task costs the driver's scheduler and the worker some
-# milliseconds, so a task builds up to this many shards, while every CPU still gets at least
-# TASKS_PER_CPU tasks to balance the tail.
-MAX_SHARDS_PER_TASK = 4
-TASKS_PER_CPU = 4
+# Guided scheduling: each task takes a share of the shards still to hand out, at most
+# MAX_SHARDS_PER_TASK. Large tasks first keep the per-task cost low (some milliseconds of the
+# driver's scheduler and of the worker's block handling each); ever smaller ones at the end keep
+# every CPU busy until the last shard.
+MAX_SHARDS_PER_TASK = 8
+SHARE_PER_CPU = 2     # a task takes 1 / (SHARE_PER_CPU x CPUs) of what is left
 
 
-def items_per_task(num_items: int, cpus: int) -> int:
-    return max(1, min(MAX_SHARDS_PER_TASK, num_items // (TASKS_PER_CPU * max(1, cpus))))
+def task_sizes(num_items: int, cpus: int) -> list[int]:
+    """How many items each task takes, in the order the tasks are handed out."""
+    sizes, left = [], num_items
+    while left:
+        sizes.append(max(1, min(MAX_SHARDS_PER_TASK, left // (SHARE_PER_CPU * max(1, cpus)))))
+        left -= sizes[-1]
+    return sizes
 
 
 def _each_item(batch: dict, fn, settings: dict) -> dict:
-    """map_batches UDF: `fn` on every item of a block, so one task serves several items."""
-    out = [fn({"item": item}, settings) for item in batch["item"]]
+    """map_batches UDF: `fn` on every item of the block's task (one row: a list of items)."""
+    out = [fn({"item": item}, settings) for items in batch["items"] for item in items]
     return {key: [o[key] for o in out] for key in out[0]}
 
 
-def map_items(items: list[str], fn, settings: dict, per_task: int = 1):
-    """A Ray dataset of `fn({"item": item}, settings)` for JSON strings, `per_task` items a task."""
+def map_items(items: list[str], fn, settings: dict, sizes: list[int] | None = None):
+    """A Ray dataset of `fn({"item": item}, settings)` for JSON strings; a task takes the next
+    `sizes[i]` items (default: one each)."""
     import ray
 
+    ends = list(accumulate(sizes or [1] * len(items)))
+    tasks = [{"items": items[start:end]} for start, end in zip([0, *ends], ends)]
     context = ray.data.DataContext.get_current()
     saved = context.enable_progress_bars, context.op_resource_reservation_enabled
     context.enable_progress_bars = False   # our own tqdm bar counts shards and hours
@@ -47,8 +57,7 @@ def map_items(items: list[str], fn, settings: dict, per_task: int = 1):
     # 1.04x one CPU). The tasks' outputs are a few hundred bytes, so nothing needs the reserve.
     context.op_resource_reservation_enabled = False
     try:   # each dataset captures the context when it is created: map_batches' too
-        blocks = max(1, -(-len(items) // per_task))
-        dataset = ray.data.from_items([{"item": i} for i in items], override_num_blocks=blocks)
+        dataset = ray.data.from_items(tasks, override_num_blocks=len(tasks))   # one task a block
         return dataset.map_batches(_each_item, batch_size=None, batch_format="numpy",
                                    fn_kwargs={"fn": fn, "settings": settings})
     finally:
@@ -84,9 +93,9 @@ def build_shards(config: PreprocessConfig, tasks: list[ShardTask], settings: dic
 
     ray = need_ray()
     cpus = int(ray.cluster_resources().get("CPU", 0))
-    per_task = items_per_task(len(pending), cpus)
-    config.log(f"processing on Ray with {cpus} CPU(s), {per_task} shard(s) a task")
-    dataset = map_items(pending, process_shard, settings, per_task)
+    sizes = task_sizes(len(pending), cpus)
+    config.log(f"processing on Ray with {cpus} CPU(s): {len(sizes)} tasks of {sizes[0]} to {sizes[-1]} shards")
+    dataset = map_items(pending, process_shard, settings, sizes)
     with tqdm(total=len(tasks), initial=len(results), unit="shard", desc="preprocess",
               disable=not config.progress, file=sys.stderr) as bar:
         hours = sum(r["seconds"] for r in results) / 3600

@@ -24,6 +24,7 @@ from pipeline.normalizer import CMVNStats
 from pipeline.phase_timer import PhaseTimer
 from pipeline.quarantine import PROCESSING_ERROR
 from pipeline.records import Rejection
+from pipeline.uri import is_remote
 
 FETCH_THREADS = 4   # overlap object-store reads with decoding inside a task
 
@@ -48,7 +49,13 @@ def _fetch(uri: str):
 
 
 def _fetched(utterances: list[dict]):
-    """(utterance, bytes or the exception) in order, read FETCH_THREADS ahead of the caller."""
+    """(utterance, bytes or the exception) in order. Object-store reads run FETCH_THREADS ahead of
+    the caller; local files are read in turn: from the page cache a read is a copy, and reader
+    threads only took the GIL from decoding (2 CPUs measured 4 % faster without them)."""
+    if not any(is_remote(u["audio_uri"]) for u in utterances):
+        for utt in utterances:
+            yield utt, _fetch(utt["audio_uri"])
+        return
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
         yield from zip(utterances, pool.map(_fetch, [u["audio_uri"] for u in utterances]))
 
