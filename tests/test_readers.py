@@ -92,6 +92,18 @@ def test_librispeech_rejection_details(tmp_path):
     assert nan.audio_uri.endswith(".flac")
 
 
+def test_librispeech_follows_a_symlinked_speaker_directory(tmp_path):
+    """Corpora on shared storage are often trees of links: a linked speaker's audio is read as if
+    it were in place (fsspec's local find had listed the link itself as one file)."""
+    corpus = build_bad_librispeech(tmp_path / "ls")
+    split = corpus.root / "train-clean-100"
+    before = {r.utt_id: type(r) for r in read_librispeech(str(corpus.root))}
+    shutil.move(split / "100", tmp_path / "elsewhere-100")
+    (split / "100").symlink_to(tmp_path / "elsewhere-100", target_is_directory=True)
+    after = {r.utt_id: type(r) for r in read_librispeech(str(corpus.root))}
+    assert after == before and any(u.startswith("100-") for u in after)
+
+
 def test_commonvoice_languages_and_splits(tmp_path):
     corpus = build_bad_commonvoice(tmp_path / "cv")
     german = list(read_corpus("commonvoice", str(corpus.root), languages=["de"]))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
@@ -39,4 +42,9 @@ def subdirectories(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, str]:
 def files_below(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
     """Every file below path, recursively, as paths relative to path (sorted)."""
     prefix = path.rstrip("/") + "/"
+    # Locally os.walk, in half the time of fsspec's find (preprocessing lists before any task can
+    # start), and it follows a symlinked directory, which fsspec's find lists as a file.
+    if isinstance(fs, LocalFileSystem):
+        return sorted(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
+                      for folder, _, names in os.walk(path, followlinks=True) for name in names)
     return sorted(p[len(prefix):] for p in fs.find(path) if p.startswith(prefix))
