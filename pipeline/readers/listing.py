@@ -41,10 +41,10 @@ def subdirectories(fs: fsspec.AbstractFileSystem, path: str) -> dict[str, str]:
 
 def files_below(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
     """Every file below path, recursively, as paths relative to path (sorted)."""
-    prefix = path.rstrip("/") + "/"
     # Locally os.walk, in half the time of fsspec's find (preprocessing lists before any task can
     # start), and it follows a symlinked directory, which fsspec's find lists as a file.
     if isinstance(fs, LocalFileSystem):
         return sorted(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
                       for folder, _, names in os.walk(path, followlinks=True) for name in names)
+    prefix = path.rstrip("/") + "/"
     return sorted(p[len(prefix):] for p in fs.find(path) if p.startswith(prefix))
