@@ -22,7 +22,9 @@ driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall 
 scheduling, start-up and the tail), and the CPU seconds of this driver process, of Ray's worker
 processes and of Ray's own processes (raylet, GCS, dashboard, log monitor ...), read with psutil.
 Targets (issue 13): pipeline cost per audio second <= 1.25x the bare loop's (1 CPU against the bare
-loop in one process, 2 CPUs against it in two); 2 CPUs >= 1.8x one CPU.
+loop in one process, both the separate and the adjacent one, 2 CPUs against it in two); 2 CPUs
+>= 1.8x one CPU. The cost target counts as met only when every comparison meets it: a separate
+bare loop that happened to run slow once read 1.15x where its adjacent loop read 1.31x.
 The 1-minute load average before and after each measurement is recorded next to the figures.
 """
 
@@ -337,7 +339,8 @@ def main() -> int:
         results["ratios"]["cost_ratio_cluster_vs_adjacent_bare"] = cost(c) / cost(c["adjacent_bare"])
     r = results["ratios"]
     results["targets"] = {
-        "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_bare"], r["cost_ratio_2cpu_vs_bare_2proc"]) <= 1.25,
+        "cost_ratio<=1.25": max(r["cost_ratio_1cpu_vs_bare"], r["cost_ratio_1cpu_vs_adjacent_bare"],
+                                r["cost_ratio_2cpu_vs_bare_2proc"]) <= 1.25,
         "speedup_2cpu>=1.8": r["speedup_2cpu_vs_1cpu"] >= 1.8,
     }
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
