@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--hours must be > 0")
     if not args.budget_minutes > 0:
         raise UserError("--budget-minutes must be > 0")
+    if args.max_steps is not None and args.max_steps < 1:   # before minutes of synthesis, not after
+        raise UserError(f"--max-steps must be >= 1, got {args.max_steps}")
     clock = PhaseTimer()
     demo = uris.join(uris.work_home(), "demo")
     raw, features = uris.join(demo, "raw"), uris.join(demo, "features")
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     common = [f"data.root={features}", f"output={uris.join(demo, 'train')}",
               f"train.seed={args.seed}"]
-    if args.max_steps:
+    if args.max_steps is not None:
         common.append(f"train.max_steps={args.max_steps}")
     print("[3/4] training LaCT and baseline ASR with the same budget", flush=True)
     summary["models"] = train_pair("demo-asr", common, clock, "asr")

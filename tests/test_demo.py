@@ -53,9 +53,13 @@ def test_demo_writes_summary_with_both_models_and_skips_generators_past_budget(
     assert metrics["cer"] == pytest.approx(lact["cer"]) and metrics["utterances"] == test_utterances
 
 
-def test_demo_rejects_a_bad_budget(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("flags, named", [(["--budget-minutes", "0"], "--budget-minutes"),
+                                           (["--max-steps", "0"], "--max-steps"),
+                                           (["--max-steps", "-3"], "--max-steps")])
+def test_demo_rejects_bad_flags_before_any_work(tmp_path, monkeypatch, capsys, flags, named):
     from jobs.cli import main
 
     monkeypatch.setenv("LACT_AUDIO_HOME", str(tmp_path / "home"))
-    assert main(["demo", "--budget-minutes", "0"]) == 2
-    assert "--budget-minutes" in capsys.readouterr().err
+    assert main(["demo", *flags]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "home" / "demo").exists()   # nothing synthesised first
