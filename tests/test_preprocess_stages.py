@@ -91,7 +91,6 @@ def test_shard_tasks_use_every_cpu(ray_cluster, tmp_path):
     assert len(rows) == 2 * cpus and all(r["reached"] for r in rows)
 
 
-
 def test_task_sizes_hand_out_every_shard_largest_first():
     """Guided scheduling: large tasks first (few tasks, little per-task cost), single shards last
     (no CPU waits long for the last task)."""
