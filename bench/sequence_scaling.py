@@ -14,8 +14,9 @@ has no streaming mode.
 
 Method (written into the JSON):
 - every offline point runs in a fresh subprocess (`--worker`), so no allocator cache or peak
-  from another point leaks in; a tiny warm-up forward/backward (64 encoder frames) runs first
-  so lazy imports and first-call setup are not timed; 1 intra-op thread (the 2-core machine is shared, and OpenMP
+  from another point leaks in; a short warm-up forward/backward (just long enough for the
+  blocked window attention: 257 encoder frames at window 64) runs first so lazy imports and
+  first-call setup are not timed; 1 intra-op thread (the 2-core machine is shared, and OpenMP
   threads that spin under oversubscription made 2-thread timings 10-30x noisier here);
 - peak memory = VmHWM after the run - VmRSS before it, with the high-water mark reset just
   before the run (`echo 5 > /proc/self/clear_refs`); this is whole-process RSS, so it includes
@@ -117,13 +118,17 @@ def run_point(series: str, length: int, runs: int, config_path: str | None, thre
     torch.manual_seed(0)
     import kernels
     from models import build_model, count_parameters
+    from models.attention import DENSE_MAX_TOKENS
 
     arch, window = split_series(series)
     cfg = bench_config(config_path, window)
     model = build_model("asr", arch, cfg)
     model.train()
-    # Warm-up on a tiny input: lazy imports and first-call setup are not what is measured.
-    warm, _ = model(torch.randn(1, 256, cfg.mel_bins))
+    # Warm-up: lazy imports and first-call setup are not what is measured. Long enough for the
+    # blocked window attention, whose first training call imports torch._dynamo (~3 s, through
+    # torch.utils.checkpoint).
+    warm_tokens = min(length, max(DENSE_MAX_TOKENS, 2 * cfg.window_size) + 1)
+    warm, _ = model(torch.randn(1, 4 * warm_tokens, cfg.mel_bins))
     warm.float().square().mean().backward()
     del warm
 
@@ -439,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             "workload": "build_model('asr', arch, config) in train mode, batch 1, input 4*T mel "
                         "frames (T encoder frames), loss = mean(logits^2), forward + backward",
             "isolation": "each point in a fresh subprocess, torch.set_num_threads(--threads), "
-                         "after a 64-frame warm-up forward/backward",
+                         "after a warm-up forward/backward of max(257, 2 * window + 1) encoder "
+                         "frames (the blocked window attention's first call imports torch._dynamo)",
             "peak_memory": "VmHWM after - VmRSS before the first run, peak reset with "
                            "/proc/self/clear_refs; whole-process RSS incl. gradients and allocator slack",
             "autograd_saved": "bytes of distinct storages passed through saved_tensors_hooks",

@@ -51,13 +51,17 @@ def window_allowed(q_pos: torch.Tensor, k_pos: torch.Tensor, window: int, causal
 DENSE_MAX_TOKENS = 256   # up to this length one masked call beats the blocks (see above)
 
 
+def uses_window_blocks(tokens: int, window: int) -> bool:
+    """Whether local_attention runs block by block at this length (else one masked call)."""
+    return tokens > max(2 * window, DENSE_MAX_TOKENS)
+
+
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, causal: bool,
                     key_valid: torch.Tensor | None = None) -> torch.Tensor:
     """Sliding-window attention over a whole sequence. q, k, v [B, H, T, d]; key_valid [B, T]."""
-    T = q.shape[2]
-    if T <= max(2 * window, DENSE_MAX_TOKENS):
-        return _local_attention_dense(q, k, v, window, causal, key_valid)
-    return _local_attention_blocked(q, k, v, window, causal, key_valid)
+    if uses_window_blocks(q.shape[2], window):
+        return _local_attention_blocked(q, k, v, window, causal, key_valid)
+    return _local_attention_dense(q, k, v, window, causal, key_valid)
 
 
 def _local_attention_dense(q, k, v, window, causal, key_valid):

@@ -26,7 +26,7 @@ def test_layer_update_matches_autograd_of_inner_loss():
     layer = LaCTLayer(small(use_muon=False, use_momentum=False, chunk_size=64), causal=True)
     B, T = 3, 20
     x = torch.randn(B, T, 32)
-    _, _, _, fq, fk, fv, lr, _ = layer._project(x, torch.arange(T), None)
+    _, _, _, fq, fk, fv, lr, _ = layer._project(x, None)
     _, W = layer(x, return_fast=True)   # T < chunk: one (flushed) update over the whole sequence
 
     w = [p.detach().unsqueeze(0).expand(B, *p.shape).reshape(B * p.shape[0], *p.shape[1:]).clone()
@@ -100,7 +100,7 @@ def test_bidirectional_memory_spans_every_chunk_of_a_long_input(monkeypatch):
 
     monkeypatch.setattr(layer, "_merge_fast", capture)
     _, W = layer(x, return_fast=True)
-    _, _, _, fq, _, _, _, _ = layer._project(x, torch.arange(40), None)
+    _, _, _, fq, _, _, _, _ = layer._project(x, None)
     torch.testing.assert_close(seen["fw"][:, :8], layer.apply_fast(layer._fuse(W), fq[:, :8]))
     assert not torch.allclose(W[0], layer.initial_fast_weights(1)[0])   # the updates happened
 
@@ -117,6 +117,39 @@ def test_outer_loop_gradients_reach_every_slow_parameter(causal):
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_long_inputs_recompute_the_window_attention_in_the_backward(monkeypatch, causal):
+    """Past the dense-attention length the window branch is recomputed in the backward: the
+    same output and gradients as keeping its activations, and less kept for the backward."""
+    torch.manual_seed(7)
+    layer = LaCTLayer(small(chunk_size=128), causal=causal)
+    x = torch.randn(2, 300, 32, requires_grad=True)                 # > DENSE_MAX_TOKENS
+    valid = torch.ones(2, 300, dtype=torch.bool)
+    valid[1, 250:] = False
+
+    def run():
+        saved = {}
+
+        def pack(t):
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        layer.zero_grad()
+        x.grad = None
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = layer(x, valid)
+        (out * torch.linspace(-1, 1, 32)).square().sum().backward()
+        grads = [x.grad.clone()] + [p.grad.clone() for p in layer.parameters()]
+        return out.detach(), grads, sum(saved.values())
+
+    out, grads, kept = run()
+    monkeypatch.setattr(lact_layer, "uses_window_blocks", lambda tokens, window: False)  # keep all
+    ref_out, ref_grads, ref_kept = run()
+    torch.testing.assert_close(out, ref_out)
+    for g, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(g, ref)
+    assert kept < 0.8 * ref_kept
 
 
 def test_generator_gradients_reach_every_slow_parameter():

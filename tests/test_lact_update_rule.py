@@ -24,7 +24,7 @@ def test_rates_start_at_base_lr_for_every_token_head_and_weight():
     x = torch.randn(3, 40, 64) * 5
     valid = torch.ones(3, 40, dtype=torch.bool)
     valid[1, 30:] = False
-    lr = layer._project(x, torch.arange(40), valid)[6]          # [3 weights, B*heads, T]
+    lr = layer._project(x, valid)[6]          # [3 weights, B*heads, T]
     per_row = lr.view(3, 3, 2, 40)
     torch.testing.assert_close(per_row[:, 0], torch.full_like(per_row[:, 0], 7.0))
     torch.testing.assert_close(per_row[:, 1, :, :30], torch.full_like(per_row[:, 1, :, :30], 7.0))
