@@ -14,9 +14,9 @@ has no streaming mode.
 
 Method (written into the JSON):
 - every offline point runs in a fresh subprocess (`--worker`), so no allocator cache or peak
-  from another point leaks in; a short warm-up forward/backward (just long enough for the
-  blocked window attention: 257 encoder frames at window 64) runs first so lazy imports and
-  first-call setup are not timed; 1 intra-op thread (the 2-core machine is shared, and OpenMP
+  from another point leaks in; a tiny warm-up forward/backward (64 encoder frames) and one
+  call of torch.utils.checkpoint (its first call imports torch._dynamo) run first so lazy
+  imports and first-call setup are not timed; 1 intra-op thread (the 2-core machine is shared, and OpenMP
   threads that spin under oversubscription made 2-thread timings 10-30x noisier here);
 - peak memory = VmHWM after the run - VmRSS before it, with the high-water mark reset just
   before the run (`echo 5 > /proc/self/clear_refs`); this is whole-process RSS, so it includes
@@ -24,6 +24,9 @@ Method (written into the JSON):
   backward (saved_tensors_hooks, deduplicated by storage), a noise-free activation measure;
 - time: the same run (cold) and, for points predicted under --repeat-below seconds, 2 more
   runs; `time_s` is the median;
+- with --processes N every point runs in N fresh processes and each figure is the median over
+  them (a single process's peak RSS moves by several percent); --preload swaps glibc malloc
+  for another allocator in every worker, to tell live memory from allocator slack;
 - load average before/after every point is recorded (other engineers share the machine);
 - a point predicted (quadratic extrapolation for the baseline, linear for LaCT, from the
   previous length) to take longer than --max-point-seconds is skipped and marked so.
@@ -31,7 +34,9 @@ Method (written into the JSON):
 Usage:
     .venv/bin/python bench/sequence_scaling.py                 # full run, ~15-25 min on 2 cores
     .venv/bin/python bench/sequence_scaling.py --lengths 512 1024 --stream-tokens 2048  # quick
-    .venv/bin/python bench/sequence_scaling.py --lengths 16384 --threads 2 --stream-tokens 0  # the 16k targets
+    .venv/bin/python bench/sequence_scaling.py --lengths 16384 --threads 2 --stream-tokens 0 \
+        --processes 3       # the 16k targets (each point in 3 processes, medians)
+    ... --preload /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4   # another malloc
 """
 
 from __future__ import annotations
@@ -114,21 +119,21 @@ def split_series(series: str) -> tuple[str, int | None]:
 # ---------------------------------------------------------------------------- worker: one point
 def run_point(series: str, length: int, runs: int, config_path: str | None, threads: int) -> dict:
     import torch
+    import torch.utils.checkpoint
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     import kernels
     from models import build_model, count_parameters
-    from models.attention import DENSE_MAX_TOKENS
 
     arch, window = split_series(series)
     cfg = bench_config(config_path, window)
     model = build_model("asr", arch, cfg)
     model.train()
-    # Warm-up: lazy imports and first-call setup are not what is measured. Long enough for the
-    # blocked window attention, whose first training call imports torch._dynamo (~3 s, through
-    # torch.utils.checkpoint).
-    warm_tokens = min(length, max(DENSE_MAX_TOKENS, 2 * cfg.window_size) + 1)
-    warm, _ = model(torch.randn(1, 4 * warm_tokens, cfg.mel_bins))
+    # Warm-up on a tiny input: lazy imports and first-call setup are not what is measured. Tiny,
+    # so that the memory it leaves cached does not hide part of the run's peak. Long inputs go
+    # through torch.utils.checkpoint, whose first call imports torch._dynamo (~3 s): warmed here.
+    torch.utils.checkpoint.checkpoint(torch.sin, torch.zeros(1, requires_grad=True), use_reentrant=False)
+    warm, _ = model(torch.randn(1, 256, cfg.mel_bins))
     warm.float().square().mean().backward()
     del warm
 
@@ -250,12 +255,30 @@ def run_streaming(total_tokens: int, piece_tokens: int, config_path: str | None)
 
 
 # ---------------------------------------------------------------------------- driver
-def _spawn(args: list[str], timeout: float) -> dict:
+def _spawn(args: list[str], timeout: float, env: dict | None = None) -> dict:
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+                          capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+POINT_FIGURES = ("time_s", "forward_s", "backward_s", "cpu_time_s", "peak_rss_delta_mib", "autograd_saved_mib")
+
+
+def _measure(args, series: str, length: int, runs: int, timeout: float) -> dict:
+    """One point in --processes fresh workers; its figures are their medians (peak RSS, taken
+    once per process, moves by several percent from one process to the next)."""
+    cmd = (["--worker", series, str(length), str(runs), "--threads", str(args.threads)]
+           + (["--config", args.config] if args.config else []))
+    env = dict(os.environ, LD_PRELOAD=args.preload) if args.preload else None
+    workers = [_spawn(cmd, timeout, env) for _ in range(args.processes)]
+    point = dict(workers[0])
+    if len(workers) > 1:
+        point.update({key: statistics.median(w[key] for w in workers) for key in POINT_FIGURES})
+        point["runs"] = [run for w in workers for run in w["runs"]]
+        point["per_process"] = [{key: w[key] for key in POINT_FIGURES} for w in workers]
+    return point
 
 
 def _predict(prev: dict | None, arch: str, length: int) -> float | None:
@@ -337,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-point-seconds", type=float, default=300.0)
     ap.add_argument("--repeat-below", type=float, default=15.0,
                     help="points predicted faster than this get 3 runs (median), others 1")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="fresh worker processes per point; figures are their medians")
+    ap.add_argument("--preload", default=None,
+                    help="a malloc library LD_PRELOADed into every point's worker "
+                         "(e.g. /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4); default glibc")
     ap.add_argument("--stream-tokens", type=int, default=16384)
     ap.add_argument("--stream-piece", type=int, default=1024)
     ap.add_argument("--output", default=str(RESULTS / "sequence_scaling.json"))
@@ -344,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worker", nargs=3, metavar=("SERIES", "LENGTH", "RUNS"), help=argparse.SUPPRESS)
     ap.add_argument("--stream-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.processes < 1:
+        ap.error("--processes must be at least 1")
+    if args.preload and not Path(args.preload).is_file():
+        ap.error(f"--preload {args.preload}: no such file")
 
     if args.worker:
         series, length, runs = args.worker
@@ -373,8 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             runs = 3 if predicted is not None and predicted < args.repeat_below else 1
             timeout = max(600.0, 3 * (predicted or 0) * runs)
-            point = _spawn(["--worker", arch, str(length), str(runs), "--threads", str(args.threads)]
-                           + (["--config", args.config] if args.config else []), timeout)
+            point = _measure(args, arch, length, runs, timeout)
             point["load_average_before"] = load_before
             point["load_average_after"] = os.getloadavg()
             point["predicted_s"] = predicted
@@ -436,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.time() - started,
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                     "torch": torch.__version__, "intra_op_threads": args.threads,
+                    "malloc": args.preload or "glibc", "processes_per_point": args.processes,
                     "contention": "shared 2-core machine: other engineers' tests and jobs ran "
                                   "concurrently; see load_average_before/after per point"},
         "model_config": asdict(cfg),
@@ -444,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             "workload": "build_model('asr', arch, config) in train mode, batch 1, input 4*T mel "
                         "frames (T encoder frames), loss = mean(logits^2), forward + backward",
             "isolation": "each point in a fresh subprocess, torch.set_num_threads(--threads), "
-                         "after a warm-up forward/backward of max(257, 2 * window + 1) encoder "
-                         "frames (the blocked window attention's first call imports torch._dynamo)",
+                         "after a 64-frame warm-up forward/backward and one torch.utils.checkpoint call "
+                         "(its first call imports torch._dynamo)",
             "peak_memory": "VmHWM after - VmRSS before the first run, peak reset with "
                            "/proc/self/clear_refs; whole-process RSS incl. gradients and allocator slack",
             "autograd_saved": "bytes of distinct storages passed through saved_tensors_hooks",
