@@ -50,20 +50,28 @@ def test_submission_without_the_right_token_is_refused(local_stack):
     assert "cannot reach" in errors["no cluster"]
 
 
-def test_preprocess_and_train_as_ray_jobs(local_stack):
-    import mlflow
-
-    raw, features, train = "s3://lact-audio/raw", "s3://lact-audio/features", "s3://lact-audio/train"
+@pytest.fixture(scope="module")
+def features_on_s3(local_stack):
+    """A tiny corpus synthesised onto the S3 server and preprocessed by a Ray job: the features' URI."""
+    raw, features = "s3://lact-audio/raw", "s3://lact-audio/features"
     synth = cli(local_stack, "synth", "--layout", "librispeech", "--out", raw, "--utterances-per-split", "3")
     assert synth.returncode == 0, synth.stderr[-2000:]
-
     prep = cli(local_stack, "submit", "preprocess", "--corpus", "librispeech", "--input", raw, "--output", features,
                "--audio-tokens", "mulaw", "--quiet", "--wait")
     assert prep.returncode == 0 and ": SUCCEEDED" in prep.stdout, prep.stdout[-3000:] + prep.stderr[-2000:]
+    return features
+
+
+def test_preprocess_as_a_ray_job_writes_shards_to_s3(local_stack, features_on_s3):
     shards = [k for k in s3_keys(local_stack, "features/") if k.endswith(".parquet") and "quarantine" not in k]
     assert {k.split("/")[1] for k in shards} == {"train-clean-100", "dev-clean", "test-clean"}
     assert "features/train-clean-100/manifest.json" in s3_keys(local_stack, "features/")
 
+
+def test_train_as_a_ray_job_checkpoints_to_s3_and_registers_the_model(local_stack, features_on_s3):
+    import mlflow
+
+    features, train = features_on_s3, "s3://lact-audio/train"
     fit = cli(local_stack, "submit", "train", "--config", "configs/demo-asr.yaml", f"data.root={features}",
               f"output={train}", "tracking.experiment=cluster-jobs", *TINY_TRAIN, "--wait")
     assert fit.returncode == 0 and ": SUCCEEDED" in fit.stdout, fit.stdout[-3000:] + fit.stderr[-2000:]
