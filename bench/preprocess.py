@@ -149,18 +149,17 @@ def planned_tasks(corpus: str, output: str, rows_per_shard: int):
 
 def in_process(corpus: str, work: Path, rows_per_shard: int) -> dict:
     """build_shard for every planned shard, one after another in this process."""
-    from dataclasses import asdict
-
     import torch
 
     from pipeline.preprocessing.shard_worker import build_shard
 
     torch.set_num_threads(1)
     tasks, settings = planned_tasks(corpus, str(work / "in-process"), rows_per_shard)
-    build_shard({**asdict(tasks[-1]), "uri": str(work / "warm.parquet")}, settings)   # warm-up
+    build_shard({**vars(tasks[-1]), "uri": str(work / "warm.parquet")}, settings)   # warm-up
     load_before = load()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    results = [build_shard(asdict(t), settings) for t in tasks]
+    # vars(), like the pipeline: dataclasses.asdict deep-copies every utterance (0.24-0.36 s of the 5 h corpus)
+    results = [build_shard(vars(t), settings) for t in tasks]
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     audio_seconds = sum(r["seconds"] for r in results)
     phases: dict[str, float] = {}
