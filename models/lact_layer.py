@@ -345,7 +345,7 @@ class LaCTLayer(nn.Module):
                 # branch keeps anyway) instead of keeping its normed q/k, the blocks' key/value
                 # copies and its output: at 16k tokens 105 MiB less per layer, below the
                 # full-attention baseline's memory (bench/sequence_scaling.py). The recomputation
-                # costs ~1 % of the step at window 64, ~18 % at window 2048.
+                # costs ~1 % of the step at window 64, 18-20 % at window 2048.
                 mixed = torch.utils.checkpoint.checkpoint(self._window_attention, q, k, v, positions, valid,
                                                           use_reentrant=False)
             else:
