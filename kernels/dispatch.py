@@ -186,7 +186,6 @@ class _FastWeightFunction(torch.autograd.Function):
         return (None, None, None, *out)
 
 
-@torch.compiler.disable   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
 def _run(op: _Op, inputs: tuple, tokens: int = 0):
     dtype = functools.reduce(torch.promote_types, (t.dtype for t in inputs))
     inputs = tuple(t.to(dtype) for t in inputs)            # no-op when the dtypes agree

@@ -246,16 +246,17 @@ def test_momentum_coefficient_zero_equals_no_momentum():
 
 
 def test_torch_compile_runs_the_layer_like_eager():
-    # The layer's hand-derived autograd functions are opaque to torch.compile (graph breaks
-    # around them); tracing into them crashed Dynamo. Compiled output and gradients equal eager.
-    # (The "aot_eager" backend traces like Inductor but skips its C++ build: seconds, not ~40 s.)
+    # Three of the layer's hand-derived autograd functions are opaque to torch.compile (graph
+    # breaks around them): Dynamo crashed tracing into them with dynamic shapes, as
+    # bench/step_cost.py --compile uses. Compiled output and gradients equal eager. (The
+    # "aot_eager" backend traces like Inductor but skips its C++ build: seconds, not ~40 s.)
     torch.manual_seed(6)
     layer = LaCTLayer(small(chunk_size=8), causal=True)
     x = torch.randn(2, 20, 32, requires_grad=True)
     valid = torch.ones(2, 20, dtype=torch.bool)
     eager = layer(x, valid)
     (eager_grad,) = torch.autograd.grad(eager.square().sum(), x)
-    compiled = torch.compile(layer, backend="aot_eager")(x, valid)   # Dynamo + AOTAutograd, no C++ build
+    compiled = torch.compile(layer, backend="aot_eager", dynamic=True)(x, valid)   # Dynamo + AOTAutograd, no C++ build
     (compiled_grad,) = torch.autograd.grad(compiled.square().sum(), x)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
