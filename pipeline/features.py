@@ -67,11 +67,15 @@ class AudioFeatureExtractor:
             log_floor=config.get("log_floor", LOG_FLOOR),
         )
 
+    def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """[samples] at self.sample_rate -> log-mel [n_mels, frames] (float32), bins first as
+        torchaudio makes them; call under torch.inference_mode() (the log is taken in place)."""
+        return self.mel(audio.float()).add_(self.log_floor).log_()
+
     def extract_mel_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
         """[samples] at self.sample_rate -> log-mel [frames, n_mels] (float32)."""
         with torch.inference_mode():
-            mel = self.mel(audio.float())            # [n_mels, frames]
-            return torch.log(mel + self.log_floor).transpose(0, 1).contiguous()
+            return self.log_mel(audio).transpose(0, 1).contiguous()
 
     def extract_features(self, waveform: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """Any-rate mono waveform [samples] -> log-mel [frames, n_mels]."""

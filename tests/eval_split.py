@@ -74,11 +74,12 @@ def write_split(root: str) -> str:
         feats = np.asarray(extractor(wave), dtype=np.float32)
         stats = stats + CMVNStats.of(feats)
         rows.append({"utt_id": utt_id, "speaker": speaker, "language": "en", "text": text,
-                     "duration": len(wave) / RATE, "features": feats.astype(np.float16),
+                     "duration": len(wave) / RATE, "num_frames": len(feats), "features": feats.astype(np.float16),
                      "token_ids": tokenizer.encode(text),
                      "audio_tokens": mulaw.encode(wave).numpy()})
     split = os.path.join(out, "test-clean")
-    data = to_parquet_bytes(build_table(rows, with_audio_tokens=True), {"test": True})
+    frames = np.concatenate([r["features"] for r in rows])
+    data = to_parquet_bytes(build_table(rows, frames, with_audio_tokens=True), {"test": True})
     write_atomic(os.path.join(split, shard_name(0)), data)
     seconds = sum(r["duration"] for r in rows)
     write_manifest(split, {

@@ -60,7 +60,8 @@ def test_real_speech_features(realspeech_dir):
 
 def test_cmvn_sums_merge_to_the_global_statistics():
     rng = np.random.default_rng(0)
-    parts = [rng.normal(3.0, 2.0, size=(n, 80)).astype(np.float32) for n in (50, 120, 7)]
+    # 5000 frames: more than one of the blocks CMVNStats.of sums at a time
+    parts = [rng.normal(3.0, 2.0, size=(n, 80)).astype(np.float32) for n in (50, 5000, 7)]
     merged = CMVNStats.of(parts[0]) + CMVNStats.of(parts[1]) + CMVNStats.of(parts[2])
     everything = np.concatenate(parts)
     mean, std = merged.mean_std()

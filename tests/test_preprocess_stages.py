@@ -6,16 +6,22 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
+from pipeline.audio import load_audio
 from pipeline.features import AudioFeatureExtractor
+from pipeline.normalizer import CMVNStats
 from pipeline.preprocessing import tokenizers
 from pipeline.preprocessing.config import PreprocessConfig
+from pipeline.preprocessing.frame_buffer import MIN_FRAMES, FrameBuffer
 from pipeline.preprocessing.plan import plan_shards, plan_text, read_listing
 from pipeline.preprocessing.shard_worker import build_shard
 from pipeline.quarantine import REASONS_AUDIO
 from pipeline.records import Rejection
+from pipeline.shards import build_table, feature_matrix
 from tests.fixtures.bad_corpus import build_bad_librispeech
 
 
@@ -25,7 +31,8 @@ def test_plan_then_shard_worker_in_process(tmp_path):
                               max_seconds=20.0, rows_per_shard=4, progress=False)
     plan, text_tokenizer = plan_text(config, *read_listing(config), lambda t: tokenizers.text_tokenizer(config, t))
     assert plan.rejections and all(isinstance(r, Rejection) and r.reason for r in plan.rejections)
-    feature = AudioFeatureExtractor().config()
+    extractor = AudioFeatureExtractor()
+    feature = extractor.config()
     settings = {"feature": feature, "min_seconds": 0.1, "max_seconds": 20.0, "audio_tokenizer": None}
     tasks = plan_shards(config, plan, {"feature": feature, "min": 0.1, "max": 20.0,
                                        "text": text_tokenizer.fingerprint(), "audio": None})
@@ -41,6 +48,17 @@ def test_plan_then_shard_worker_in_process(tmp_path):
         assert again["sha256"] == result["sha256"]
         table = pq.read_table(task.uri)
         assert table.num_rows == result["num_rows"] and table.schema.metadata
+        # Each row's features are its own file's, though rows share one frame buffer and rejected
+        # files sit between them; the CMVN sums are those of the stored frames.
+        stored = [feature_matrix(value, 80) for value in table.column("features").to_pylist()]
+        for utt_id, frames in zip(table.column("utt_id").to_pylist(), stored):
+            audio = load_audio(next(u["audio_uri"] for u in task.utterances if u["utt_id"] == utt_id))
+            expected = extractor.extract_mel_spectrogram(torch.from_numpy(audio.waveform)).half().float()
+            np.testing.assert_array_equal(frames, expected.numpy())
+        if stored:
+            cmvn = CMVNStats.of(np.concatenate(stored))
+            assert result["cmvn"]["count"] == cmvn.count == result["frames"]
+            np.testing.assert_allclose(result["cmvn"]["sum"], cmvn.sum, rtol=1e-12)
         written |= set(table.column("utt_id").to_pylist())
         rejected += [Rejection.from_dict(r) for r in result["rejections"]]
         if result["num_rows"]:
@@ -49,6 +67,27 @@ def test_plan_then_shard_worker_in_process(tmp_path):
     assert written | {r.utt_id for r in rejected} == planned and not written & {r.utt_id for r in rejected}
     assert rejected and {r.reason for r in rejected} <= set(REASONS_AUDIO)
     assert set(corpus.good) <= written
+
+
+def test_frame_buffer_keeps_every_row_when_it_grows_and_starts_over_per_shard():
+    buffer = FrameBuffer(n_mels=2)
+    lengths = [MIN_FRAMES // 2, MIN_FRAMES // 2 + 5, 3]    # the second append grows the buffer
+    parts = [torch.arange(2 * n, dtype=torch.float32).reshape(2, n) + i for i, n in enumerate(lengths)]
+    views = [buffer.append(p) for p in parts]
+    for view, part in zip(views, parts):
+        np.testing.assert_array_equal(view, part.T.half().numpy())   # float16 [frames, n_mels]
+    np.testing.assert_array_equal(buffer.used_frames(), np.concatenate(views))
+    buffer.start_shard()
+    assert len(buffer.used_frames()) == 0
+    np.testing.assert_array_equal(buffer.append(parts[2]), parts[2].T.half().numpy())
+    assert len(buffer.used_frames()) == 3
+
+
+def test_build_table_refuses_frames_that_do_not_match_the_rows():
+    rows = [{"utt_id": "a", "speaker": "1", "language": "en", "text": "a", "duration": 0.1, "num_frames": 11,
+             "token_ids": [1]}]
+    with pytest.raises(ValueError, match="11 frames in all, the frames array 10"):
+        build_table(rows, np.zeros((10, 80), np.float16), with_audio_tokens=False)
 
 
 def test_a_missing_file_is_a_rejection_not_an_exception(tmp_path):

@@ -22,6 +22,7 @@ import torch
 from pipeline.audio import AudioError, decode, read_bytes, validate_and_resample
 from pipeline.normalizer import CMVNStats
 from pipeline.phase_timer import PhaseTimer
+from pipeline.preprocessing.frame_buffer import FrameBuffer
 from pipeline.quarantine import PROCESSING_ERROR
 from pipeline.records import Rejection
 from pipeline.uri import is_remote
@@ -29,6 +30,7 @@ from pipeline.uri import is_remote
 FETCH_THREADS = 4   # overlap object-store reads with decoding inside a task
 
 _extractors: dict[str, object] = {}
+_frame_buffers: dict[int, FrameBuffer] = {}   # per n_mels, reused by this process's shards
 
 
 def _extractor(feature_config: dict):
@@ -39,6 +41,13 @@ def _extractor(feature_config: dict):
     if key not in _extractors:
         _extractors[key] = AudioFeatureExtractor.from_config(feature_config)
     return _extractors[key]
+
+
+def _frame_buffer(n_mels: int) -> FrameBuffer:
+    """This worker process's frame buffer, emptied for a new shard."""
+    buffer = _frame_buffers.setdefault(n_mels, FrameBuffer(n_mels))
+    buffer.start_shard()
+    return buffer
 
 
 def _fetch(uri: str):
@@ -60,8 +69,17 @@ def _fetched(utterances: list[dict]):
         yield from zip(utterances, pool.map(_fetch, [u["audio_uri"] for u in utterances]))
 
 
-def _outcome(utt: dict, fetched, settings: dict, clock: PhaseTimer) -> dict | Rejection:
-    """One utterance -> its shard row (with features) or its Rejection."""
+def _audio_tokens(tokenizer, log_mel: torch.Tensor, waveform: np.ndarray) -> np.ndarray:
+    """k-means: on the frames as the shard stores them (float16); the others: on the waveform."""
+    if tokenizer.kind == "kmeans":
+        return tokenizer.encode_features(log_mel.T.half().float().contiguous()).numpy()
+    return tokenizer.encode(torch.from_numpy(waveform)).numpy()
+
+
+def _outcome(utt: dict, fetched, settings: dict, extractor, frames: FrameBuffer,
+             clock: PhaseTimer) -> dict | Rejection:
+    """One utterance -> its shard row, its features appended to `frames`, or its Rejection (then
+    nothing is appended, so a shard's good rows' frames follow each other in the buffer)."""
     try:
         if isinstance(fetched, Exception):
             raise fetched
@@ -70,17 +88,16 @@ def _outcome(utt: dict, fetched, settings: dict, clock: PhaseTimer) -> dict | Re
         audio = validate_and_resample(samples, rate, utt["audio_uri"], min_seconds=settings["min_seconds"],
                                       max_seconds=settings["max_seconds"])
         clock.done("resample")
-        # float16 cast in torch: the same bits as numpy's astype, at a fraction of its cost
-        features = _extractor(settings["feature"]).extract_mel_spectrogram(torch.from_numpy(audio.waveform)).half().numpy()
+        with torch.inference_mode():
+            log_mel = extractor.log_mel(torch.from_numpy(audio.waveform))   # [n_mels, frames]
+            clock.done("mel")
+            row = {**utt, "duration": audio.duration, "num_frames": log_mel.shape[1], "repairs": audio.repairs}
+            tokenizer = settings.get("audio_tokenizer")
+            if tokenizer is not None:
+                row["audio_tokens"] = _audio_tokens(tokenizer, log_mel, audio.waveform)
+                clock.done("audio_tokens")
+            row["features"] = frames.append(log_mel)
         clock.done("mel")
-        row = {**utt, "duration": audio.duration, "features": features, "repairs": audio.repairs}
-        tokenizer = settings.get("audio_tokenizer")
-        if tokenizer is not None:
-            if tokenizer.kind == "kmeans":
-                row["audio_tokens"] = tokenizer.encode_features(features.astype(np.float32)).numpy()
-            else:
-                row["audio_tokens"] = tokenizer.encode(torch.from_numpy(audio.waveform)).numpy()
-            clock.done("audio_tokens")
         return row
     except AudioError as exc:
         clock.done("rejected")
@@ -95,15 +112,15 @@ def build_shard(task: dict, settings: dict) -> dict:
     from pipeline.shards import build_table, to_parquet_bytes, write_atomic
 
     cpu_start, clock = time.process_time(), PhaseTimer()
+    extractor, frames = _extractor(settings["feature"]), _frame_buffer(settings["feature"]["n_mels"])
     good, bad = [], []
     for utt, data in _fetched(task["utterances"]):
         clock.done("fetch_wait")
-        outcome = _outcome(utt, data, settings, clock)
+        outcome = _outcome(utt, data, settings, extractor, frames, clock)
         (bad if isinstance(outcome, Rejection) else good).append(outcome)
 
-    stats = CMVNStats.empty(settings["feature"]["n_mels"])
-    for row in good:
-        stats = stats + CMVNStats.of(row["features"])
+    shard_frames = frames.used_frames()   # the good rows' features, one after another
+    stats = CMVNStats.of(shard_frames)
     clock.done("cmvn")
     info = {
         "key": task["key"],
@@ -112,12 +129,12 @@ def build_shard(task: dict, settings: dict) -> dict:
         "path": task["name"],
         "num_rows": len(good),
         "seconds": float(sum(r["duration"] for r in good)),
-        "frames": int(sum(r["features"].shape[0] for r in good)),
+        "frames": len(shard_frames),
         "cmvn": stats.to_dict(),
         "rejections": [r.to_dict() for r in bad],
         "repaired": [{"utt_id": r["utt_id"], "repairs": r["repairs"]} for r in good if r["repairs"]],
     }
-    data = to_parquet_bytes(build_table(good, settings.get("audio_tokenizer") is not None), info)
+    data = to_parquet_bytes(build_table(good, shard_frames, settings.get("audio_tokenizer") is not None), info)
     clock.done("parquet")
     write_atomic(task["uri"], data)
     clock.done("write")
@@ -137,9 +154,9 @@ def sample_frames(row: dict, settings: dict) -> dict:
     torch.set_num_threads(1)
     item = json.loads(row["item"])
     keep, clock = settings["frames_per_utterance"], PhaseTimer()
-    chunks = []
+    extractor, buffer, chunks = _extractor(settings["feature"]), _frame_buffer(settings["feature"]["n_mels"]), []
     for utt, data in _fetched(item["utterances"]):
-        out = _outcome(utt, data, {**settings, "audio_tokenizer": None}, clock)
+        out = _outcome(utt, data, {**settings, "audio_tokenizer": None}, extractor, buffer, clock)
         if not isinstance(out, Rejection):
             frames = out["features"]
             chunks.append(frames[::max(1, math.ceil(len(frames) / keep))])
