@@ -3,10 +3,9 @@ to shard.
 
 Each utterance's frames go straight into the next rows of the buffer instead of into an array of
 their own. Measured on the 5 h bench corpus with one core: with an array per row, kept until the
-shard is written, decoding and log-mel ran ~10 % slower than the same calls in the bare loop. The
-kept arrays sit where the next utterance's short-lived buffers (bytes, samples, spectrogram) would
-otherwise reuse memory that is still in cache. With the shared buffer they run as fast as in the
-bare loop (scratch probe, 1863 utterances: 1014 us each against the bare loop's 1038).
+shard is written, reading, decoding and log-mel ran 9-16 % slower than the same calls in the bare
+loop; with the shared buffer 4-10 %. The kept arrays sat where the next utterance's short-lived
+buffers (bytes, samples, spectrogram) would otherwise reuse memory that is still in cache.
 
 A row's frames are a view into the buffer, valid until the worker starts its next shard.
 """
