@@ -44,7 +44,10 @@ def files_below(fs: fsspec.AbstractFileSystem, path: str) -> list[str]:
     # Locally os.walk, in half the time of fsspec's find (preprocessing lists before any task can
     # start), and it follows a symlinked directory, which fsspec's find lists as a file.
     if isinstance(fs, LocalFileSystem):
-        return sorted(os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
+        # os.walk's folders start with `path` as given: cut it off instead of os.path.relpath,
+        # which normalises both paths for every file.
+        root = len(os.path.join(path, ""))
+        return sorted(os.path.join(folder, name)[root:].replace(os.sep, "/")
                       for folder, _, names in os.walk(path, followlinks=True) for name in names)
     prefix = path.rstrip("/") + "/"
     return sorted(p[len(prefix):] for p in fs.find(path) if p.startswith(prefix))
