@@ -83,6 +83,14 @@ def test_frame_buffer_keeps_every_row_when_it_grows_and_starts_over_per_shard():
     assert len(buffer.used_frames()) == 3
 
 
+def test_frame_buffer_grown_in_inference_mode_takes_frames_outside_it():
+    buffer = FrameBuffer(n_mels=2)
+    with torch.inference_mode():   # as the shard worker calls it
+        buffer.append(torch.ones(2, 3))
+    np.testing.assert_array_equal(buffer.append(torch.zeros(2, 4)), np.zeros((4, 2), np.float16))
+    assert len(buffer.used_frames()) == 7
+
+
 def test_build_table_refuses_frames_that_do_not_match_the_rows():
     rows = [{"utt_id": "a", "speaker": "1", "language": "en", "text": "a", "duration": 0.1, "num_frames": 11,
              "token_ids": [1]}]

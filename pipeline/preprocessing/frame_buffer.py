@@ -32,13 +32,15 @@ class FrameBuffer:
         into the buffer. Growing copies the frames so far into a larger buffer; the views already
         handed out keep the old one alive."""
         count = log_mel.shape[1]
-        if self.used + count > len(self.frames):
-            grown = torch.empty((max(2 * len(self.frames), self.used + count, MIN_FRAMES), self.frames.shape[1]),
-                                dtype=torch.float16)
-            grown[:self.used] = self.frames[:self.used]
-            self.frames = grown
-        rows = self.frames[self.used:self.used + count]
-        rows.copy_(log_mel.T)   # transpose and float16 cast in one pass
+        # Always in inference mode: a buffer grown in it may only be written in it.
+        with torch.inference_mode():
+            if self.used + count > len(self.frames):
+                grown = torch.empty((max(2 * len(self.frames), self.used + count, MIN_FRAMES), self.frames.shape[1]),
+                                    dtype=torch.float16)
+                grown[:self.used] = self.frames[:self.used]
+                self.frames = grown
+            rows = self.frames[self.used:self.used + count]
+            rows.copy_(log_mel.T)   # transpose and float16 cast in one pass
         self.used += count
         return rows.numpy()
 
