@@ -19,9 +19,9 @@ this shared 2-core machine the same bare loop moved by 5-10 % between minutes of
 more than the differences looked for, so the cost ratios are the medians of the paired ratios.
 The JSON keeps every wall time ("wall_seconds_all") and every paired ratio; each figure is the
 run with the median wall time, and the unpaired ratios between those medians are kept too.
-Per-phase times: the tasks' own (fetch wait, decode, resample, mel, CMVN, Parquet, write), the
-driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall - task wall: task
-scheduling, start-up and the tail), and the CPU seconds of this driver process, of Ray's worker
+Per-phase times: the tasks' own (fetch wait, decode, resample, mel, CMVN, Parquet, write,
+checksum), the driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall -
+task wall: task scheduling, start-up and the tail), and the CPU seconds of this driver process, of Ray's worker
 processes and of Ray's own processes (raylet, GCS, dashboard, log monitor ...), read with psutil.
 Targets (issue 13): pipeline cost per audio second <= 1.25x the bare loop's, paired (1 CPU against
 the bare loop in one process, 2 CPUs against it in two processes; both must meet it); 2 CPUs

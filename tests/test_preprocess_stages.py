@@ -62,7 +62,7 @@ def test_plan_then_shard_worker_in_process(tmp_path):
         written |= set(table.column("utt_id").to_pylist())
         rejected += [Rejection.from_dict(r) for r in result["rejections"]]
         if result["num_rows"]:
-            assert {"fetch_wait", "decode", "resample", "mel", "cmvn", "parquet", "write"} <= set(result["phase_seconds"])
+            assert {"fetch_wait", "decode", "resample", "mel", "cmvn", "parquet", "write", "checksum"} <= set(result["phase_seconds"])
     planned = {u["utt_id"] for t in tasks for u in t.utterances}
     assert written | {r.utt_id for r in rejected} == planned and not written & {r.utt_id for r in rejected}
     assert rejected and {r.reason for r in rejected} <= set(REASONS_AUDIO)
