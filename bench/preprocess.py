@@ -21,8 +21,9 @@ The JSON keeps every wall time ("wall_seconds_all") and every paired ratio; each
 run with the median wall time, and the unpaired ratios between those medians are kept too.
 Per-phase times: the tasks' own (fetch wait, decode, resample, mel, CMVN, Parquet, write,
 checksum), the driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall -
-task wall: task scheduling, start-up and the tail), and the CPU seconds of this driver process, of Ray's worker
-processes and of Ray's own processes (raylet, GCS, dashboard, log monitor ...), read with psutil.
+task wall: task scheduling, start-up and the tail), and the CPU seconds of this driver process,
+of Ray's worker processes and of Ray's own processes (raylet, GCS, dashboard, log monitor ...),
+read with psutil.
 Targets (issue 13): pipeline cost per audio second <= 1.25x the bare loop's, paired (1 CPU against
 the bare loop in one process, 2 CPUs against it in two processes; both must meet it); 2 CPUs
 >= 1.8x one CPU (wall time, unpaired; "speedup_2cpu_share_of_bare_2proc" is the same with the
@@ -225,8 +226,7 @@ def measured_run(summary: dict, cpus: int, wall: float, driver_cpu: float, procs
     audio_seconds = summary["hours"] * 3600
     task_wall = sum(summary["task_phase_seconds"].values())
     shards_wall = summary["phase_seconds"]["shards"]
-    paired = (wall * cpus / audio_seconds) / cost(adjacent_bare)
-    return {"cores": cpus, "wall_seconds": wall, "audio_seconds": audio_seconds,
+    run = {"cores": cpus, "wall_seconds": wall, "audio_seconds": audio_seconds,
             "written": summary["written"], "quarantined": summary["quarantined"], "shards": summary["shards_written"],
             "phase_seconds": summary["phase_seconds"], "task_phase_seconds": summary["task_phase_seconds"],
             "task_wall_seconds": round(task_wall, 3),
@@ -234,13 +234,18 @@ def measured_run(summary: dict, cpus: int, wall: float, driver_cpu: float, procs
             "idle_slot_seconds": round(cpus * shards_wall - task_wall, 3),
             "cpu_seconds": {"tasks": summary["task_cpu_seconds"], "driver": round(driver_cpu, 3), **procs},
             "realtime_per_core": audio_seconds / wall / cpus,
-            "load_before": load_before, "load_after": load(), "adjacent_bare": adjacent_bare,
-            "cost_ratio_vs_adjacent_bare": round(paired, 4)}
+            "load_before": load_before, "load_after": load(), "adjacent_bare": adjacent_bare}
+    return {**run, "cost_ratio_vs_adjacent_bare": paired_ratio(run, adjacent_bare)}
 
 
 def cost(run: dict) -> float:
     """Core-seconds per audio second."""
     return run["wall_seconds"] * run["cores"] / run["audio_seconds"]
+
+
+def paired_ratio(run: dict, bare: dict) -> float:
+    """A run's cost against that of the bare loop run just before it."""
+    return round(cost(run) / cost(bare), 4)
 
 
 def cpu_cost(run: dict) -> float:
@@ -293,7 +298,7 @@ def main() -> int:
         pairs = [(bare_loop(uris), in_process(corpus, Path(tmp), args.rows_per_shard)) for _ in range(repeats)]
         results["bare"] = median_of([bare for bare, _ in pairs])
         results["in_process"] = {**median_of([run for _, run in pairs]),
-                                 "cost_ratios_vs_adjacent_bare": [round(cost(run) / cost(bare), 4) for bare, run in pairs]}
+                                 "cost_ratios_vs_adjacent_bare": [paired_ratio(run, bare) for bare, run in pairs]}
         print("bare loop in two processes ...", file=sys.stderr)
         results["bare_2proc"] = median_of([bare_two_processes(uris) for _ in range(repeats)])
         results["pipeline"] = {}
@@ -315,6 +320,7 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps({"bare_realtime": bare["realtime_per_core"], "pipeline": results["pipeline"]}, indent=2))
         return 1
+
     def paired(run: dict) -> float:
         return statistics.median(run["cost_ratios_vs_adjacent_bare"])
 

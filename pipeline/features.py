@@ -69,7 +69,7 @@ class AudioFeatureExtractor:
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """[samples] at self.sample_rate -> log-mel [n_mels, frames] (float32), bins first as
-        torchaudio makes them; call under torch.inference_mode() (the log is taken in place)."""
+        torchaudio makes them; the log is taken in place on torchaudio's output."""
         return self.mel(audio.float()).add_(self.log_floor).log_()
 
     def extract_mel_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:

@@ -256,7 +256,7 @@ def test_torch_compile_runs_the_layer_like_eager():
     valid = torch.ones(2, 20, dtype=torch.bool)
     eager = layer(x, valid)
     (eager_grad,) = torch.autograd.grad(eager.square().sum(), x)
-    compiled = torch.compile(layer, backend="aot_eager", dynamic=True)(x, valid)   # Dynamo + AOTAutograd, no C++ build
+    compiled = torch.compile(layer, backend="aot_eager", dynamic=True)(x, valid)
     (compiled_grad,) = torch.autograd.grad(compiled.square().sum(), x)
     torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)
