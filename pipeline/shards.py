@@ -103,22 +103,27 @@ def build_table(rows: list[dict], frames: np.ndarray, with_audio_tokens: bool) -
     return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
-def to_parquet_bytes(table: pa.Table, info: dict) -> bytes:
+def to_parquet_bytes(table: pa.Table, info: dict) -> pa.Buffer:
+    """The shard file's bytes, as Arrow's buffer (bytes-like: write it, hash it, len() it).
+    Not copied into a Python bytes object: that copy of a 2 MB shard took 0.9 ms, a third of
+    encoding it."""
     table = table.replace_schema_metadata({SHARD_METADATA: json.dumps(info, sort_keys=True).encode()})
     # Arrow's own in-memory sink: through io.BytesIO every page went through Python, and writing
     # a shard took 5.0 ms instead of 3.0.
     sink = pa.BufferOutputStream()
     # Features are float16 noise to a dictionary encoder or statistics: skip both for them.
-    # zstd: measured here 3x faster to write than snappy on float16 log-mel, and ~10% smaller.
+    # zstd: measured here 3x faster to write than snappy on float16 log-mel; files a quarter
+    # smaller than uncompressed (the entropy of the float16 bytes, not repeats).
     pq.write_table(table, sink, compression="zstd", use_dictionary=["speaker", "language"],
                    write_statistics=["utt_id", "duration", "num_frames"])
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
-def write_atomic(uri: str, data: bytes) -> None:
+def write_atomic(uri: str, data: bytes | pa.Buffer) -> None:
     fs, path = filesystem(uri)
     if is_remote(uri):
-        fs.pipe_file(path, data)   # one PUT (or a multipart upload that only appears when complete)
+        # one PUT (or a multipart upload that only appears when complete); botocore takes bytes
+        fs.pipe_file(path, data if isinstance(data, bytes) else data.to_pybytes())
         return
     parent = path.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
@@ -149,14 +154,20 @@ def sha256_of(uri: str) -> str:
     return digest.hexdigest()
 
 
+def file_names(folder_uri: str) -> set[str]:
+    """Names of the files in a folder (one listing; empty when the folder does not exist)."""
+    fs, path = filesystem(folder_uri)
+    fs.invalidate_cache()   # s3fs caches listings: another process may have written since
+    try:
+        return {p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)}
+    except FileNotFoundError:
+        return set()
+
+
 def remove_stale(split_uri: str, keep: set[str]) -> list[str]:
     """Delete shard files of an earlier, larger run and leftover temp files; returns what was removed."""
     fs, path = filesystem(split_uri)
-    fs.invalidate_cache()
-    try:
-        names = [p.rsplit("/", 1)[-1] for p in fs.ls(path, detail=False)]
-    except FileNotFoundError:
-        return []
+    names = sorted(file_names(split_uri))
     stale = [n for n in names if (SHARD_NAME.match(n) and n not in keep) or n.startswith(".tmp-")]
     for name in stale:
         fs.rm(f"{path.rstrip('/')}/{name}")

@@ -67,6 +67,9 @@ def test_cmvn_sums_merge_to_the_global_statistics():
     mean, std = merged.mean_std()
     np.testing.assert_allclose(mean, everything.mean(0), rtol=1e-5)
     np.testing.assert_allclose(std, everything.std(0), rtol=1e-4)
+    # Blocks are summed in float32: the sums still agree with float64 ones to ~1e-7.
+    np.testing.assert_allclose(merged.sum, everything.sum(0, dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(merged.sumsq, np.square(everything, dtype=np.float64).sum(0), rtol=1e-6)
     assert CMVNStats.from_dict(merged.to_dict()).count == len(everything)
 
 
