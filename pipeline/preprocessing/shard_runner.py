@@ -20,10 +20,11 @@ from pipeline.preprocessing.plan import ShardTask
 
 
 # Guided scheduling: each task takes a share of the shards still to hand out, at most
-# MAX_SHARDS_PER_TASK. Large tasks first keep the per-task cost low (some milliseconds of the
-# driver's scheduler and of the worker's block handling each); ever smaller ones at the end keep
-# every CPU busy until the last shard.
-MAX_SHARDS_PER_TASK = 8
+# MAX_SHARDS_PER_TASK. Large tasks first keep the per-task cost low (7-15 ms of a CPU between one
+# task and the next: the driver's scheduler, the worker's block handling); ever smaller ones at the
+# end keep every CPU busy until the last shard. 16, not 8: on 131 shards 13 tasks instead of 20 on
+# one CPU (idle slots 0.24-0.25 s against 0.30-0.33 s) and 20 instead of 25 on two.
+MAX_SHARDS_PER_TASK = 16
 SHARE_PER_CPU = 2     # a task takes 1 / (SHARE_PER_CPU x CPUs) of what is left
 
 
