@@ -166,3 +166,22 @@ def test_map_items_runs_each_item_once_in_tasks_of_the_given_sizes(ray_cluster):
     # the first task's three items ran in one worker process, one after another
     first = [r["pid"] for r in rows if r["item"] in {"0", "1", "2"}]
     assert len(set(first)) == 1
+
+
+def test_planning_pauses_the_cyclic_collector_and_gives_it_back_as_it_was():
+    import gc
+
+    from pipeline.preprocess import _cyclic_gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _cyclic_gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a planning error")
+    assert gc.isenabled()          # back on, though planning failed
+    gc.disable()
+    try:
+        with _cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()

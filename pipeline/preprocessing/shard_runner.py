@@ -11,6 +11,7 @@ written by the task that builds it, and only a small JSON result per shard comes
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from itertools import accumulate
@@ -43,9 +44,9 @@ def _each_item(batch: dict, fn, settings: dict) -> dict:
     return {key: [o[key] for o in out] for key in out[0]}
 
 
-def map_items(items: list[str], fn, settings: dict, sizes: list[int] | None = None):
-    """A Ray dataset of `fn({"item": item}, settings)` for JSON strings; a task takes the next
-    `sizes[i]` items (default: one each)."""
+def map_items(items: list[str | bytes], fn, settings: dict, sizes: list[int] | None = None):
+    """A Ray dataset of `fn({"item": item}, settings)` for strings or bytes (the shard worker's
+    take pickled task dicts); a task takes the next `sizes[i]` items (default: one each)."""
     import ray
 
     ends = list(accumulate(sizes or [1] * len(items)))
@@ -91,8 +92,9 @@ def build_shards(config: PreprocessConfig, tasks: list[ShardTask], settings: dic
         done = list(pool.map(lambda t: completed_shard(t) if _name_in(t.uri, present) else None, tasks))
     results = [r for r in done if r is not None]
     # vars(), not dataclasses.asdict: asdict deep-copies every row, 0.2 s of driver time for
-    # 8300 utterances before any task could start.
-    pending = [json.dumps(vars(t)) for t, r in zip(tasks, done) if r is None]
+    # 8300 utterances before any task could start. Pickled, not JSON: 6 ms instead of 26 for
+    # 131 shards (the token ids), and no task can start before it is done.
+    pending = [pickle.dumps(vars(t), protocol=pickle.HIGHEST_PROTOCOL) for t, r in zip(tasks, done) if r is None]
     config.log(f"{sum(len(t.utterances) for t in tasks)} utterances in {len(tasks)} shards: "
                f"{len(results)} complete, {len(pending)} to do")
     if not pending:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -146,15 +147,15 @@ def build_shard(task: dict, settings: dict) -> dict:
 
 
 def process_shard(row: dict, settings: dict) -> dict:
-    """Ray Data UDF: {"item": task JSON} -> {"result": result JSON}."""
+    """Ray Data UDF: {"item": the pickled plan.ShardTask dict} -> {"result": result JSON}."""
     torch.set_num_threads(1)     # one Ray CPU per task: more threads would fight the other tasks
-    return {"result": json.dumps(build_shard(json.loads(row["item"]), settings))}
+    return {"result": json.dumps(build_shard(pickle.loads(row["item"]), settings))}
 
 
 def sample_frames(row: dict, settings: dict) -> dict:
     """Ray Data UDF for the k-means fit: log-mel frames of some training utterances, strided."""
     torch.set_num_threads(1)
-    item = json.loads(row["item"])
+    item = pickle.loads(row["item"])
     keep, clock = settings["frames_per_utterance"], PhaseTimer()
     extractor, buffer, chunks = _extractor(settings["feature"]), _frame_buffer(settings["feature"]["n_mels"]), []
     for utt, data in _fetched(item["utterances"]):

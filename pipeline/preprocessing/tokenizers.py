@@ -89,14 +89,14 @@ def audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, need_r
 
 
 def _sample_frames(train: list[dict], settings: dict, need_ray) -> np.ndarray:
-    import json
+    import pickle
 
     from pipeline.preprocessing.shard_runner import map_items
     from pipeline.preprocessing.shard_worker import sample_frames
 
     need_ray()
     step = KMEANS_SAMPLE_UTTERANCES_PER_TASK
-    chunks = [json.dumps({"index": i, "utterances": train[i:i + step]}) for i in range(0, len(train), step)]
+    chunks = [pickle.dumps({"index": i, "utterances": train[i:i + step]}) for i in range(0, len(train), step)]
     n_mels = settings["feature"]["n_mels"]
     rows = map_items(chunks, sample_frames, settings).iter_rows()
     # In plan order, whatever order the tasks finish in: the same inputs fit the same codebook.
