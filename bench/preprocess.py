@@ -11,7 +11,9 @@ after a warm-up so that imports, filterbanks and Ray's worker processes are not 
              the pipeline's 2-CPU speed-up.
   in_process the pipeline's own shard code (pipeline.preprocessing.shard_worker.build_shard) in this
              process, no Ray: adds float16, CMVN sums, Parquet encoding and writing to the bare loop.
-  pipeline   the full `run_preprocess` on a local Ray with 1 CPU, then 2 CPUs, into fresh outputs.
+  pipeline   the full `run_preprocess` on a local Ray with 1 CPU and one with 2 CPUs, into fresh
+             outputs; the two alternate (a fresh Ray for each run), so that the speed-up compares
+             runs of the same minutes, as the cost ratios do.
 Every measurement runs --repeats times (default 3), and each is paired with the bare loop it is
 compared with, run just before it on every file: the bare loop with the in-process run (they
 alternate), the bare loop with each 1-CPU run, the two-process bare loop with each 2-CPU run. On
@@ -26,8 +28,9 @@ of Ray's worker processes and of Ray's own processes (raylet, GCS, dashboard, lo
 read with psutil.
 Targets (issue 13): pipeline cost per audio second <= 1.25x the bare loop's, paired (1 CPU against
 the bare loop in one process, 2 CPUs against it in two processes; both must meet it); 2 CPUs
->= 1.8x one CPU (wall time, unpaired; "speedup_2cpu_share_of_bare_2proc" is the same with the
-machine's own 1 -> 2 process scaling of the same minutes divided out).
+>= 1.8x one CPU (median wall times; "speedup_2cpu_vs_1cpu_paired" is the median of the ratios of
+each alternating pair of runs, and "speedup_bare_2proc_vs_bare_paired" the machine's own 1 -> 2
+process scaling from the bare loops run just before them).
 The 1-minute load average before and after each measurement is recorded next to the figures.
 """
 
@@ -175,12 +178,13 @@ def in_process(corpus: str, work: Path, rows_per_shard: int) -> dict:
             "realtime_per_core": audio_seconds / wall, "load_before": load_before, "load_after": load()}
 
 
-def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits: list[str], uris: list[str],
-                 repeats: int, address: str | None = None) -> dict:
+def pipeline_runs(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits: list[str], uris: list[str],
+                  repeats: int, address: str | None = None) -> tuple[list[dict], dict]:
     """The full pipeline `repeats` times on one local Ray of `cpus` CPUs, or on the cluster at
     `address` (cpus: its CPU count; its processes are not this driver's children, so their CPU
     seconds are not counted), each run into fresh outputs right after the bare loop it is compared
-    with: in two processes for 2 CPUs, in one otherwise."""
+    with: in two processes for 2 CPUs, in one otherwise. Returns the runs and an idempotent re-run
+    over the last one's output."""
     import ray
 
     from pipeline.preprocess import PreprocessConfig, run_preprocess
@@ -199,7 +203,9 @@ def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits
         connect(None, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     runs = []
     try:
-        # Warm-up on the smallest split: starts the worker processes and imports torch in them.
+        # Warm-up on the smallest split: starts the worker processes and imports torch in them
+        # (into fresh outputs: over complete shards it would not start a single task).
+        shutil.rmtree(work / f"warm-{cpus}", ignore_errors=True)
         run_preprocess(config(f"warm-{cpus}", splits=[splits[-1]]))
         for repeat in range(repeats):
             out = f"out-{cpus}-{repeat}"
@@ -214,11 +220,16 @@ def pipeline_run(corpus: str, cpus: int, work: Path, rows_per_shard: int, splits
                 shutil.rmtree(work / out, ignore_errors=True)
         rerun0 = time.perf_counter()
         again = run_preprocess(config(out))
-        rerun = time.perf_counter() - rerun0
+        rerun = {"idempotent_rerun_seconds": time.perf_counter() - rerun0, "rerun_shards_written": again["shards_written"]}
+        shutil.rmtree(work / out, ignore_errors=True)
     finally:
         ray.shutdown()
+    return runs, rerun
+
+
+def summarised(runs: list[dict], rerun: dict) -> dict:
     return {**median_of(runs), "cost_ratios_vs_adjacent_bare": [r["cost_ratio_vs_adjacent_bare"] for r in runs],
-            "idempotent_rerun_seconds": rerun, "rerun_shards_written": again["shards_written"]}
+            **rerun}
 
 
 def measured_run(summary: dict, cpus: int, wall: float, driver_cpu: float, procs: dict, load_before: list,
@@ -301,17 +312,21 @@ def main() -> int:
                                  "cost_ratios_vs_adjacent_bare": [paired_ratio(run, bare) for bare, run in pairs]}
         print("bare loop in two processes ...", file=sys.stderr)
         results["bare_2proc"] = median_of([bare_two_processes(uris) for _ in range(repeats)])
-        results["pipeline"] = {}
-        for cpus in (1, 2):
-            print(f"pipeline with {cpus} CPU(s) ...", file=sys.stderr)
-            try:
-                results["pipeline"][str(cpus)] = pipeline_run(corpus, cpus, Path(tmp), args.rows_per_shard, splits,
-                                                              uris, repeats)
-            except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
-                results["pipeline"][str(cpus)] = {"error": f"{type(exc).__name__}: {exc}", "load": load()}
+        print("pipeline with 1 CPU and with 2 CPUs, alternating ...", file=sys.stderr)
+        runs: dict[int, list[dict]] = {1: [], 2: []}
+        try:
+            for repeat in range(repeats):
+                for cpus in (1, 2):
+                    done, rerun = pipeline_runs(corpus, cpus, Path(tmp), args.rows_per_shard, splits, uris, 1)
+                    runs[cpus] += done
+            results["pipeline"] = {str(cpus): summarised(runs[cpus], rerun) for cpus in (1, 2)}
+        except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
+            results["pipeline"] = {str(cpus): {"error": f"{type(exc).__name__}: {exc}", "load": load(),
+                                               "runs_done": len(runs[cpus])} for cpus in (1, 2)}
         if args.address:
             print(f"pipeline on the cluster at {args.address} ...", file=sys.stderr)
-            run = pipeline_run(corpus, 0, Path(tmp), args.rows_per_shard, splits, uris, repeats, address=args.address)
+            run = summarised(*pipeline_runs(corpus, 0, Path(tmp), args.rows_per_shard, splits, uris, repeats,
+                                            address=args.address))
             results["cluster"] = {**run, "address": args.address}
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -329,9 +344,13 @@ def main() -> int:
         "pipeline_1cpu_realtime_per_core": one["realtime_per_core"],
         "pipeline_2cpu_realtime_per_core": two["realtime_per_core"],
         "speedup_2cpu_vs_1cpu": one["wall_seconds"] / two["wall_seconds"],
+        "speedup_2cpu_vs_1cpu_paired": statistics.median(
+            a["wall_seconds"] / b["wall_seconds"] for a, b in zip(runs[1], runs[2])),
         # the machine's own 1 -> 2 core scaling of the bare loop, and the pipeline's share of it
         # (from the paired ratios, so both sides come from the same minutes)
         "speedup_bare_2proc_vs_bare": bare["wall_seconds"] / results["bare_2proc"]["wall_seconds"],
+        "speedup_bare_2proc_vs_bare_paired": statistics.median(
+            a["adjacent_bare"]["wall_seconds"] / b["adjacent_bare"]["wall_seconds"] for a, b in zip(runs[1], runs[2])),
         "speedup_2cpu_share_of_bare_2proc": paired(one) / paired(two),
         # paired: each run against the bare loop run just before it (the targets)
         "cost_ratio_in_process_vs_bare": paired(results["in_process"]),
