@@ -314,12 +314,13 @@ def main() -> int:
         results["bare_2proc"] = median_of([bare_two_processes(uris) for _ in range(repeats)])
         print("pipeline with 1 CPU and with 2 CPUs, alternating ...", file=sys.stderr)
         runs: dict[int, list[dict]] = {1: [], 2: []}
+        reruns: dict[int, dict] = {}   # the last idempotent re-run on each
         try:
             for repeat in range(repeats):
                 for cpus in (1, 2):
-                    done, rerun = pipeline_runs(corpus, cpus, Path(tmp), args.rows_per_shard, splits, uris, 1)
+                    done, reruns[cpus] = pipeline_runs(corpus, cpus, Path(tmp), args.rows_per_shard, splits, uris, 1)
                     runs[cpus] += done
-            results["pipeline"] = {str(cpus): summarised(runs[cpus], rerun) for cpus in (1, 2)}
+            results["pipeline"] = {str(cpus): summarised(runs[cpus], reruns[cpus]) for cpus in (1, 2)}
         except Exception as exc:  # e.g. Ray cannot start on an overloaded machine: keep what was measured
             results["pipeline"] = {str(cpus): {"error": f"{type(exc).__name__}: {exc}", "load": load(),
                                                "runs_done": len(runs[cpus])} for cpus in (1, 2)}
