@@ -24,8 +24,8 @@ run with the median wall time, and the unpaired ratios between those medians are
 Per-phase times: the tasks' own (fetch wait, decode, resample, mel, CMVN, Parquet, write,
 checksum), the driver's stages (plan, shards, finish), task-slot idle time (cores x shard wall -
 task wall: task scheduling, start-up and the tail), and the CPU seconds of this driver process,
-of Ray's worker processes and of Ray's own processes (raylet, GCS, dashboard, log monitor ...),
-read with psutil.
+of the worker processes that run tasks and of Ray's own (raylet, GCS, dashboard, log monitor,
+agents, Ray Data's actors), read with psutil.
 Targets (issue 13): pipeline cost per audio second <= 1.25x the bare loop's, paired (1 CPU against
 the bare loop in one process, 2 CPUs against it in two processes; both must meet it); 2 CPUs
 >= 1.8x one CPU (median wall times; "speedup_2cpu_vs_1cpu_paired" is the median of the ratios of
@@ -54,8 +54,15 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+# Ray's own processes that are named like workers: its agents, and Ray Data's actors
+# (ray::_StatsActor, ray::_AutoscalingCoordinatorActor), which run whether or not tasks do.
+RAY_OWN_WORKER_NAMES = ("ray::_", "ray::DashboardAgent", "ray::RuntimeEnvAgent")
+
+
 def ray_process_cpu() -> dict[str, dict[int, float]]:
-    """CPU seconds (user + system) of every process this driver started, by kind."""
+    """CPU seconds (user + system) of every process this driver started, by kind: the worker
+    processes that run tasks, and Ray's own (raylet, GCS, dashboard, log monitor, agents, Ray
+    Data's actors)."""
     import psutil
 
     kinds: dict[str, dict[int, float]] = {"workers": {}, "ray_system": {}}
@@ -65,7 +72,8 @@ def ray_process_cpu() -> dict[str, dict[int, float]]:
             times = proc.cpu_times()
         except psutil.Error:
             continue
-        kinds["workers" if cmd.startswith("ray::") else "ray_system"][proc.pid] = times.user + times.system
+        task_worker = cmd.startswith("ray::") and not cmd.startswith(RAY_OWN_WORKER_NAMES)
+        kinds["workers" if task_worker else "ray_system"][proc.pid] = times.user + times.system
     return kinds
 
 
@@ -241,6 +249,9 @@ def measured_run(summary: dict, cpus: int, wall: float, driver_cpu: float, procs
             "written": summary["written"], "quarantined": summary["quarantined"], "shards": summary["shards_written"],
             "phase_seconds": summary["phase_seconds"], "task_phase_seconds": summary["task_phase_seconds"],
             "task_wall_seconds": round(task_wall, 3),
+            # Tasks are single-threaded and do no blocking I/O on local files: time off a CPU is time
+            # the other processes (the driver, Ray's own) took from them.
+            "task_off_cpu_seconds": round(task_wall - summary["task_cpu_seconds"], 3),
             # Task slots not running shard code during the shards stage: scheduling, start-up, the tail.
             "idle_slot_seconds": round(cpus * shards_wall - task_wall, 3),
             "cpu_seconds": {"tasks": summary["task_cpu_seconds"], "driver": round(driver_cpu, 3), **procs},
@@ -369,6 +380,7 @@ def main() -> int:
         "cpu_cost_ratio_2cpu_vs_bare": cpu_cost(two) / cpu_cost(bare),
         "ray_system_share_of_2_cores": two["cpu_seconds"]["ray_system"] / (2 * two["wall_seconds"]),
         "driver_share_of_2_cores": two["cpu_seconds"]["driver"] / (2 * two["wall_seconds"]),
+        "task_off_cpu_share_2cpu": two["task_off_cpu_seconds"] / two["task_wall_seconds"],
     }
     if "cluster" in results:
         c = results["cluster"]
