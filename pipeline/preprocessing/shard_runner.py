@@ -46,7 +46,7 @@ def _each_item(batch: dict, fn, settings: dict) -> dict:
 
 def map_items(items: list[str | bytes], fn, settings: dict, sizes: list[int] | None = None):
     """A Ray dataset of `fn({"item": item}, settings)` for strings or bytes (the shard worker's
-    take pickled task dicts); a task takes the next `sizes[i]` items (default: one each)."""
+    UDFs take pickled dicts); a task takes the next `sizes[i]` items (default: one each)."""
     import ray
 
     ends = list(accumulate(sizes or [1] * len(items)))
@@ -76,20 +76,15 @@ def completed_shard(task: ShardTask) -> dict | None:
     return {**info, "sha256": task.known_sha256 or sha256_of(task.uri), "skipped": True, "cpu_seconds": 0.0}
 
 
-def _name_in(uri: str, present: dict[str, set[str]]) -> bool:
-    folder, name = uri.rsplit("/", 1)
-    return name in present[folder]
-
-
 def build_shards(config: PreprocessConfig, tasks: list[ShardTask], settings: dict, need_ray) -> list[dict]:
     """Results of every task (skipped or built), in no particular order."""
     from pipeline.shards import file_names
 
     # One listing per split folder, then a footer read only for the shards that exist: on a first
     # run, opening each missing file took 40 ms of the driver's time for 131 shards.
-    present = {folder: file_names(folder) for folder in {t.uri.rsplit("/", 1)[0] for t in tasks}}
+    present = {f"{folder}/{name}" for folder in {t.uri.rsplit("/", 1)[0] for t in tasks} for name in file_names(folder)}
     with ThreadPoolExecutor(16) as pool:
-        done = list(pool.map(lambda t: completed_shard(t) if _name_in(t.uri, present) else None, tasks))
+        done = list(pool.map(lambda t: completed_shard(t) if t.uri in present else None, tasks))
     results = [r for r in done if r is not None]
     # vars(), not dataclasses.asdict: asdict deep-copies every row, 0.2 s of driver time for
     # 8300 utterances before any task could start. Pickled, not JSON: 6 ms instead of 26 for
