@@ -56,6 +56,10 @@ def add_arguments(parser) -> None:
                        help="audio prompt of each continuation sample (default 0.5)")
     sizes.add_argument("--continuation-seconds", type=float, default=0.5,
                        help="generated audio after each prompt (default 0.5)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0,
+                        help="seed of the paired-bootstrap intervals between models (default 0)")
+    parser.add_argument("--bootstrap-resamples", type=int, default=10000,
+                        help="paired-bootstrap resamples (default 10000)")
     sizes.add_argument("--time-limit", type=float, default=600.0,
                        help="seconds one measurement may take before it is recorded as time_limit")
 
@@ -72,13 +76,15 @@ def config_from_args(args):
         efficiency_tokens=_numbers("--efficiency-tokens", args.efficiency_tokens, int),
         nll_context=args.nll_context, samples=args.samples, prompt_seconds=args.prompt_seconds,
         continuation_seconds=args.continuation_seconds,
-        time_limit=args.time_limit, max_utterances=args.max_utterances, batch_size=args.batch_size)
+        time_limit=args.time_limit, max_utterances=args.max_utterances, batch_size=args.batch_size,
+        bootstrap_seed=args.bootstrap_seed, bootstrap_resamples=args.bootstrap_resamples)
 
 
 def run(args) -> int:
     import json
     from datetime import datetime, timezone
 
+    from jobs.evaluation.comparison import describe
     from jobs.evaluation.suite import run_suite
     from pipeline import uri as uris
 
@@ -90,6 +96,9 @@ def run(args) -> int:
     headline = {label: {k: m.get(k) for k in ("cer", "wer", "nll_bits", "utterances") if k in m}
                 for label, m in results["models"].items()}
     print(json.dumps(headline, indent=2))
+    for pair in results.get("comparisons", []):   # several models: each pair's paired difference
+        for metric, result in pair["metrics"].items():
+            print(describe(pair["a"], pair["b"], metric, result))
     print(f"wrote {uris.join(uris.absolute(report), 'metrics.json')}")
     print(f"report {results['report']}")
     return 0

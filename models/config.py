@@ -41,6 +41,9 @@ class LaCTAudioConfig:
     # from every LaCT layer, or use one linear fast weight per head instead of SwiGLU.
     use_window_attention: bool = True
     use_fast_weights: bool = True
+    # False: the fast weights are ordinary trained parameters, read but never updated (the
+    # `static_fast_weights` arm, models/arms.py); no learning-rate or momentum projections.
+    update_fast_weights: bool = True
     fast_weight: str = "swiglu"      # swiglu | linear
     # False: bidirectional encoder, the paper's offline setting: the fast weights are updated
     # chunk by chunk over the WHOLE input first, then every token reads those final weights, so

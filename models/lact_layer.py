@@ -144,7 +144,9 @@ class LaCTLayer(nn.Module):
         self.chunk_size = config.chunk_size
         self.window_size = config.window_size
         self.use_muon = config.use_muon
-        self.use_momentum = config.use_momentum and config.use_fast_weights
+        # update_fast_weights false: the static_fast_weights arm (models/arms.py)
+        self.update_fast_weights = config.update_fast_weights and config.use_fast_weights
+        self.use_momentum = config.use_momentum and self.update_fast_weights
         self.muon_steps = config.muon_steps
         self.base_lr_inv = inverse_softplus(config.base_lr)
         self.use_window_attention = config.use_window_attention
@@ -173,9 +175,11 @@ class LaCTLayer(nn.Module):
             self.w0 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
             self.w1 = nn.Parameter(torch.randn(H, dl, dh) / math.sqrt(dh))
             self.w2 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
-        self.lr_proj = nn.Linear(D, len(self.slow_weights) * H)  # one lr per token and weight
-        nn.init.zeros_(self.lr_proj.weight)   # every rate starts at base_lr; learnt from there
-        nn.init.zeros_(self.lr_proj.bias)
+        self.lr_proj = None
+        if self.update_fast_weights:
+            self.lr_proj = nn.Linear(D, len(self.slow_weights) * H)  # one lr per token and weight
+            nn.init.zeros_(self.lr_proj.weight)   # every rate starts at base_lr; learnt from there
+            nn.init.zeros_(self.lr_proj.bias)
         # Per-head output scale silu(Linear(x)), starting at 1 for every token.
         self.fast_scale = nn.Linear(D, H)
         nn.init.zeros_(self.fast_scale.weight)
@@ -203,6 +207,8 @@ class LaCTLayer(nn.Module):
         fq = fast_feature_map(q, self.qk_scale[0], self.qk_offset[0], Hl)
         fk = fast_feature_map(k, self.qk_scale[1], self.qk_offset[1], Hl)
         fv = F.silu(v).view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
+        if self.lr_proj is None:           # static fast weights: nothing to update them with
+            return q, k, v, fq, fk, fv, None, None
         n = len(self.slow_weights)                                          # lrs per token
         lr = F.softplus(self.lr_proj(x) + self.base_lr_inv)                  # [B, T, n Hl]
         if valid is not None:
@@ -298,6 +304,8 @@ class LaCTLayer(nn.Module):
     def _run_chunks(self, W, norms, fq, fk, fv, lr, mom, valid_bh, flush: bool, checked: bool = False):
         """Inner-layout fast weights through every chunk: (fast-branch output, final weights).
         norms: each row's norm in W, which weight-norm retention keeps."""
+        if not self.update_fast_weights:   # every token reads the learnt weights as they are
+            return self.apply_fast(W, fq), W
         T = fq.shape[1]
         C = self.chunk_size
         mbuf = tuple(torch.zeros_like(w) for w in W) if mom is not None else None
@@ -429,6 +437,8 @@ class LaCTLayer(nn.Module):
             return self.o_proj(mixed), new
 
         W, norms, mbuf = self._fast_state(st)
+        if not self.update_fast_weights:
+            return self.o_proj(mixed + self._merge_fast(self.apply_fast(W, fq), x)), new
         pk, pv, plr, pm = st["pk"], st["pv"], st["plr"], st.get("pm")
         outs, i, C = [], 0, self.chunk_size
         while i < n:
@@ -456,7 +466,7 @@ class LaCTLayer(nn.Module):
 
     def flush(self, st: dict) -> dict:
         """Apply the update of a pending partial chunk (end of an utterance used for adaptation)."""
-        if not self.use_fast_weights or st["pk"].shape[1] == 0:
+        if not self.update_fast_weights or st["pk"].shape[1] == 0:
             return st
         W, norms, mbuf = self._fast_state(st)
         coef = chunk_momentum(st["pm"], None) if self.use_momentum else None

@@ -27,6 +27,8 @@ def workspace(tmp_path_factory):
     ckpts = {name: write_checkpoint(str(root / name), task, arch, vocab, causal)
              for name, task, arch, causal in [("asr-lact", "asr", "lact", False),
                                               ("asr-baseline", "asr", "baseline", False),
+                                              ("asr-window", "asr", "window", False),
+                                              ("asr-static", "asr", "static_fast_weights", False),
                                               ("asr-causal", "asr", "lact", True),
                                               ("gen-lact", "generation", "lact", False),
                                               ("gen-baseline", "generation", "baseline", False)]}
@@ -71,6 +73,14 @@ def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
     for heading in ("Long-form", "Streaming", "adaptation", "ablation", "Quantised", "Efficiency", "Not measured"):
         assert heading in text
     assert "| target s | lact | baseline | lact-causal |" in text
+    # every pair of the three models: short-form and long-form differences with intervals
+    pairs = {(p["a"], p["b"]): p["metrics"] for p in metrics["comparisons"]}
+    assert set(pairs) == {("lact", "baseline"), ("lact", "lact-causal"), ("baseline", "lact-causal")}
+    for m in pairs.values():
+        assert set(m) == {"cer", "wer", "long_form_cer", "long_form_wer"}
+        assert m["cer"]["units"] == 17 and m["long_form_cer"]["units"] == 3
+        assert m["cer"]["low"] <= m["cer"]["difference"] <= m["cer"]["high"]
+    assert "## Paired comparisons" in text
     out = capsys.readouterr().out
     assert f"report {report / 'report.md'}" in out
 
@@ -95,6 +105,41 @@ def test_quick_suite_keeps_one_models_metrics_at_the_top_and_logs_to_mlflow(work
     assert runs.iloc[0]["metrics.lact.cer"] == pytest.approx(metrics["cer"])
 
 
+def test_several_arms_get_paired_intervals_from_their_per_utterance_errors(workspace, capsys):
+    from jobs.evaluation.paired_bootstrap import paired_bootstrap
+
+    root, split, ckpts = workspace
+    report = root / "report-arms"
+    args = ["evaluate", "--data", split, "--report", str(report), "--bootstrap-seed", "3"]
+    for name in ("asr-lact", "asr-window", "asr-static", "asr-lact"):
+        args += ["--model", ckpts[name]]
+    assert main(args) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    models = metrics["models"]
+    assert list(models) == ["lact-1", "window", "static_fast_weights", "lact-4"]
+    assert models["window"]["architecture"] == "window"
+    rows = {label: models[label]["per_utterance"] for label in models}
+    assert all(len(r) == 17 for r in rows.values())
+    # per-utterance counts add up to the overall figures
+    for label, m in models.items():
+        assert sum(r["char_errors"] for r in rows[label]) / sum(r["char_total"] for r in rows[label]) \
+            == pytest.approx(m["cer"])
+    pairs = {(p["a"], p["b"]): p["metrics"] for p in metrics["comparisons"]}
+    assert len(pairs) == 6
+    # the interval is the paired bootstrap of the two models' per-utterance errors, seeded
+    a, b = rows["lact-1"], rows["window"]
+    expected = paired_bootstrap([r["char_errors"] for r in a], [r["char_errors"] for r in b],
+                                [r["char_total"] for r in a], seed=3)
+    got = pairs[("lact-1", "window")]["cer"]
+    assert {k: got[k] for k in expected} == expected
+    # a model against itself: no difference
+    same = pairs[("lact-1", "lact-4")]["cer"]
+    assert same["difference"] == same["low"] == same["high"] == 0 and not same["significant"]
+    out = capsys.readouterr().out
+    assert "cer: lact-1 - window = " in out and "no difference shown (17 utterances)" in out
+    assert "## Paired comparisons" in (report / "report.md").read_text()
+
+
 def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
     root, split, ckpts = workspace
     report = root / "report-gen"
@@ -109,6 +154,9 @@ def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
         sample = m["continuations"][0]
         assert (report / sample["wav"]).stat().st_size > 44 and _is_png(report / sample["png"])
         assert [e["tokens"] for e in m["efficiency"]] == [256, 512]
+    nll = metrics["comparisons"][0]["metrics"]["nll_bits"]
+    assert nll["difference"] == pytest.approx(metrics["models"]["lact"]["nll_bits"]
+                                              - metrics["models"]["baseline"]["nll_bits"])
     assert _is_png(report / "nll_vs_context.png")
 
 

@@ -13,9 +13,10 @@ from jobs.evaluation.data import EvalSplit
 
 
 def has_fast_weights(model) -> bool:
+    """Whether any layer updates fast weights at test time (not window, static or full attention)."""
     from models.lact_layer import LaCTLayer
 
-    return any(isinstance(m, LaCTLayer) for m in model.modules())
+    return any(isinstance(m, LaCTLayer) and m.update_fast_weights for m in model.modules())
 
 
 @torch.no_grad()
@@ -25,7 +26,7 @@ def mean_fast_weight_change(model, split: EvalSplit, tokenizer) -> float:
 
     seen: list[float] = []
     hooks = [m.register_forward_hook(lambda layer, args, out: seen.append(layer.fast_change))
-             for m in model.modules() if isinstance(m, LaCTLayer) and m.use_fast_weights]
+             for m in model.modules() if isinstance(m, LaCTLayer) and m.update_fast_weights]
     try:
         transcribe(model, [u.features for u in split.utterances], tokenizer, GREEDY)
     finally:
@@ -38,7 +39,7 @@ def evaluate_ablation(model, split: EvalSplit, tokenizer, cer_with_updates: floa
     from models.lact_layer import skip_fast_weight_updates
 
     if not has_fast_weights(model):
-        return {"status": "not_applicable", "reason": "no fast weights (baseline transformer)"}
+        return {"status": "not_applicable", "reason": "no test-time fast-weight updates (window, static_fast_weights or full_attention arm)"}
     refs = [u.text for u in split.utterances]
     with skip_fast_weight_updates(model):
         hyps = transcribe(model, [u.features for u in split.utterances], tokenizer, GREEDY)

@@ -77,6 +77,16 @@ def grouped_scores(utterances: Sequence[EvalUtterance], hyps: Sequence[str],
     return {name: scores(*groups[name]) for name in sorted(groups)}
 
 
+def per_utterance(utterances: Sequence[EvalUtterance], hyps: Sequence[str]) -> list[dict]:
+    """Each utterance's error counts and reference lengths: the units of a paired comparison."""
+    rows = []
+    for utt, hyp in zip(utterances, hyps):
+        s = scores([utt.text], [hyp])
+        rows.append({"utt_id": utt.utt_id, **{k: s[k] for k in ("char_errors", "char_total",
+                                                                   "word_errors", "word_total")}})
+    return rows
+
+
 def accuracy_report(model, utterances: Sequence[EvalUtterance], tokenizer, beam: bool = True,
                     beam_size: int = 8, batch_size: int = 16) -> dict:
     """The quick suite: greedy overall/per speaker/per language, and beam overall."""
@@ -90,6 +100,7 @@ def accuracy_report(model, utterances: Sequence[EvalUtterance], tokenizer, beam:
     if beam:
         beamed = transcribe(model, features, tokenizer, BEAM, batch_size, beam_size)
         out["beam"] = {**scores(refs, beamed), "beam_size": beam_size}
+    out["per_utterance"] = per_utterance(utterances, greedy)
     out["examples"] = [{"utt_id": u.utt_id, "ref": u.text, "hyp": h}
                        for u, h in list(zip(utterances, greedy))[:5]]
     return out

@@ -24,7 +24,10 @@ MAX_POSITION = 9          # positions 1..8 one by one, 9 and later pooled
 
 
 def can_adapt(model) -> bool:
-    return hasattr(model, "adapt_to_speaker") and hasattr(model, "reset_speaker")
+    """Only a model that updates fast weights carries anything from one utterance to the next."""
+    from jobs.evaluation.ablation import has_fast_weights
+
+    return hasattr(model, "adapt_to_speaker") and hasattr(model, "reset_speaker") and has_fast_weights(model)
 
 
 @torch.no_grad()
@@ -71,7 +74,7 @@ def by_position(positions: list[int], refs: list[str], fresh: list[str], carried
 
 def evaluate_adaptation(model, split: EvalSplit, tokenizer, counts=DEFAULT_COUNTS) -> dict:
     if not can_adapt(model):
-        return {"status": "not_applicable", "reason": "no fast weights to adapt (baseline transformer)"}
+        return {"status": "not_applicable", "reason": "no test-time fast-weight updates to carry (window, static_fast_weights or full_attention arm)"}
     speakers = split.by_speaker()
     fresh_refs, fresh_hyps, carried_hyps, positions = [], [], [], []
     for utts in speakers.values():

@@ -86,7 +86,8 @@ def evaluate_long_form(model, recordings: list[LongRecording], tokenizer,
         row.update(status=outcome.status, decode_seconds=round(outcome.seconds, 3))
         if outcome.ok:
             s = scores([rec.text], [outcome.value])
-            row.update(cer=s["cer"], wer=s["wer"], rtf=outcome.seconds / max(rec.seconds, 1e-9))
+            row.update(cer=s["cer"], wer=s["wer"], rtf=outcome.seconds / max(rec.seconds, 1e-9),
+                       **{k: s[k] for k in ("char_errors", "char_total", "word_errors", "word_total")})
         else:
             row["detail"] = outcome.detail
             failed = row

@@ -94,6 +94,7 @@ def write_report(results: dict, directory: str) -> list[str]:
         _asr_sections(r, asr)
     if gen:
         _generation_sections(r, gen)
+    _comparison_section(r, results.get("comparisons", []))
     _efficiency_section(r, models)
     nm = {}
     for m in models.values():
@@ -265,3 +266,23 @@ def _efficiency_section(r: _Report, models: dict) -> None:
     r.figure("latency_vs_length.png", "Latency against input length", "input length", "seconds", lat)
     r.figure("memory_vs_length.png", "Peak memory against input length", "input length", "MB", mem)
     r.figure("flops_vs_length.png", "FLOPs against input length", "input length", "GFLOPs", flops)
+
+
+def _comparison_section(r: _Report, comparisons: list[dict]) -> None:
+    """Each pair's difference with its paired-bootstrap interval (jobs/evaluation/comparison.py)."""
+    if not comparisons:
+        return
+    first = next(iter(comparisons[0]["metrics"].values()))
+    r.lines += ["## Paired comparisons", "",
+                f"A - B on the units both models scored, with the {first['confidence']:.0%} paired-bootstrap "
+                f"interval ({first['resamples']} resamples, seed {first['seed']}). An interval that "
+                "includes 0 shows no difference.", ""]
+    rows = []
+    for pair in comparisons:
+        for metric, m in pair["metrics"].items():
+            verdict = ("no difference" if not m["significant"]
+                       else f"{pair['a'] if m['difference'] < 0 else pair['b']} lower")
+            rows.append([pair["a"], pair["b"], metric, m["a"], m["b"], f"{m['difference']:+.4f}",
+                         f"[{m['low']:+.4f}, {m['high']:+.4f}]", f"{m['p_value']:.3f}",
+                         f"{m['units']} {m['unit']}s", verdict])
+    r.lines += _table(["A", "B", "metric", "A", "B", "A - B", "95 % interval", "p", "units", "verdict"], rows)

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 import torch
 
 from jobs.evaluation import adaptation, efficiency, long_form
+from jobs.evaluation.comparison import compare_models
 from jobs.evaluation.data import EvalSplit, read_split
 from pipeline import uri as uris
 from pipeline.errors import UserError
@@ -48,6 +49,9 @@ class SuiteConfig:
     time_limit: float | None = 600.0      # per measurement (one recording, one stream, ...)
     max_utterances: int | None = None
     batch_size: int = 16
+    # paired-bootstrap intervals of every pair of models (several models on one split)
+    bootstrap_seed: int = 0
+    bootstrap_resamples: int = 10000
 
     def validate(self) -> None:
         if self.suite not in (QUICK, FULL):
@@ -71,6 +75,8 @@ class SuiteConfig:
             raise UserError(f"--time-limit must be > 0, got {self.time_limit}")
         if self.samples < 0 or self.round_trip_utterances < 1:
             raise UserError("--samples must be >= 0 (and round-trip utterances >= 1)")
+        if self.bootstrap_resamples < 100:
+            raise UserError(f"--bootstrap-resamples must be >= 100, got {self.bootstrap_resamples}")
         if self.max_utterances is not None and self.max_utterances < 1:
             raise UserError(f"--max-utterances must be >= 1, got {self.max_utterances}")
 
@@ -126,10 +132,12 @@ def generation_quick(model, split: EvalSplit) -> dict:
     from jobs.evaluation.generation_quality import position_nll_bits
 
     per: dict[str, list[float]] = {}
+    rows = []    # per utterance: the units of a paired comparison
     for utt in split.utterances:
         if utt.audio_tokens.shape[0] < 2:
             continue
         bits = position_nll_bits(model, utt.audio_tokens)
+        rows.append({"utt_id": utt.utt_id, "bits": float(bits.sum()), "tokens": bits.numel()})
         acc = per.setdefault(utt.speaker, [0.0, 0, 0])
         acc[0] += float(bits.sum())
         acc[1] += bits.numel()
@@ -138,7 +146,8 @@ def generation_quick(model, split: EvalSplit) -> dict:
     return {"nll_bits": total_bits / max(tokens, 1), "tokens": tokens,
             "utterances": sum(a[2] for a in per.values()),
             "per_speaker": {s: {"nll_bits": a[0] / max(a[1], 1), "bits": a[0], "tokens": a[1],
-                                "utterances": a[2]} for s, a in sorted(per.items())}}
+                                "utterances": a[2]} for s, a in sorted(per.items())},
+            "per_utterance": rows}
 
 
 def evaluate_generation(model, split: EvalSplit, config: SuiteConfig, label: str, staging: str,
@@ -221,6 +230,9 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
                "device": "cuda" if torch.cuda.is_available() else "cpu", "models": models}
     if len(models) == 1:   # one model: its metrics at the top level, as before
         results.update(next(iter(models.values())))
+    else:
+        results["comparisons"] = compare_models(models, seed=config.bootstrap_seed,
+                                                resamples=config.bootstrap_resamples)
     from jobs.evaluation.report import write_report
 
     files = write_report(results, staging)

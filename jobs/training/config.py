@@ -14,6 +14,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from models.arms import ALIASES as ARCHITECTURE_ALIASES, ARCHITECTURES
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.sessions import SessionConfig
@@ -26,7 +27,8 @@ OmegaConf.register_new_resolver("work_dir", lambda path="": uris.join(uris.work_
 
 @dataclass
 class ModelSection:
-    architecture: str = "lact"            # lact | baseline
+    # lact | window | static_fast_weights | full_attention (alias baseline): models/arms.py
+    architecture: str = "lact"
     # models.LaCTAudioConfig fields; vocab sizes and mel_bins come from the data's manifest.
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -120,7 +122,7 @@ class TrainConfig:
 
 CHOICES = {
     "task": ("asr", "generation"),
-    "model.architecture": ("lact", "baseline"),
+    "model.architecture": (*ARCHITECTURES, *ARCHITECTURE_ALIASES),
     "train.strategy": ("ddp", "deepspeed"),
     "train.zero_stage": (1, 2, 3),
 }
