@@ -24,6 +24,7 @@ COMMANDS = {
     "jobs": "jobs.job_control",
     "cluster": "jobs.cluster",
     "nightly": "jobs.nightly",
+    "transcribe": "jobs.transcribe",
 }
 
 
