@@ -141,6 +141,16 @@ def _ray_nodes_alive(dashboard_url: str, token: str) -> int:
     return sum(1 for row in rows if row.get("state") == "ALIVE")
 
 
+def write_private(path: Path, text: str) -> str:
+    """Write a file only its owner can read, created with that mode: a write-then-chmod leaves it
+    readable to others for a moment (and O_CREAT keeps the mode of a file that already exists)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return text
+
+
 def up(workers: int = 1, s3: bool = False) -> dict:
     """Start the stack and write state.json; returns the state."""
     if workers < 0:
@@ -152,9 +162,7 @@ def up(workers: int = 1, s3: bool = False) -> dict:
     (root / "logs").mkdir(parents=True, exist_ok=True)
 
     token_file = root / "auth_token"
-    token_file.write_text(secrets.token_hex(32))
-    token_file.chmod(0o600)
-    token = token_file.read_text()
+    token = write_private(token_file, secrets.token_hex(32))
     cluster_id = uuid.uuid4().hex
     temp_dir = Path(tempfile.gettempdir()) / f"lact-ray-{cluster_id[:8]}"   # short: Ray's socket paths live in it
     env = {k: v for k, v in os.environ.items()

@@ -3,8 +3,9 @@ run a lact-audio command as a Ray job on a cluster (Ray's Jobs API).
 
 The job's entrypoint is the same command line (`lact-audio train --config ...`), checked here with
 the CLI's own parser before anything is sent. The project folder travels as the job's working_dir
-(so configs/ and the code are the submitter's), with the MLflow and S3 settings of this shell
-(pipeline/ray_connection.py). Inside the job, Ray sets RAY_ADDRESS, so the command joins the cluster.
+(so configs/ and the code are the submitter's). Settings and credentials are the cluster's own;
+`--env NAME[=VALUE]` sends a non-secret setting (pipeline/ray_connection.py refuses credentials).
+Inside the job, Ray sets RAY_ADDRESS, so the command joins the cluster.
 Paths are resolved on the cluster: use s3:// URIs for data and outputs, or absolute paths on a local cluster.
 """
 
@@ -19,7 +20,7 @@ from pipeline.errors import UserError
 
 HELP = "run preprocess / train / tune / evaluate / nightly as a Ray job on a cluster"
 JOB_KINDS = ("preprocess", "train", "tune", "evaluate", "nightly")
-OWN_OPTIONS = {"--address": True, "--wait": False}   # option -> takes a value
+OWN_OPTIONS = {"--address": True, "--wait": False, "--env": True}   # option -> takes a value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None,
                         help="Ray Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265 "
                              "(default: $RAY_API_SERVER_ADDRESS, else an http $RAY_ADDRESS)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME[=VALUE]",
+                        help="send this setting with the job (this shell's value, or VALUE); repeatable. "
+                             "Nothing else is sent: the job sees the cluster's settings. Credentials are "
+                             "refused: give them to the cluster (pod Secrets, the nodes' environment)")
     parser.add_argument("--wait", action="store_true",
                         help="follow the job's logs until it ends; exit 0 only if it SUCCEEDED")
 
 
 def split_own_options(args: argparse.Namespace) -> list[str]:
-    """`--address`/`--wait` after KIND are submit's (the command inside the job joins the cluster
+    """`--address`/`--env`/`--wait` after KIND are submit's (the command inside the job joins the cluster
     through RAY_ADDRESS); returns the command's own arguments."""
     rest, items = [], list(args.args)
     while items:
@@ -49,7 +54,10 @@ def split_own_options(args: argparse.Namespace) -> list[str]:
                 if not items:
                     raise UserError(f"{name} needs a value")
                 value = items.pop(0)
-            setattr(args, name[2:], value)
+            if name == "--env":
+                args.env = [*getattr(args, "env", []), value]
+            else:
+                setattr(args, name[2:], value)
     return rest
 
 
@@ -65,13 +73,15 @@ def entrypoint(kind: str, command_args: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from jobs.job_control import api_call, follow_logs
-    from pipeline.ray_connection import job_client, job_runtime_env
+    from pipeline.ray_connection import job_client, job_runtime_env, sendable_env
 
     command = entrypoint(args.kind, split_own_options(args))
+    env_vars = sendable_env(getattr(args, "env", []))   # refused before anything is sent
     client = job_client(args.address)
     job_id = f"lact-{args.kind}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     api_call("submitting the job", lambda: client.submit_job(
-        entrypoint=command, submission_id=job_id, runtime_env=job_runtime_env(working_dir=True),
+        entrypoint=command, submission_id=job_id,
+        runtime_env=job_runtime_env(working_dir=True, env_vars=env_vars),
         metadata={"lact_audio_kind": args.kind}))
     print(f"submitted {job_id}: {command}", flush=True)
     if not args.wait:

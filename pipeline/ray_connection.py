@@ -9,8 +9,11 @@ requests carrying its token, taken from `RAY_AUTH_TOKEN` (the token itself) or `
 (a file), else Ray's default file `~/.ray/auth_token`.
 
 What a job on a cluster started elsewhere needs travels with it (`job_runtime_env`): the project's
-packages (or, for a submitted job, the whole project as working_dir, configs included) and the
-MLflow / S3 settings of the submitting shell.
+packages (or, for a submitted job, the whole project as working_dir, configs included). Settings and
+credentials come from the cluster side (the pods' Secrets and ConfigMap, the nodes' environment):
+a job's runtime_env is stored in the job table, where the dashboard and `ray job list` show it to
+anyone who can list jobs, and a laptop's MLFLOW_TRACKING_URI must not override the cluster's. Only
+variables the user names (`submit --env NAME[=VALUE]`) travel, and never a credential.
 
 Retries: joining an address is left to Ray's own GCS client, which retries for
 `RAY_gcs_rpc_server_reconnect_timeout_s`; a failure after that is the user's (wrong address, wrong
@@ -23,6 +26,7 @@ and authentication problems have their own exception types and are not retried.
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,10 +35,10 @@ from pipeline.errors import UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "models", "kernels", "jobs")
-# The settings a job's processes need to reach the same MLflow server and object store as the
-# shell that submitted it.
-FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION")
+# Names and values that are credentials: never put in a runtime_env (it is readable by whoever can
+# list jobs); the cluster gives them to its pods.
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|KEY_ID|PRIVATE_KEY|API_KEY", re.I)
+PASSWORD_IN_URI = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 # Left out of an uploaded working_dir (Ray also skips what .gitignore names).
 WORKING_DIR_EXCLUDES = [".git", ".venv", "runs", "mlruns", "bench/results", "**/__pycache__"]
 LOCAL_START_ATTEMPTS = 3
@@ -62,14 +66,31 @@ def auth_token() -> str | None:
         raise UserError(f"cannot read the Ray token file {path}: {exc.strerror}") from exc
 
 
-def forwarded_env() -> dict[str, str]:
-    return {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
+def sendable_env(items: list[str] | None) -> dict[str, str]:
+    """`--env NAME` (this shell's value) or `--env NAME=VALUE` as a job's env_vars; a credential is
+    refused in one line (UserError), and so is a NAME this shell does not have."""
+    env = {}
+    for item in items or []:
+        name, has_value, value = item.partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise UserError(f"--env {item!r}: expected NAME or NAME=VALUE")
+        if not has_value:
+            if name not in os.environ:
+                raise UserError(f"--env {name}: this shell has no {name} to send")
+            value = os.environ[name]
+        if SECRET_NAME.search(name) or PASSWORD_IN_URI.search(value):
+            raise UserError(f"--env {name}: a credential is not sent with a job (its runtime_env is shown "
+                            "to anyone who can list jobs); give it to the cluster (a pod Secret, the nodes' "
+                            "environment)")
+        env[name] = value
+    return env
 
 
-def job_runtime_env(working_dir: bool = False) -> dict:
-    """The runtime_env of work sent to a cluster started elsewhere: the environment above and the
-    project's code, as packages (py_modules) or, for a submitted job, the project folder itself."""
-    env: dict = {"env_vars": forwarded_env()}
+def job_runtime_env(working_dir: bool = False, env_vars: dict[str, str] | None = None) -> dict:
+    """The runtime_env of work sent to a cluster started elsewhere: the project's code, as packages
+    (py_modules) or, for a submitted job, the project folder itself; env_vars only those given
+    (sendable_env), so the job otherwise sees the cluster's own settings."""
+    env: dict = {"env_vars": dict(env_vars)} if env_vars else {}
     if working_dir:
         env.update(working_dir=str(PROJECT_ROOT), excludes=WORKING_DIR_EXCLUDES)
     else:

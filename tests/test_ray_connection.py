@@ -34,20 +34,56 @@ def test_token_lookup_order(clean_env, tmp_path):
         ray_connection.auth_token()
 
 
-def test_remote_work_carries_code_and_settings(clean_env):
-    clean_env.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
-    clean_env.setenv("AWS_ENDPOINT_URL", "http://s3:9000")
+def test_remote_work_carries_code_and_only_the_settings_asked_for(clean_env):
+    clean_env.setenv("MLFLOW_TRACKING_URI", "http://laptop:5000")     # the cluster has its own
     clean_env.setenv("AWS_SECRET_ACCESS_KEY", "k")
-    clean_env.delenv("AWS_ACCESS_KEY_ID", raising=False)
     modules = ray_connection.job_runtime_env()
-    forwarded = modules["env_vars"]
-    assert forwarded["MLFLOW_TRACKING_URI"] == "http://mlflow:5000" and forwarded["AWS_ENDPOINT_URL"] == "http://s3:9000"
-    assert forwarded["AWS_SECRET_ACCESS_KEY"] == "k" and "AWS_ACCESS_KEY_ID" not in forwarded
-    assert set(forwarded) <= set(ray_connection.FORWARDED_ENV)
+    assert "env_vars" not in modules                                  # nothing the user did not ask for
     assert sorted(p.rsplit("/", 1)[1] for p in modules["py_modules"]) == ["jobs", "kernels", "models", "pipeline"]
-    submitted = ray_connection.job_runtime_env(working_dir=True)
+    submitted = ray_connection.job_runtime_env(working_dir=True, env_vars={"LACT_AUDIO_HOME": "s3://b/runs"})
     assert submitted["working_dir"] == str(ray_connection.PROJECT_ROOT) and "py_modules" not in submitted
+    assert submitted["env_vars"] == {"LACT_AUDIO_HOME": "s3://b/runs"}
     assert ".venv" in submitted["excludes"] and "runs" in submitted["excludes"]
+
+
+def test_only_named_non_secret_settings_are_sent(clean_env):
+    clean_env.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    assert ray_connection.sendable_env(["MLFLOW_TRACKING_URI", "RAY_TRAIN_ENABLE_PRINT_PATCH=0"]) == {
+        "MLFLOW_TRACKING_URI": "http://mlflow:5000", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+    assert ray_connection.sendable_env(None) == {}
+    for item in ("AWS_SECRET_ACCESS_KEY=x", "AWS_SESSION_TOKEN=x", "AWS_ACCESS_KEY_ID=x", "MLFLOW_TRACKING_PASSWORD=x",
+                 "RAY_AUTH_TOKEN=x", "DB=postgresql://u:hunter2@db/mlflow"):
+        with pytest.raises(UserError, match="a credential is not sent with a job"):
+            ray_connection.sendable_env([item])
+    with pytest.raises(UserError, match="this shell has no NOT_SET_HERE"):
+        ray_connection.sendable_env(["NOT_SET_HERE"])
+    with pytest.raises(UserError, match="expected NAME or NAME=VALUE"):
+        ray_connection.sendable_env(["=x"])
+
+
+def test_a_credential_given_to_submit_is_refused_in_one_line(clean_env, capsys):
+    clean_env.setenv("AWS_SECRET_ACCESS_KEY", "do-not-send")
+    # Refused before any address is looked for or anything is sent.
+    assert cli.main(["submit", "train", "--config", "configs/demo-asr.yaml", "--env", "AWS_SECRET_ACCESS_KEY"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a credential is not sent" in err and "do-not-send" not in err
+
+
+def test_the_local_token_file_is_created_owner_only(tmp_path):
+    import os
+    import stat
+
+    from jobs.local_cluster import write_private
+
+    path = tmp_path / "auth_token"
+    path.write_text("old")
+    path.chmod(0o644)                       # a file left by an earlier run keeps no wider mode
+    old_umask = os.umask(0)                 # even with a permissive umask
+    try:
+        assert write_private(path, "t0k3n") == "t0k3n"
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "t0k3n"
 
 
 def test_jobs_api_address(clean_env):
@@ -70,10 +106,11 @@ def test_unreachable_jobs_api_is_one_line(clean_env, capsys):
 
 def test_submit_keeps_its_own_options_and_checks_the_command():
     args = argparse.Namespace(args=["--config", "configs/demo-asr.yaml", "--address", "http://h:8265",
-                                    "train.max_steps=2", "--wait"], address=None, wait=False)
+                                    "train.max_steps=2", "--wait", "--env", "A=1", "--env=B"],
+                              address=None, wait=False, env=[])
     rest = split_own_options(args)
     assert rest == ["--config", "configs/demo-asr.yaml", "train.max_steps=2"]
-    assert args.address == "http://h:8265" and args.wait is True
+    assert args.address == "http://h:8265" and args.wait is True and args.env == ["A=1", "B"]
     assert entrypoint("train", rest) == "lact-audio train --config configs/demo-asr.yaml train.max_steps=2"
     assert entrypoint("preprocess", ["--corpus", "x y", "--input", "i", "--output", "o"]).endswith("--corpus 'x y' "
                                                                                                  "--input i --output o")
