@@ -1,10 +1,11 @@
 """`lact-audio demo`: the whole product on one machine, no arguments needed.
 
 Synthesise a small LibriSpeech-layout corpus (held-out voices in test-clean), preprocess it on Ray
-Data, train LaCT ASR and the same-size baseline with the same budget on Ray Train, evaluate both
-on the test split, log everything to MLflow, print a comparison table and write
-<work dir>/demo/summary.json. A short LaCT vs baseline audio-token generator run follows when
---generation is on (default).
+Data, train three ASR models of the same size with the same budget on Ray Train (LaCT, the
+window-attention arm and full attention, each at its own tuned recipe: configs/demo-arms.yaml),
+evaluate them on the test split with paired-bootstrap intervals between every pair, log everything
+to MLflow, print a comparison table and write <work dir>/demo/summary.json. A short LaCT vs full
+attention audio-token generator run follows when --generation is on (default).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from pipeline.phase_timer import PhaseTimer
 
-HELP = "end to end demo: synthesise, preprocess, train LaCT and baseline ASR, evaluate, compare"
+HELP = ("end to end demo: synthesise, preprocess, train LaCT, window and full-attention ASR, "
+        "evaluate, compare with intervals")
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
@@ -30,16 +32,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wall-time budget; the generator runs only when it still fits (default 20)")
 
 
-def train_pair(config: str, overrides: list[str], clock: PhaseTimer, stage: str) -> dict:
-    """LaCT and the same-size baseline trained from one config with the same budget; per model
-    its test metrics, size, speed and where it is (MLflow run, registered model)."""
+def demo_arms() -> dict[str, dict[str, dict]]:
+    """{"asr": {arm: overrides}, "generation": {...}} from configs/demo-arms.yaml."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(CONFIGS / "demo-arms.yaml"), resolve=True)
+
+
+def train_arms(config: str, arms: dict[str, dict], overrides: list[str], clock: PhaseTimer,
+               stage: str) -> dict:
+    """Each arm trained from one config with the same budget (and its own recipe overrides); per
+    model its test metrics, size, speed and where it is (MLflow run, registered model)."""
     from jobs.training.config import load_config
     from jobs.training.run import run_training
 
     results = {}
-    for arch in ("lact", "baseline"):
+    for arch, recipe in arms.items():
+        own = [f"{key}={value}" for key, value in (recipe or {}).items()]
         cfg = load_config(str(CONFIGS / f"{config}.yaml"),
-                          overrides + [f"model.architecture={arch}", f"name={config}-{arch}"])
+                          overrides + own + [f"model.architecture={arch}", f"name={config}-{arch}"])
         s = run_training(cfg, echo=False)
         scores = {k: v for k, v in s["test"].items() if k in ("cer", "wer", "nll_bits")}
         results[arch] = {
@@ -99,25 +110,27 @@ def run(args: argparse.Namespace) -> int:
               f"train.seed={args.seed}"]
     if args.max_steps is not None:
         common.append(f"train.max_steps={args.max_steps}")
-    print("[3/4] training LaCT and baseline ASR with the same budget", flush=True)
-    summary["models"] = train_pair("demo-asr", common, clock, "asr")
-    # Last measured, the two generator runs took 279 s after 1573 s of ASR runs (0.18); a third
-    # of the ASR time leaves a margin for a slower machine.
+    arms = demo_arms()
+    print(f"[3/4] training {', '.join(arms['asr'])} ASR with the same budget", flush=True)
+    summary["models"] = train_arms("demo-asr", arms["asr"], common, clock, "asr")
+    # Last measured, the generator runs took 153 s after 585 s of two ASR runs (0.26); a
+    # quarter of the ASR time leaves a margin for a slower machine.
     left = args.budget_minutes * 60 - clock.elapsed()
-    needed = (clock.seconds["asr_lact"] + clock.seconds["asr_baseline"]) / 3
+    needed = sum(clock.seconds[f"asr_{arch}"] for arch in arms["asr"]) / 4
     if args.generation and left < needed:
         summary["generation"] = {"skipped": f"{max(left, 0):.0f} s of the {args.budget_minutes:g} min "
                                             f"budget left, about {needed:.0f} s needed"}
         print(f"[4/4] generator runs skipped: {summary['generation']['skipped']}", flush=True)
     elif args.generation:
-        print("[4/4] short audio-token generator runs (LaCT vs baseline NLL)", flush=True)
-        summary["generation"] = train_pair("demo-generation", common, clock, "generation")
+        print(f"[4/4] short audio-token generator runs ({' vs '.join(arms['generation'])} NLL)", flush=True)
+        summary["generation"] = train_arms("demo-generation", arms["generation"], common, clock, "generation")
     from jobs.evaluation.demo_comparison import run_demo_comparison
 
     summary["evaluation"] = run_demo_comparison(summary["models"], summary["test_split"],
                                                 uris.join(demo, "eval"),
                                                 args.budget_minutes * 60 - clock.elapsed())
     clock.done("evaluation")
+    summary["comparisons"] = summary["evaluation"].pop("comparisons")
     for arch, figures in summary["evaluation"]["models"].items():
         if arch in summary["models"] and "cer_without_updates" in figures:
             summary["models"][arch].update(cer_without_updates=figures["cer_without_updates"],
@@ -139,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def table(summary: dict) -> str:
-    header = (f"{'model':<10}{'CER':>8}{'WER':>8}{'CER no TTT':>12}{'dW/W':>8}{'params':>11}"
+    header = (f"{'model':<15}{'CER':>8}{'WER':>8}{'CER no TTT':>12}{'dW/W':>8}{'params':>11}"
               f"{'train s':>9}{'audio s/s':>11}")
     lines = ["", f"ASR on held-out voices ({summary['test_split']}):", header, "-" * len(header)]
     for arch, m in summary["models"].items():
@@ -147,14 +160,20 @@ def table(summary: dict) -> str:
         # mean relative fast-weight change over the test split (LaCT only)
         frozen = f"{m['cer_without_updates']:>12.3f}" if "cer_without_updates" in m else f"{'-':>12}"
         change = f"{m['fast_weight_change']:>8.3f}" if "fast_weight_change" in m else f"{'-':>8}"
-        lines.append(f"{arch:<10}{m['cer']:>8.3f}{m['wer']:>8.3f}{frozen}{change}{m['params']:>11,}"
+        lines.append(f"{arch:<15}{m['cer']:>8.3f}{m['wer']:>8.3f}{frozen}{change}{m['params']:>11,}"
                      f"{m['train_seconds']:>9.0f}{m['throughput']:>11.1f}")
     if summary["generation"].get("skipped"):
         lines += ["", f"Audio-token generator: skipped ({summary['generation']['skipped']})"]
     elif summary["generation"]:
         lines += ["", "Audio-token generator (test NLL, bits/token):"]
         for arch, g in summary["generation"].items():
-            lines.append(f"{arch:<10}{g['nll_bits']:>8.3f}  params {g['params']:,}  "
+            lines.append(f"{arch:<15}{g['nll_bits']:>8.3f}  params {g['params']:,}  "
                          f"{g['train_seconds']:.0f} s")
+    if summary.get("comparisons"):
+        from jobs.evaluation.comparison import describe
+
+        lines += ["", "Paired differences on the test utterances (95 % bootstrap interval):"]
+        lines += [f"  {describe(c['a'], c['b'], metric, c['metrics'][metric])}"
+                  for c in summary["comparisons"] for metric in ("cer", "wer") if metric in c["metrics"]]
     lines.append(f"\ntotal wall time {summary['total_seconds']:.0f} s")
     return "\n".join(lines)

@@ -10,9 +10,9 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_demo_writes_summary_with_both_models_and_skips_generators_past_budget(
+def test_demo_writes_summary_with_three_models_and_skips_generators_past_budget(
         tmp_path, monkeypatch, ray_cluster, capsys):
-    """The demo's wiring at toy size: 3 steps a model, and a half-minute budget that the two ASR
+    """The demo's wiring at toy size: 3 steps a model, and a half-minute budget that the three ASR
     runs use up, so the generator stage is skipped with its reason. (The generator config itself
     trains in tests/test_train_integration.py; both stages share demo.train_pair.)"""
     from jobs.cli import main
@@ -24,25 +24,33 @@ def test_demo_writes_summary_with_both_models_and_skips_generators_past_budget(
     test_utterances = json.loads((tmp_path / "home" / "demo" / "features" / "test-clean" /
                                   "manifest.json").read_text())["num_utterances"]
     assert summary["data"]["utterances"] >= 20 and test_utterances >= 2
-    for arch in ("lact", "baseline"):
+    assert list(summary["models"]) == ["lact", "window", "full_attention"]
+    for arch in summary["models"]:
         model = summary["models"][arch]
         assert {"cer", "wer", "params", "train_seconds", "throughput", "model_uri"} <= set(model)
         assert model["steps"] == 3
         assert 0.0 < model["cer"] < 10.0 and 0.0 < model["wer"]  # 3 steps cannot be perfect
-    lact, baseline = summary["models"]["lact"], summary["models"]["baseline"]
-    assert abs(lact["params"] - baseline["params"]) / baseline["params"] < 0.05
-    # the LaCT model also scored with every test-time update skipped; the baseline has none
+    lact, baseline = summary["models"]["lact"], summary["models"]["full_attention"]
+    for other in ("window", "full_attention"):     # matched arms
+        assert abs(summary["models"][other]["params"] - lact["params"]) / lact["params"] < 0.02
+    # the LaCT model also scored with every test-time update skipped; the other arms have none
     assert 0.0 < lact["cer_without_updates"] < 10.0 and 0.0 < lact["fast_weight_change"] < 2.0
-    assert "cer_without_updates" not in baseline
+    assert "cer_without_updates" not in baseline and "cer_without_updates" not in summary["models"]["window"]
     assert "budget left" in summary["generation"]["skipped"]
-    assert list(summary["stage_seconds"]) == ["synthesis", "preprocessing", "asr_lact", "asr_baseline",
-                                              "evaluation"]
+    assert list(summary["stage_seconds"]) == ["synthesis", "preprocessing", "asr_lact", "asr_window",
+                                              "asr_full_attention", "evaluation"]
+    # every pair of the three, with paired intervals on the test utterances
+    pairs = [(c["a"], c["b"]) for c in summary["comparisons"]]
+    assert pairs == [("lact", "window"), ("lact", "full_attention"), ("window", "full_attention")]
+    cer = summary["comparisons"][0]["metrics"]["cer"]
+    assert cer["units"] == test_utterances and cer["low"] <= cer["difference"] <= cer["high"]
+    assert cer["difference"] == pytest.approx(lact["cer"] - summary["models"]["window"]["cer"])
     out = capsys.readouterr().out
     assert "ASR on held-out voices" in out and "MLflow UI" in out and "CER no TTT" in out
-    assert "generator runs skipped" in out
+    assert "generator runs skipped" in out and "Paired differences" in out
     # the demo ends with the full evaluation suite of both models, and names its report
     full = json.loads((tmp_path / "home" / "demo" / "eval" / "metrics.json").read_text())
-    assert set(full["models"]) == {"lact", "baseline"} and full["suite"] == "full"
+    assert set(full["models"]) == {"lact", "window", "full_attention"} and full["suite"] == "full"
     assert full["models"]["lact"]["cer"] == pytest.approx(lact["cer"])
     assert f"full report     {summary['evaluation']['report']}" in out
 

@@ -25,6 +25,10 @@ SMOKE = os.path.join(TUNE, "smoke.yaml")
     ("search.space.chunk_size=16", "search.space.chunk_size"),              # not a list
     ("search.space.base_lr={min:0.001,max:0.1}", "search.space.base_lr"),   # a range in a grid
     ("search.arms=[no_mlp]", "search.arms"),
+    ("search.arms=[window_only]", "search.arms"),                           # a Tune-only arm of before
+    ("search.seeds=[0,0]", "search.seeds"),
+    ("search.seeds=[-1]", "search.seeds"),
+    ("search.reference=baseline_mlp", "search.reference"),
     ("search.method=bayes", "search.method"),
     ("search.bogus=1", "search.bogus"),
     ("scheduler.grace_period=2", "scheduler.grace_period"),                 # no rung left for ASHA
@@ -52,8 +56,48 @@ def test_grid_is_every_combination_plus_one_trial_per_arm():
                    {"chunk_size": 16, "update_rule": "momentum+muon"},
                    {"chunk_size": 2048, "update_rule": "plain"},
                    {"chunk_size": 2048, "update_rule": "momentum+muon"},
-                   {"arm": "window_only"}]
+                   {"arm": "window"}]
     assert skipped_points(study) == []
+
+
+def arms_study(tmp_path, arms: str, empty_space: bool = False) -> str:
+    """The smoke study with `search.arms` given as a mapping (a YAML file: an override cannot
+    turn the smoke study's list into a mapping)."""
+    text = open(SMOKE).read().replace("base_config: ../demo-asr.yaml",
+                                      f"base_config: {os.path.join(TUNE, '..', 'demo-asr.yaml')}")
+    text = "\n".join(f"  arms: {arms}" if line.startswith("  arms:") else line for line in text.splitlines())
+    if empty_space:
+        text = text.replace("  space:\n    chunk_size: [16, 2048]\n    update_rule: [plain, momentum+muon]\n",
+                            "  space: {}\n")
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("arms, key", [("{window: {chunk: 3}}", "search.arms.window.chunk"),
+                                       ("{window: {lr: -1}}", "search.arms.window.lr"),
+                                       ("{windowed: {}}", "search.arms"),
+                                       ("{window: 3}", "search.arms.window")])
+def test_bad_arm_values_are_one_line_errors_naming_the_key(tmp_path, arms, key):
+    with pytest.raises(UserError) as err:
+        load_study(arms_study(tmp_path, arms))
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_points_drop_what_their_arm_does_not_use_and_repeat_over_seeds(tmp_path):
+    space = {"arm": ["lact", "window", "full_attention"], "window_size": [4, 8], "chunk_size": [16]}
+    got = trial_points(space, "grid", 1, 0, {"static_fast_weights": {"window_size": 8, "lr": 0.002}})
+    assert got == [{"arm": "lact", "window_size": 4, "chunk_size": 16},
+                   {"arm": "lact", "window_size": 8, "chunk_size": 16},
+                   {"arm": "window", "window_size": 4}, {"arm": "window", "window_size": 8},
+                   {"arm": "full_attention"},        # its two grid points train the same model
+                   {"window_size": 8, "lr": 0.002, "arm": "static_fast_weights"}]
+    seeded = trial_points({}, "grid", 1, 0, ["lact", "full_attention"], seeds=[0, 1, 2])
+    assert seeded == [{"arm": a, "seed": s} for a in ("lact", "full_attention") for s in (0, 1, 2)]
+    study = load_study(arms_study(tmp_path, "{window: {lr: 0.01}}", empty_space=True), ["search.seeds=[3,4]"])
+    assert points(study) == [{"lr": 0.01, "arm": "window", "seed": 3}, {"lr": 0.01, "arm": "window", "seed": 4}]
+    cfg = trial_config(study, points(study)[1])
+    assert (cfg.model.architecture, cfg.optim.lr, cfg.train.seed) == ("window", 0.01, 4)
 
 
 def test_a_point_the_model_rejects_is_skipped_with_its_reason():
@@ -80,16 +124,16 @@ def test_random_points_are_seeded_draws_inside_the_ranges():
 
 
 def test_a_point_becomes_the_trial_training_config():
-    assert overrides({"update_rule": "muon", "arm": "full_attention", "base_lr": 0.05}) == {
+    assert overrides({"update_rule": "muon", "arm": "full_attention", "base_lr": 0.05, "seed": 2}) == {
         "model.config.use_momentum": False, "model.config.use_muon": True,
-        "model.architecture": "baseline", "model.config.base_lr": 0.05}
+        "model.architecture": "full_attention", "model.config.base_lr": 0.05, "train.seed": 2}
     study = load_study(SMOKE, ["config.data.root=/data/features"], name="renamed")
     cfg = trial_config(study, {"chunk_size": 32, "update_rule": "momentum+muon"})
     assert (cfg.name, cfg.data.root, cfg.train.max_steps) == ("renamed", "/data/features", 4)
     assert (cfg.model.config.chunk_size, cfg.model.config.use_momentum, cfg.model.config.use_muon) \
         == (32, True, True)
-    arm = trial_config(study, {"arm": "window_only"})
-    assert arm.model.config.use_fast_weights is False and arm.model.config.chunk_size == 2048
+    arm = trial_config(study, {"arm": "window"})
+    assert arm.model.architecture == "window" and arm.model.config.chunk_size == 2048
 
 
 def test_default_data_root_moves_with_the_work_directory(monkeypatch, tmp_path):
@@ -98,7 +142,7 @@ def test_default_data_root_moves_with_the_work_directory(monkeypatch, tmp_path):
     assert cfg.data.root == str(tmp_path / "demo" / "features")
 
 
-@pytest.mark.parametrize("name, trials", [("smoke", 5), ("demo-ablation", 16), ("librispeech-960h", 20)])
+@pytest.mark.parametrize("name, trials", [("smoke", 5), ("demo-ablation", 15), ("librispeech-960h", 19)])
 def test_shipped_study_configs_load(name, trials):
     study = load_study(os.path.join(TUNE, f"{name}.yaml"))
     assert len(points(study)) == trials

@@ -61,7 +61,8 @@ def study(corpus, tune_home):
     # chunk size the resumed study's two trials took up to 120 s). One trial at a time, so the
     # interrupt always lands with a trial left: with two at once, on a loaded machine the other
     # trial once finished before Tune acted on it (the study ran to its end).
-    return load_study(SMOKE, [f"config.data.root={corpus}", *SPACE, "resources.max_concurrent_trials=1"])
+    return load_study(SMOKE, [f"config.data.root={corpus}", *SPACE, "resources.max_concurrent_trials=1",
+                              "search.reference=window"])
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_study_summary_report_and_registered_best(study_runs):
     from mlflow.tracking import MlflowClient
 
     trials = summary["trials"]
-    expected = [{"chunk_size": 16, "update_rule": "momentum+muon"}, {"arm": "window_only"}]
+    expected = [{"chunk_size": 16, "update_rule": "momentum+muon"}, {"arm": "window"}]
     assert summary["skipped"] == []
     assert sorted(map(key, (t["params"] for t in trials))) == sorted(map(key, expected))
     for t in trials:
@@ -132,14 +133,14 @@ def test_study_summary_report_and_registered_best(study_runs):
     history = MlflowClient().get_metric_history(best["mlflow_run_id"], "dev_cer")
     assert best["metric"] == pytest.approx(min(m.value for m in history))
     # registered: the candidate alias points at a version of the best trial's run
-    name = "lact-audio-asr-baseline" if best["params"].get("arm") == "full_attention" else "lact-audio-asr-lact"
+    name = f"lact-audio-asr-{best['params'].get('arm', 'lact')}"
     assert summary["best"]["model_uri"] == f"models:/{name}@candidate"
     version = MlflowClient().get_model_version_by_alias(name, "candidate")
     assert version.run_id == best["mlflow_run_id"]
     # LaCT trials log the fast-weight change of their one layer; the window-only arm has none
     for t in completed:
         logged = mlflow.get_run(t["mlflow_run_id"]).data.metrics
-        assert ("fast_weight_change_layer0" in logged) == (t["params"].get("arm") != "window_only")
+        assert ("fast_weight_change_layer0" in logged) == (t["params"].get("arm") != "window")
     # the report: one table row per trial, both plots, logged to the study's run too
     report = home / "tune" / "smoke" / "report"
     with open(report / "table.csv") as f:
@@ -150,6 +151,14 @@ def test_study_summary_report_and_registered_best(study_runs):
     assert {"report/table.csv", "report/table.md", "report/dev_vs_wall_time.png"} <= artifacts
     on_disk = json.loads((home / "tune" / "smoke" / "summary.json").read_text())
     assert on_disk["best"] == summary["best"]
+    # the LaCT point against the reference arm, with a paired interval over the dev utterances
+    # each trial's best checkpoint scored (dev_per_utterance.json beside its Train run)
+    [row] = summary["comparisons"]
+    assert row["arm"] == "lact" and row["reference"] == {"arm": "window"}
+    by_arm = {p["arm"]: p["mean"] for p in summary["points"]}
+    assert row["interval"]["difference"] == pytest.approx(by_arm["lact"] - by_arm["window"], abs=0.02)
+    assert row["interval"]["low"] <= row["interval"]["difference"] <= row["interval"]["high"]
+    assert "reference" in (report / "points.md").read_text()
 
 
 def test_starting_an_existing_study_again_asks_for_resume_or_a_new_name(study_runs, corpus,

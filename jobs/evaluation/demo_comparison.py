@@ -1,4 +1,4 @@
-"""The last stage of `lact-audio demo`: the full suite on its two ASR models and its test split,
+"""The last stage of `lact-audio demo`: the full suite on its ASR models and its test split,
 with sizes scaled to the data (a demo test split holds minutes, not hours, of held-out voices)
 and to the time left in the demo's budget."""
 
@@ -30,10 +30,11 @@ def demo_config(split_uri: str, seconds_left: float) -> SuiteConfig:
 
 def run_demo_comparison(models: dict[str, dict], split_uri: str, report_uri: str,
                         seconds_left: float) -> dict:
-    """models: the demo summary's {"lact": {...model_uri...}, "baseline": {...}}. Returns what
-    the demo summary keeps: the report's location, the headline figures and the time taken."""
+    """models: the demo summary's {"lact": {...model_uri...}, "window": {...}, ...}. Returns what
+    the demo summary keeps: the report's location, the headline figures, every pair's paired
+    comparison and the time taken."""
     started = time.perf_counter()
-    print(f"[eval] full evaluation suite of both ASR models on {split_uri}", flush=True)
+    print(f"[eval] full evaluation suite of the ASR models on {split_uri}", flush=True)
     config = demo_config(split_uri, seconds_left)
     # One thread: the demo models are small, and on a shared 2-core machine two threads spun
     # instead of computing (measured: one suite 5 s with one thread, minutes with two, under load).
@@ -59,5 +60,6 @@ def run_demo_comparison(models: dict[str, dict], split_uri: str, report_uri: str
               flush=True)
     print(f"      report {results['report']}", flush=True)
     return {"report": results["report"], "metrics": results["report"].rsplit("/", 1)[0] + "/metrics.json",
-            "models": headline, "long_form_seconds": config.long_form_seconds,
+            "models": headline, "comparisons": results.get("comparisons", []),
+            "long_form_seconds": config.long_form_seconds,
             "seconds": round(time.perf_counter() - started, 1)}

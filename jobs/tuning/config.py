@@ -4,7 +4,7 @@ trial: the base training config, the study's `config:` changes, then the trial's
     name: smoke
     base_config: ../demo-asr.yaml        # a training config, relative to this file
     config: {train: {max_steps: 6}}      # changes to it for every trial (any training key)
-    search: {method: grid, space: {chunk_size: [16, 64]}, arms: [window_only]}
+    search: {method: grid, space: {chunk_size: [16, 64]}, arms: [window], seeds: [0, 1]}
     scheduler: {grace_period: 1, reduction_factor: 2}   # ASHA on the dev metric
     resources: {max_concurrent_trials: 2}
 """
@@ -27,7 +27,10 @@ class SearchSection:
     num_samples: int = 4                  # random: points drawn from the space
     seed: int = 0                         # random: the same seed draws the same points
     space: dict[str, Any] = field(default_factory=dict)   # parameter -> list | {min, max, log}
-    arms: list[str] = field(default_factory=list)         # one extra trial per ablation arm
+    # one extra trial per arm (an architecture): a list of names, or name -> {parameter: value}
+    arms: Any = None
+    seeds: list[int] = field(default_factory=list)        # every point once per training seed
+    reference: Optional[str] = None       # the arm every other arm is compared with (report)
 
 
 @dataclass
@@ -62,6 +65,12 @@ def load_study(path: str, overrides: list[str] | None = None, name: str | None =
     return study
 
 
+def search_arms(search) -> list | dict:
+    """search.arms as a plain list of names or mapping name -> values ([] when absent)."""
+    arms = search.arms
+    return (OmegaConf.to_container(arms, resolve=True) if OmegaConf.is_config(arms) else arms) or []
+
+
 def validate_study(study: DictConfig) -> None:
     s = study.search
     if s.method not in ("grid", "random"):
@@ -77,7 +86,15 @@ def validate_study(study: DictConfig) -> None:
     if not study.name or "/" in study.name:
         raise UserError(f"study config key 'name': must be a non-empty name without '/', got {study.name!r}")
     space = OmegaConf.to_container(s.space, resolve=True)
-    spaces.validate_space(space, s.method, list(s.arms))
+    arms = search_arms(s)
+    if not isinstance(arms, (list, dict)):
+        raise UserError(f"study config key 'search.arms': expected a list of arms or a mapping, got {arms!r}")
+    spaces.validate_space(space, s.method, arms)
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in s.seeds) or \
+            len(set(s.seeds)) != len(s.seeds):
+        raise UserError(f"study config key 'search.seeds': expected distinct integers >= 0, got {list(s.seeds)}")
+    if s.reference is not None and s.reference not in spaces.ARMS:
+        raise UserError(f"study config key 'search.reference': {s.reference!r} is not one of {list(spaces.ARMS)}")
     base = base_training_config(study)
     if study.scheduler.asha and evaluations(base) <= study.scheduler.grace_period:
         raise UserError(f"study config key 'scheduler.grace_period': {study.scheduler.grace_period} "
@@ -85,7 +102,8 @@ def validate_study(study: DictConfig) -> None:
                         "times: train.max_steps / train.eval_every)")
     # every trial's config is checked before any trial starts
     checked = _checked(study)
-    if checked and all(reason for point, reason in checked if "arm" not in point):
+    from_space = spaces.trial_points(space, s.method, s.num_samples, s.seed, [], list(s.seeds))
+    if from_space and all(reason for point, reason in checked if point in from_space):
         raise UserError(f"search.space: no point the model accepts ({checked[0][1]})")
 
 
@@ -97,8 +115,9 @@ class UnsupportedPoint(UserError):
 def _checked(study: DictConfig) -> list[tuple[dict, str | None]]:
     s = study.search
     out = []
+    arms = search_arms(s)
     for point in spaces.trial_points(OmegaConf.to_container(s.space, resolve=True), s.method,
-                                     s.num_samples, s.seed, list(s.arms)):
+                                     s.num_samples, s.seed, arms, list(s.seeds)):
         try:
             trial_config(study, point)
             out.append((point, None))

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from jobs.training import tracking
 from jobs.training.run import write_json
 from jobs.training.tasks import task_named
-from jobs.tuning import report
+from jobs.tuning import report, seeds
+from jobs.tuning.dev_units import DEV_UNITS_FILE
 from jobs.tuning.config import base_training_config, evaluations, points, skipped_points, trial_config
 from jobs.tuning.space import UPDATE_RULES
 from jobs.tuning.trial import StudyContext, point_key, run_trial, train_run_name
@@ -88,8 +89,15 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
         best = min((t for t in trials if t["status"] == "completed" and t["metric"] is not None),
                    key=lambda t: t["metric"], default=None)
         registered = register_best(best, study) if best else None
+        groups = seeds.group_trials(trials)
+        reference = study.search.reference
+        comparisons = seeds.compare_to_reference(groups, reference, task.name) if reference else []
+        seed_table = seeds.markdown(groups, comparisons, task.dev_metric, reference)
         with tempfile.TemporaryDirectory(prefix="lact-tune-") as tmp:
             table, files = report.write_all(trials, task.dev_metric, tmp)
+            files.append(os.path.join(tmp, "points.md"))
+            with open(files[-1], "w") as f:
+                f.write(seed_table + "\n")
             for path in files:
                 mlflow.log_artifact(path, artifact_path="report")
             fs, path = uris.filesystem(uris.join(study_dir, "report"))
@@ -106,6 +114,9 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
                                                                       "settings", "mlflow_run_id")},
                                                "model_uri": registered},
             "skipped": [{"params": p, "reason": reason} for p, reason in skipped_points(study)],
+            # each point over its seeds, and each arm against the reference arm (jobs/tuning/seeds.py)
+            "points": [{k: g[k] for k in ("params", "arm", "seeds", "metrics", "mean")} for g in groups],
+            "reference": reference, "comparisons": comparisons,
             "mlflow_run_id": parent.info.run_id, "tracking_uri": tracking_uri,
         }
         write_json(uris.join(study_dir, "summary.json"), summary)
@@ -113,6 +124,9 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
     if echo:
         print(f"\nstudy {study.name}: {len(trials)} trials, dev {task.dev_metric} (lower is better)\n")
         print(table)
+        if comparisons or len(groups) < len(trials):
+            print(f"\nper point over seeds (dev {task.dev_metric}; intervals against {reference}):\n")
+            print(seed_table)
         for p, reason in skipped_points(study):
             print(f"skipped: {reason}")
         print(f"\nbest: {best['trial_id'] if best else 'none completed'}"
@@ -149,6 +163,7 @@ def describe(result, study: DictConfig, storage: str, max_steps: int) -> dict:
         frame = frame.dropna(subset=["dev_score"])
         curve = list(zip(frame["time_total_s"].astype(float), frame["dev_score"].astype(float)))
     finished = _read_json(uris.join(storage, train_run_name(trial_id), "summary.json"))
+    units = _read_json(uris.join(storage, train_run_name(trial_id), DEV_UNITS_FILE)) or {}
     status = ("error" if result.error else "completed" if finished
               else "stopped" if curve else "not started")
     return {"trial_id": trial_id, "params": point, "settings": settings(study, point),
@@ -157,7 +172,7 @@ def describe(result, study: DictConfig, storage: str, max_steps: int) -> dict:
             "steps": int(finished["steps"] if finished else metrics.get("step", 0)),
             "seconds": float(metrics.get("time_total_s", 0.0)),
             "curve": curve, "mlflow_run_id": (finished or {}).get("mlflow_run_id"),
-            "model_uri": (finished or {}).get("model_uri")}
+            "model_uri": (finished or {}).get("model_uri"), "units": units.get("units")}
 
 
 def settings(study: DictConfig, point: dict) -> dict:

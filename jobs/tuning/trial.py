@@ -45,6 +45,9 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     from jobs.training.phases import Phases
     from jobs.training.plan import make_plan
     from jobs.training.config import TrainConfig
+    from jobs.training.storage import write_json
+    from jobs.tuning.dev_units import DEV_UNITS_FILE, score_dev_units
+    from pipeline import uri as uris
 
     os.environ.update({k: v for k, v in context.env.items() if v})
     point = tune_config["params"]
@@ -62,3 +65,4 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
         result, seconds = fit(trainer, spec, plan.run_name, phases)
         # the study registers only its best trial
         finish(plan, result, seconds, run_id, tracking_uri, phases, register=False)
+        write_json(uris.join(plan.run_uri, DEV_UNITS_FILE), {"units": score_dev_units(plan, result)})
