@@ -6,7 +6,8 @@
                                         # preprocessing writes, data.test the fixed test split
     corpus: {corpus: librispeech, input: ${work_dir:demo/raw}}
     init: champion                      # fine-tune the champion | scratch
-    promotion: {alias: champion, margin: 0.005}
+    promotion: {alias: champion, margin: 0.005, confidence: 0.95}
+    lock_hours: 13                      # a night's lock expires after this (longer than its deadline)
 """
 
 from __future__ import annotations
@@ -38,10 +39,15 @@ class CorpusSection:
 class PromotionSection:
     registered_name: Optional[str] = None  # default lact-audio-<task>-<architecture>
     alias: str = "champion"               # the serving version; moved only on promotion
+    previous_alias: str = "previous-champion"  # the champion before the last promotion (rollback)
     challenger_alias: str = "challenger"  # every nightly model gets it when registered
-    # Promote when champion score - challenger score >= margin on the test split (scores are
-    # lower-is-better: CER for ASR, bits/token for generation). 0: any improvement or a tie.
+    # Promote when, on the frozen test split, champion score - challenger score >= margin AND the
+    # paired bootstrap interval of that difference over utterances lies above 0 (scores are
+    # lower-is-better: CER for ASR, bits/token for generation). A tie is never promoted.
     margin: float = 0.0
+    confidence: float = 0.95              # of the paired bootstrap interval
+    resamples: int = 10000
+    seed: int = 0
 
 
 @dataclass
@@ -53,7 +59,8 @@ class NightlyConfig:
     init: str = "champion"                # champion: fine-tune it (scratch when none) | scratch
     promotion: PromotionSection = field(default_factory=PromotionSection)
     experiment: str = "lact-audio-nightly"  # MLflow experiment of the decisions
-    output: Optional[str] = None          # default <work dir>/nightly: decisions and state
+    output: Optional[str] = None          # default <work dir>/nightly: decisions, state, the lock
+    lock_hours: float = 13.0              # a held lock expires after this (a crashed night's lock)
 
 
 def load_nightly(path: str, overrides: list[str] | None = None) -> DictConfig:
@@ -68,10 +75,17 @@ def validate(nightly: DictConfig) -> None:
         raise UserError(f"nightly config key 'init': {nightly.init!r} is not one of {list(INIT_CHOICES)}")
     if nightly.corpus.rows_per_shard < 1:
         raise UserError("nightly config key 'corpus.rows_per_shard': must be >= 1")
-    aliases = (nightly.promotion.alias, nightly.promotion.challenger_alias)
-    if not all(aliases) or aliases[0] == aliases[1]:
-        raise UserError("nightly config keys 'promotion.alias' and 'promotion.challenger_alias': "
-                        f"must be two different non-empty names, got {list(aliases)}")
+    promotion = nightly.promotion
+    aliases = (promotion.alias, promotion.challenger_alias, promotion.previous_alias)
+    if not all(aliases) or len(set(aliases)) != 3:
+        raise UserError("nightly config keys 'promotion.alias', 'promotion.challenger_alias' and "
+                        f"'promotion.previous_alias': must be three different non-empty names, got {list(aliases)}")
+    if not 0 < promotion.confidence < 1:
+        raise UserError(f"nightly config key 'promotion.confidence': must be in (0, 1), got {promotion.confidence}")
+    if promotion.resamples < 100:
+        raise UserError(f"nightly config key 'promotion.resamples': must be >= 100, got {promotion.resamples}")
+    if nightly.lock_hours <= 0:
+        raise UserError(f"nightly config key 'lock_hours': must be > 0, got {nightly.lock_hours}")
     cfg = training_config(nightly)
     if cfg.data.test is None:
         raise UserError("nightly config key 'config.data.test': the champion and the challenger "

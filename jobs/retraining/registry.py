@@ -19,9 +19,19 @@ def version_with_alias(name: str, alias: str) -> str | None:
         raise
 
 
+def version_of_run(name: str, run_id: str) -> str:
+    """The version of `name` that the training run `run_id` registered: the challenger is found by
+    its own run, never by re-reading an alias that a concurrent train or tune may have moved."""
+    versions = [v for v in MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")]
+    if not versions:
+        raise UserError(f"the training run {run_id} registered no version of {name}")
+    return str(max(int(v.version) for v in versions))
+
+
 def score_version(name: str, version: str, cfg, test_uri: str) -> dict:
-    """Test metrics of one registered version on a split, the same way for every version."""
-    from jobs.training.evaluation import evaluate_split
+    """Per-utterance scores and metrics of one registered version on a split, the same way for
+    every version (jobs/retraining/scoring.py)."""
+    from jobs.retraining.scoring import utterance_scores
     from jobs.training.model_io import load_model
     from pipeline.manifest import read_manifest
 
@@ -34,11 +44,19 @@ def score_version(name: str, version: str, cfg, test_uri: str) -> dict:
         if ours is not None and theirs is not None and int(ours) != int(theirs):
             raise UserError(f"{name} version {version} was trained on a {tokenizer} of {ours} symbols, "
                             f"the test split {test_uri} has {theirs}: it cannot be scored there")
-    return evaluate_split(model, cfg, test_uri)
+    return utterance_scores(model, cfg, test_uri)
 
 
 def move_alias(name: str, alias: str, version: str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def promote(name: str, alias: str, previous_alias: str, version: str, old: str | None) -> None:
+    """`previous_alias` to the old champion first, then `alias` to the new one: at every moment
+    one of them names a version that can serve."""
+    if old is not None:
+        move_alias(name, previous_alias, old)
+    move_alias(name, alias, version)
 
 
 def tag_version(name: str, version: str, tags: dict) -> None:

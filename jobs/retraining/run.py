@@ -1,74 +1,126 @@
-"""One nightly retraining run, step by step:
+"""One nightly retraining run, step by step, under the nightly lock (one night at a time):
 
-    1. preprocess the corpus (idempotent: shards whose inputs did not change are kept as they are)
-    2. compare the splits' content hashes with the last finished run's: unchanged -> no-new-data
-    3. train a challenger (fine-tuned from the champion, or from scratch), registered with the
-       challenger alias
-    4. score champion and challenger on the same test split with the same function
-    5. decide by the margin, record the decision (decision.json, an MLflow run), and only then
-       move the champion alias (promotion), and last mark this data as seen (state.json)
+    1. preprocess the corpus (idempotent: shards whose inputs did not change are kept as they are);
+       the test split only at the first night, which freezes it (jobs/retraining/frozen.py)
+    2. check the frozen test split (same content hash, no test speaker in the training split)
+    3. compare the splits' content hashes with the last finished run's: unchanged -> no-new-data
+    4. train a challenger (fine-tuned from the champion, or from scratch); the challenger is the
+       version that this night's training run registered (found by its run id)
+    5. score champion and challenger per utterance on the frozen test split with the same function
+    6. decide (margin + paired bootstrap interval), record the decision (decision.json, an MLflow
+       run), and only then move the aliases (previous-champion, then champion), and last mark this
+       data as seen (state.json)
 
-Any failure before step 5's alias move leaves the champion and the state as they were, so the
-next run tries again; the MLflow run of a failed night ends FAILED with the error as a tag.
+Any failure before step 6's alias move leaves the champion and the state as they were, so the
+next run tries again; a failed night records a `failed` decision, its MLflow run ends FAILED with
+the error as a tag, and the same failure two nights running is flagged (`repeated_failure`, an
+`alert` line) in decision.json and in `lact-audio nightly status`.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from datetime import datetime, timezone
 
 from omegaconf import DictConfig, OmegaConf
 
 from jobs.retraining import decision as decisions
+from jobs.retraining import frozen as frozen_split
 from jobs.retraining import registry
 from jobs.retraining.config import training_config
+from jobs.retraining.lock import NightLock
 from pipeline import uri as uris
-from pipeline.manifest import write_json
+from pipeline.errors import UserError
+
+
+def output_of(nightly: DictConfig) -> str:
+    return uris.absolute(nightly.output or uris.join(uris.work_home(), "nightly"))
 
 
 def run_nightly(nightly: DictConfig, address: str | None = None, progress: bool = True) -> dict:
-    """Returns the decision (also in <output>/<date>/decision.json and in MLflow)."""
+    """Returns the decision (also in <output>/<date>/decision.json and in MLflow). A failed night
+    raises a one-line UserError after recording its failure."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from jobs.training import tracking
 
-    output = uris.absolute(nightly.output or uris.join(uris.work_home(), "nightly"))
+    output = output_of(nightly)
     uris.ensure_writable(output, "nightly output (config key 'output')")
-    tracking.setup(nightly.experiment)
-    client = MlflowClient()
-    started = datetime.now(timezone.utc)
-    run = client.create_run(mlflow.get_experiment_by_name(nightly.experiment).experiment_id,
-                            run_name=f"{nightly.name}-{started:%Y%m%d-%H%M%S}")
-    run_id = run.info.run_id
-    try:
-        decision = _night(nightly, output, run_id, address, progress, started)
-    except BaseException as exc:
-        client.set_tag(run_id, "error", f"{type(exc).__name__}: {exc}"[:5000])
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+    with NightLock(output, nightly.lock_hours, "night") as lock:
+        tracking.setup(nightly.experiment)
+        client = MlflowClient()
+        started = datetime.now(timezone.utc)
+        run = client.create_run(mlflow.get_experiment_by_name(nightly.experiment).experiment_id,
+                                run_name=f"{nightly.name}-{started:%Y%m%d-%H%M%S}")
+        run_id = run.info.run_id
+        try:
+            decision = _night(nightly, output, run_id, address, progress, started, lock)
+        except Exception as exc:
+            raise _failed(nightly, output, run_id, started, exc) from exc
+        except BaseException:   # interrupted: not a failure of the night's work
+            client.set_terminated(run_id, "KILLED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
     return decision
 
 
+def _failed(nightly: DictConfig, output: str, run_id: str, started: datetime, exc: Exception) -> UserError:
+    """Record a failed night (decision.json, the MLflow run) and return the one-line error to raise."""
+    from mlflow.tracking import MlflowClient
+
+    first = (str(exc).strip().splitlines() or [""])[0]
+    error = first if isinstance(exc, UserError) else f"{type(exc).__name__}: {first}"
+    signature = decisions.failure_signature(error)
+    history = decisions.all_decisions(output)
+    repeated = decisions.repeated_failure(history[-1] if history else None, signature)
+    record = {"date": started.isoformat(timespec="seconds"), "action": decisions.FAILED, "error": error,
+              "failure_signature": signature, "repeated_failure": repeated, "mlflow_run_id": run_id,
+              "alert": (f"ALERT: the nightly failed the same way two nights running: {error}"
+                        if repeated else None)}
+    client = MlflowClient()
+    try:
+        uri = decisions.write_new_decision(output, record)
+        client.set_tag(run_id, "error", error[:5000])
+        client.set_tag(run_id, "failure_signature", signature)
+        client.set_tag(run_id, "repeated_failure", str(repeated).lower())
+        client.log_text(run_id, "".join(traceback.format_exception(exc)), "traceback.txt")
+    finally:
+        client.set_terminated(run_id, "FAILED")
+    flag = " [repeated: the same failure as the night before]" if repeated else ""
+    return UserError(f"night failed{flag}: {error} (decision {uri}, MLflow run {run_id})")
+
+
 def _night(nightly: DictConfig, output: str, run_id: str, address: str | None, progress: bool,
-           started: datetime) -> dict:
+           started: datetime, lock: NightLock) -> dict:
     from jobs.training.tasks import task_named
     from jobs.training.tracking import registered_name
 
     cfg = training_config(nightly)
     task = task_named(cfg.task)
     name = registered_name(cfg.task, cfg.model.architecture, cfg.tracking.registered_name)
-    alias = nightly.promotion.alias
+    promotion = nightly.promotion
     root = uris.absolute(cfg.data.root)
-    prep = preprocess(nightly, cfg, root, address, progress)
+    test_uri = uris.join(root, cfg.data.test)
+    frozen = frozen_split.read_frozen(output)
+    # Once frozen, the test split is never preprocessed again: new raw files in it are ignored.
+    prep = preprocess(nightly, cfg, root, address, progress,
+                      splits=[s for s in splits_of(cfg) if frozen is None or s != cfg.data.test])
+    lock.renew()
+    if frozen is None:
+        log(progress, f"freezing the test split {test_uri}")
+        frozen = frozen_split.freeze(output, test_uri)
+    frozen_split.check(frozen, test_uri, [uris.join(root, cfg.data.train)])
     data = {split: read_content_hash(uris.join(root, split)) for split in splits_of(cfg)}
-    champion = registry.version_with_alias(name, alias)
+    champion = registry.version_with_alias(name, promotion.alias)
     state = decisions.read_state(output)
     decision = {"date": started.isoformat(timespec="seconds"), "registered_name": name,
-                "alias": alias, "metric": task.dev_metric, "margin": nightly.promotion.margin,
-                "champion_version": champion, "challenger_version": None,
+                "alias": promotion.alias, "previous_alias": promotion.previous_alias,
+                "metric": task.dev_metric, "margin": promotion.margin,
+                "champion_version": champion, "challenger_version": None, "previous_champion_version": None,
                 "champion_score": None, "challenger_score": None, "data": data,
+                "test_split": test_uri, "test_split_hash": frozen["content_hash"],
                 "preprocess": {k: prep[k] for k in ("written", "shards_written", "shards_skipped")},
                 "mlflow_run_id": run_id}
 
@@ -81,21 +133,28 @@ def _night(nightly: DictConfig, output: str, run_id: str, address: str | None, p
     cfg = training_config(nightly, init_from)
     log(progress, f"training the challenger {'from ' + init_from if init_from else 'from scratch'}")
     summary = train(cfg, address, run_id)
-    challenger = registry.version_with_alias(name, nightly.promotion.challenger_alias)
-    test_uri = uris.join(root, cfg.data.test)
+    lock.renew()
+    challenger = registry.version_of_run(name, summary["mlflow_run_id"])
     log(progress, f"scoring challenger v{challenger} and champion v{champion} on {test_uri}")
-    challenger_metrics = registry.score_version(name, challenger, cfg, test_uri)
-    champion_metrics = registry.score_version(name, champion, cfg, test_uri) if champion else None
-    challenger_score = task.score(challenger_metrics)
-    champion_score = task.score(champion_metrics) if champion_metrics else None
-    action, reason = decisions.decide(champion_score, challenger_score, nightly.promotion.margin)
-    decision.update(action=action, reason=reason, challenger_version=challenger,
-                    champion_score=champion_score, challenger_score=challenger_score,
-                    champion_metrics=champion_metrics, challenger_metrics=challenger_metrics,
-                    init=init_from or "scratch", test_split=test_uri,
-                    challenger_run_id=summary["mlflow_run_id"], challenger_run_dir=summary["run_dir"])
-    return record(decision, output, run_id, promote=challenger if action == decisions.PROMOTED else None,
-                  data=data)
+    challenger_scores = registry.score_version(name, challenger, cfg, test_uri)
+    champion_scores = registry.score_version(name, champion, cfg, test_uri) if champion else None
+    if champion_scores is not None and champion_scores["utt_ids"] != challenger_scores["utt_ids"]:
+        raise RuntimeError("champion and challenger were scored on different utterances")
+    action, reason, interval = decisions.decide(
+        (champion_scores["errors"], champion_scores["totals"]) if champion_scores else None,
+        (challenger_scores["errors"], challenger_scores["totals"]), promotion.margin,
+        confidence=promotion.confidence, resamples=promotion.resamples, seed=promotion.seed)
+    promoted = action == decisions.PROMOTED
+    decision.update(action=action, reason=reason, challenger_version=challenger, interval=interval,
+                    champion_score=task.score(champion_scores["metrics"]) if champion_scores else None,
+                    challenger_score=task.score(challenger_scores["metrics"]),
+                    champion_metrics=champion_scores["metrics"] if champion_scores else None,
+                    challenger_metrics=challenger_scores["metrics"],
+                    test_utterances=len(challenger_scores["utt_ids"]),
+                    previous_champion_version=champion if promoted else None,
+                    init=init_from or "scratch", challenger_run_id=summary["mlflow_run_id"],
+                    challenger_run_dir=summary["run_dir"])
+    return record(decision, output, run_id, promote=challenger if promoted else None, data=data)
 
 
 def record(decision: dict, output: str, run_id: str, promote: str | None, data: dict | None) -> dict:
@@ -103,13 +162,12 @@ def record(decision: dict, output: str, run_id: str, promote: str | None, data: 
     the state that marks this data as seen (data: None leaves it as it is)."""
     from mlflow.tracking import MlflowClient
 
-    uri = decisions.new_decision_uri(output)
     decision["serving_version"] = promote or decision["champion_version"]
-    decision["decision_file"] = uri
-    write_json(uri, decision)
+    uri = decisions.write_new_decision(output, decision)
     client = MlflowClient()
     client.set_tag(run_id, "action", decision["action"])
-    for key in ("champion_version", "challenger_version", "registered_name", "serving_version"):
+    for key in ("champion_version", "challenger_version", "registered_name", "serving_version",
+                "previous_champion_version"):
         client.set_tag(run_id, key, str(decision[key]))
     for key in ("champion_score", "challenger_score"):
         if decision[key] is not None:
@@ -120,7 +178,8 @@ def record(decision: dict, output: str, run_id: str, promote: str | None, data: 
         registry.tag_version(decision["registered_name"], decision["challenger_version"],
                              {"nightly_action": decision["action"], "nightly_run_id": run_id})
     if promote:
-        registry.move_alias(decision["registered_name"], decision["alias"], promote)
+        registry.promote(decision["registered_name"], decision["alias"], decision["previous_alias"], promote,
+                         old=decision["champion_version"])
     if data is not None:
         decisions.write_state(output, data, uri)
     return decision
@@ -131,13 +190,13 @@ def splits_of(cfg: DictConfig) -> list[str]:
 
 
 def preprocess(nightly: DictConfig, cfg: DictConfig, root: str, address: str | None,
-               progress: bool) -> dict:
-    """The corpus into the training config's data.root; only changed shards are rebuilt."""
+               progress: bool, splits: list[str]) -> dict:
+    """The corpus's `splits` into the training config's data.root; only changed shards are rebuilt."""
     from pipeline.preprocess import PreprocessConfig, run_preprocess
 
     corpus = nightly.corpus
     return run_preprocess(PreprocessConfig(
-        corpus=corpus.corpus, input_uri=corpus.input, output_uri=root, splits=splits_of(cfg),
+        corpus=corpus.corpus, input_uri=corpus.input, output_uri=root, splits=splits,
         languages=OmegaConf.to_container(corpus.languages) if corpus.languages else None,
         audio_tokens=corpus.audio_tokens, text_tokenizer=corpus.text_tokenizer,
         rows_per_shard=corpus.rows_per_shard, progress=progress), address=address)

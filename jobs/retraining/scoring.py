@@ -1,0 +1,46 @@
+"""Per-utterance scores of one model on a split, for the paired comparison of champion and
+challenger: for each utterance (errors, total) in the split's fixed order, with the project's own
+decoding and metrics (jobs/training/evaluation.py: greedy CTC + jiwer for ASR, next-token NLL for
+generation). The split-level metrics are the sums of the same counts, so they equal
+evaluate_split's."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def utterance_scores(model, cfg, split_uri: str) -> dict:
+    """{"utt_ids", "errors", "totals", "metrics"}: errors/totals are char edits/reference chars (ASR)
+    or NLL nats/predicted tokens (generation), one pair per utterance."""
+    from jobs.training.evaluation import asr_counts, decode_batch, next_token_nll
+    from jobs.training.tasks import task_named
+    from pipeline.loading import LocalLoader
+
+    task = task_named(cfg.task)
+    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, task=task.name, shuffle=False,
+                         max_audio_tokens=cfg.data.max_audio_tokens)
+    tokenizer = task.tokenizer(loader.manifest, split_uri)
+    model.eval()
+    utt_ids, rows = [], []
+    with torch.no_grad():
+        for batch in loader.epoch(0):
+            utt_ids += list(batch["utt_ids"])
+            if task.name == "asr":
+                hyps = decode_batch(model, batch, tokenizer)
+                rows += [asr_counts([ref], [hyp]) for ref, hyp in zip(batch["texts"], hyps)]
+            else:
+                tokens, lengths = batch["audio_tokens"], batch["audio_token_lengths"]
+                logits = model(tokens)
+                for i in range(tokens.shape[0]):
+                    n = int(lengths[i])
+                    nats = next_token_nll(logits[i:i + 1, :n], tokens[i:i + 1, :n], lengths[i:i + 1], reduction="sum")
+                    rows.append(torch.tensor([float(nats), float(max(n - 1, 0)), 1.0], dtype=torch.float64))
+    counts = torch.stack(rows) if rows else torch.zeros((0, len(task.count_fields)), dtype=torch.float64)
+    metrics = task.metrics(counts.sum(0) if rows else torch.zeros(len(task.count_fields), dtype=torch.float64))
+    if task.name == "asr":
+        errors, totals = counts[:, 0], counts[:, 1]
+    else:   # bits per token: nats / ln 2 over the same tokens
+        errors, totals = counts[:, 0] / math.log(2), counts[:, 1]
+    return {"utt_ids": utt_ids, "errors": errors.tolist(), "totals": totals.tolist(), "metrics": metrics}
