@@ -472,7 +472,8 @@ def test_mlflow_server_postgres_backend_s3_artifacts_basic_auth():
     assert "--app-name=basic-auth" in container["args"]
     env = {v["name"]: v for v in container["env"]}
     assert env["MLFLOW_BACKEND_STORE_URI"]["value"].startswith("postgresql://mlflow@")
-    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "lact-audio-mlflow-db", "key": "POSTGRES_PASSWORD"}
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "lact-audio-mlflow-db",
+                                                              "key": "POSTGRES_PASSWORD"}
     assert "secretRef" in str(container["envFrom"]) and "lact-audio-mlflow-auth" in str(container["envFrom"])
     (config,) = [d for d in kinds("ConfigMap") if d["metadata"]["name"] == "lact-audio-mlflow-config"]
     ini = config["data"]["basic_auth.ini"]

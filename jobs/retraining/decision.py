@@ -40,7 +40,8 @@ def decide(champion: tuple[list, list] | None, challenger: tuple[list, list], ma
     interval = paired_bootstrap(champ_errors, chall_errors, totals, resamples=resamples, seed=seed,
                                 confidence=confidence)
     gain, low, high = interval["difference"], interval["low"], interval["high"]
-    described = f"gain {gain:.6g}, {confidence:.0%} interval [{low:.6g}, {high:.6g}] over {interval['units']} utterances"
+    described = (f"gain {gain:.6g}, {confidence:.0%} interval [{low:.6g}, {high:.6g}] "
+                 f"over {interval['units']} utterances")
     if gain >= margin and low > 0:
         return PROMOTED, f"challenger better: {described}; >= margin {margin:g} and the interval excludes 0", interval
     why = "below the margin" if gain < margin else "the interval does not exclude 0"
@@ -78,7 +79,8 @@ def write_new_decision(output: str, decision: dict, now: datetime | None = None)
             fs.makedirs(fs._parent(path), exist_ok=True)
         try:
             with fs.open(path, "xb") as f:
-                f.write(json.dumps(decision, indent=2, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n")
+                text = json.dumps(decision, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+                f.write(text.encode() + b"\n")
             return uri
         except FileExistsError:
             continue

@@ -33,8 +33,9 @@ def _read(uri: str) -> dict | None:
             return json.loads(f.read())
     except FileNotFoundError:
         return None
-    except ValueError:   # a lease being written this instant, or a torn one: treat as held, not ours
-        return {"owner": "?", "expires": _now().isoformat()}
+    except ValueError:   # a torn lease: held by nobody we know; a person decides (never taken over)
+        return {"owner": f"unknown (unreadable lease: delete {uri} if no night runs)",
+                "expires": datetime.max.replace(tzinfo=timezone.utc).isoformat()}
 
 
 def _create(uri: str, lease: dict) -> bool:

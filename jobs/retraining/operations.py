@@ -86,8 +86,9 @@ def status(nightly: DictConfig) -> tuple[list[str], bool]:
     if alert:
         lines.append(nights[-1]["alert"])
     frozen = frozen_split.read_frozen(output)
-    lines.append(f"test split: {frozen['test_split']} frozen {frozen['frozen_at']} (hash {frozen['content_hash'][:12]}, "
-                 f"{len(frozen['speakers'])} speakers)" if frozen else "test split: not frozen yet (the first night does)")
+    lines.append(f"test split: {frozen['test_split']} frozen {frozen['frozen_at']} "
+                 f"(hash {frozen['content_hash'][:12]}, {len(frozen['speakers'])} speakers)"
+                 if frozen else "test split: not frozen yet (the first night does)")
     lease = holder(output)
     lines.append("lock: free" if lease is None else
                  f"lock: {'EXPIRED ' if lease['expired'] else ''}held by {lease['owner']} ({lease.get('action')}) "

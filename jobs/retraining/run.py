@@ -80,6 +80,7 @@ def _failed(nightly: DictConfig, output: str, run_id: str, started: datetime, ex
               "alert": (f"ALERT: the nightly failed the same way two nights running: {error}"
                         if repeated else None)}
     client = MlflowClient()
+    uri = None
     try:
         uri = decisions.write_new_decision(output, record)
         client.set_tag(run_id, "error", error[:5000])
