@@ -74,7 +74,7 @@ class InferenceModel:
     def require(self, task: str) -> "InferenceModel":
         if self.task != task:
             need = "an ASR" if task == ASR else "a generator"
-            raise UserError(f"model {self.uri} is a {self.task} model; this command needs {need} model")
+            raise UserError(f"model {self.uri} is for the {self.task} task; this command needs {need} model")
         return self
 
 

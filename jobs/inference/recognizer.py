@@ -65,10 +65,11 @@ def _rechunk(chunks: Iterable[torch.Tensor], size: int) -> Iterator[tuple[torch.
 def stream_log_probs(model: torch.nn.Module, chunks: Iterable[torch.Tensor],
                      chunk_frames: int = STREAM_CHUNK_FRAMES) -> Iterator[torch.Tensor]:
     state = None
+    device = model.head.weight.device
     for piece, last in _rechunk(chunks, chunk_frames):
-        logits, state = model.streaming_inference(piece[None], state, final=last)
+        logits, state = model.streaming_inference(piece[None].to(device), state, final=last)
         if logits.shape[1]:
-            yield torch.log_softmax(logits[0].float(), dim=-1)
+            yield torch.log_softmax(logits[0].float(), dim=-1).cpu()
 
 
 @torch.no_grad()
@@ -79,11 +80,12 @@ def window_log_probs(model: torch.nn.Module, chunks: Iterable[torch.Tensor],
     first = True
 
     def run(features: torch.Tensor, keep_from: int, keep_to: int | None) -> torch.Tensor:
-        logits, lengths = model(features[None], torch.tensor([features.shape[0]]))
+        device = model.head.weight.device
+        logits, lengths = model(features[None].to(device), torch.tensor([features.shape[0]], device=device))
         n = int(lengths[0])
         lo = keep_from // SUBSAMPLING
         hi = n if keep_to is None else min(n, keep_to // SUBSAMPLING)
-        return torch.log_softmax(logits[0, lo:hi].float(), dim=-1)
+        return torch.log_softmax(logits[0, lo:hi].float(), dim=-1).cpu()
 
     for chunk in chunks:
         buffer = torch.cat([buffer, chunk])

@@ -61,10 +61,61 @@ def transcribe(model: InferenceModel, source: str | bytes, options: DecodeOption
     finally:
         if bar is not None:
             bar.close()
+    return _finished(stream, segments)
+
+
+def transcribe_many(model: InferenceModel, sources: list[bytes | str], options: DecodeOptions | None = None,
+                    tokenizer=None) -> list[Transcript | Exception]:
+    """Several recordings at once (what Serve's request batching hands over): those that fit in
+    one window go through the model as one padded batch, longer ones one by one as above.
+    An unusable recording gives its AudioError in its place; the others are unaffected."""
+    import torch
+
+    from jobs.inference.recognizer import log_probs as windowed
+    from pipeline.audio import AudioError
+
+    options = options or DecodeOptions()
+    tokenizer = tokenizer or model.text_tokenizer()
+    feature = model.manifest["feature"]
+    frame_rate = float(feature["sample_rate"]) / float(feature["hop_length"])
+    window, _ = options.windows.frames(frame_rate)
+    results: list[Transcript | Exception | None] = [None] * len(sources)
+    batch: list[tuple[int, torch.Tensor, FeatureStream]] = []
+    for i, source in enumerate(sources):
+        stream = FeatureStream(source, model, name=f"upload {i}" if isinstance(source, bytes) else source)
+        try:
+            feats = torch.cat(list(stream))
+        except AudioError as exc:
+            results[i] = exc
+            continue
+        if feats.shape[0] <= window:
+            batch.append((i, feats, stream))
+            continue
+        segmenter = CTCSegmenter(tokenizer, model.frame_seconds, options.beam_size)
+        segments = [s for logp in windowed(model.model, [feats], options.windows, frame_rate, model.streams)
+                    for s in segmenter.push(logp)] + segmenter.finish()
+        results[i] = _finished(stream, segments)
+    if batch:
+        lengths = torch.tensor([f.shape[0] for _, f, _ in batch])
+        padded = torch.zeros(len(batch), int(lengths.max()), batch[0][1].shape[1])
+        for row, (_, f, _) in enumerate(batch):
+            padded[row, : f.shape[0]] = f
+        device = model.model.head.weight.device
+        with torch.no_grad():
+            logits, out_lengths = model.model(padded.to(device), lengths.to(device))
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+        for row, (i, _, stream) in enumerate(batch):
+            segmenter = CTCSegmenter(tokenizer, model.frame_seconds, options.beam_size)
+            segments = segmenter.push(logp[row, : int(out_lengths[row])]) + segmenter.finish()
+            results[i] = _finished(stream, segments)
+    return results
+
+
+def _finished(stream: FeatureStream, segments: list[Segment]) -> Transcript:
     duration = stream.duration or stream.seconds_read
     for s in segments:     # the last encoder frame may reach past the audio by < 1 frame
         s.end = min(s.end, duration)
         for w in s.words:
             w.end = min(w.end, duration)
-    return Transcript(source=stream.name, text=" ".join(s.text for s in segments), duration=duration,
+    return Transcript(source=str(stream.name), text=" ".join(s.text for s in segments), duration=duration,
                       segments=segments, repairs=stream.repairs)
