@@ -25,6 +25,8 @@ COMMANDS = {
     "cluster": "jobs.cluster",
     "nightly": "jobs.nightly",
     "transcribe": "jobs.transcribe",
+    "serve": "jobs.serve",
+    "generate": "jobs.generate",
 }
 
 
