@@ -7,7 +7,7 @@ import csv
 import os
 
 COLUMNS = ("trial_id", "arm", "update_rule", "chunk_size", "window_size", "num_lact_heads",
-           "base_lr", "status", "steps", "seconds")
+           "base_lr", "lr", "seed", "status", "steps", "seconds")
 
 
 def rows(trials: list[dict], metric: str) -> list[dict]:

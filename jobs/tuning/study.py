@@ -184,7 +184,8 @@ def settings(study: DictConfig, point: dict) -> dict:
     flags = {"model.config.use_momentum": m.use_momentum, "model.config.use_muon": m.use_muon}
     rule = next(name for name, values in UPDATE_RULES.items() if values == flags)
     return {"arm": point.get("arm", "lact"), "update_rule": rule, "chunk_size": m.chunk_size,
-            "window_size": m.window_size, "num_lact_heads": m.num_lact_heads, "base_lr": m.base_lr}
+            "window_size": m.window_size, "num_lact_heads": m.num_lact_heads, "base_lr": m.base_lr,
+            "lr": cfg.optim.lr, "seed": cfg.train.seed}
 
 
 def register_best(best: dict, study: DictConfig) -> str | None:
