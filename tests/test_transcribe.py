@@ -177,3 +177,26 @@ def test_cli_writes_each_format_and_reports_bad_inputs(ws, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == (out / "good.txt").read_text().strip()
     assert main(["transcribe", "--model", str(tmp_path / "no-model"), good]) == 2
     assert "no-model" in capsys.readouterr().err
+
+
+@pytest.mark.integration     # a real S3 API server (moto)
+def test_cli_reads_s3_files_folders_and_globs(ws, s3_bucket, tmp_path, capsys):
+    import fsspec
+
+    fs = fsspec.filesystem("s3")
+    fs.invalidate_cache()
+    for name, seed in (("calls/a.wav", 1), ("calls/sub/b.flac", 2), ("calls/notes.txt", 0)):
+        local = tmp_path / name.replace("/", "_")
+        if name.endswith(".txt"):
+            local.write_text("not audio")
+        else:
+            import soundfile as sf
+            sf.write(str(local), recording(1.5, seed), 16000, subtype="PCM_16")
+        fs.put(str(local), f"{s3_bucket}/{name}")
+    out = tmp_path / "out"
+    rc = main(["transcribe", "--model", ws["causal"], "--format", "json", "--no-progress", "--output-dir", str(out),
+               f"{s3_bucket}/calls", f"{s3_bucket}/calls/*.wav"])     # the glob repeats a.wav: once
+    assert rc == 0, capsys.readouterr().err
+    docs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    assert [d["source"] for d in docs] == [f"{s3_bucket}/calls/a.wav", f"{s3_bucket}/calls/sub/b.flac"]
+    assert all(d["duration"] == pytest.approx(1.5) for d in docs)
