@@ -64,3 +64,20 @@ def synthetic_speech(seconds: float, seed: int = 0):
         piece = (0.2 * wave).astype(np.float32)[: len(out) - start]
         out[start: start + len(piece)] = piece
     return out
+
+
+def bench_header(name: str, **fields) -> dict:
+    """The fields every inference bench's JSON starts with: which bench, where and when."""
+    import platform
+    import time
+
+    return {"bench": name, "host": platform.node(), "cpus": os.cpu_count(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **fields}
+
+
+def write_results(results: dict, out: str) -> None:
+    import json
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")

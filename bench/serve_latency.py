@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -86,15 +85,14 @@ def main() -> int:
     import torch
     from ray import serve
 
-    from bench.inference_models import bench_checkpoint, bench_split, synthetic_speech
+    from bench.inference_models import bench_checkpoint, bench_header, bench_split, synthetic_speech, write_results
     from jobs.inference.model import load
     from jobs.inference.serving import ServeConfig, start
     from jobs.inference.transcriber import transcribe_many
     from pipeline.ray_connection import connect
 
-    results = {"bench": "serve_latency", "host": platform.node(), "cpus": os.cpu_count(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "audio_s": args.seconds,
-               "replicas": args.replicas, "max_batch_size": args.max_batch_size}
+    results = bench_header("serve_latency", audio_s=args.seconds, replicas=args.replicas,
+                           max_batch_size=args.max_batch_size)
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         os.environ.setdefault("LACT_AUDIO_HOME", os.path.join(tmp, "home"))
         model_uri = args.model or bench_checkpoint(tmp, "lact", bench_split(tmp))
@@ -133,9 +131,7 @@ def main() -> int:
         results["largest_batch"] = requests.get(f"{url}/healthz", timeout=60).json().get("largest_batch")
         serve.shutdown()
         ray.shutdown()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,14 +38,12 @@ def main() -> int:
     import ray
     import soundfile as sf
 
-    from bench.inference_models import bench_checkpoint, bench_split, synthetic_speech
+    from bench.inference_models import bench_checkpoint, bench_header, bench_split, synthetic_speech, write_results
     from jobs.inference.batch import BatchConfig, parts_dir, run_batch
     from pipeline.ray_connection import connect
 
-    results = {"bench": "transcribe_batch", "host": platform.node(), "cpus": os.cpu_count(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": args.files,
-               "seconds_per_file": args.seconds, "batch_size": args.batch_size, "ray_cpus": args.ray_cpus,
-               "runs": []}
+    results = bench_header("transcribe_batch", files=args.files, seconds_per_file=args.seconds,
+                           batch_size=args.batch_size, ray_cpus=args.ray_cpus, runs=[])
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         os.environ.setdefault("LACT_AUDIO_HOME", os.path.join(tmp, "home"))
         model = args.model or bench_checkpoint(tmp, "lact", bench_split(tmp))
@@ -76,9 +73,7 @@ def main() -> int:
             results["runs"].append(run)
             print(json.dumps(run), file=sys.stderr)
         ray.shutdown()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out)
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -83,13 +82,12 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(args.worker[0], args.worker[1], float(args.worker[2]))))
         return 0
-    from bench.inference_models import bench_checkpoint, bench_split
+    from bench.inference_models import bench_checkpoint, bench_header, bench_split, write_results
 
     given = dict(m.split("=", 1) for m in args.model)
-    results = {"bench": "transcribe_rtf", "host": platform.node(), "cpus": os.cpu_count(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "window_s": args.window,
-               "method": "fresh process per point, 1 CPU, 1 torch thread; time of transcribe() after load "
-                         "and a warm-up; peak = VmHWM - VmRSS before", "points": []}
+    results = bench_header("transcribe_rtf", window_s=args.window,
+                           method="fresh process per point, 1 CPU, 1 torch thread; time of transcribe() "
+                                  "after load and a warm-up; peak = VmHWM - VmRSS before", points=[])
     with tempfile.TemporaryDirectory(prefix="bench-rtf-") as tmp:
         os.environ.setdefault("LACT_AUDIO_HOME", os.path.join(tmp, "home"))
         split = bench_split(tmp)
@@ -111,9 +109,7 @@ def main() -> int:
                 results["points"].append(point)
                 print(json.dumps(point), file=sys.stderr)
             os.remove(wav)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(results, args.out)
     return 0
 
 
