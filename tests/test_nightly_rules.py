@@ -129,3 +129,14 @@ def test_missing_or_broken_file(tmp_path):
     bad.write_text("base_config: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_nightly(str(bad))
+
+
+def test_decisions_of_the_same_second_keep_their_order_past_nine_folders(tmp_path):
+    # Nights that fail fast start in the same second; the tenth folder of a day (<day>_10) must
+    # still sort after the ninth, or `nightly status` reads an older night as the latest.
+    from jobs.retraining.decision import write_new_decision
+
+    day = datetime(2026, 12, 4, tzinfo=timezone.utc)
+    for i in range(12):
+        write_new_decision(str(tmp_path), {"date": "2026-12-04T05:00:00+00:00", "night": i}, now=day)
+    assert [d["night"] for d in all_decisions(str(tmp_path))] == list(range(12))

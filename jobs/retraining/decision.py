@@ -102,7 +102,15 @@ def all_decisions(output: str) -> list[dict]:
     for file in files:
         with fs.open(file, "rb") as f:
             found.append(json.loads(f.read()))
-    return sorted(found, key=lambda d: (d.get("date", ""), d.get("decision_file", "")))
+    return sorted(found, key=lambda d: (d.get("date", ""), _folder_number(d.get("decision_file", ""))))
+
+
+def _folder_number(decision_file: str) -> int:
+    """N of a <date>_N/ folder (1 for <date>/): nights started in the same second keep their order
+    (as text, "_10" would sort before "_9")."""
+    folder = decision_file.rsplit("/", 2)[-2] if decision_file.count("/") >= 1 else ""
+    suffix = folder.rpartition("_")[2] if "_" in folder else "1"
+    return int(suffix) if suffix.isdigit() else 0
 
 
 def repeated_failure(previous: dict | None, signature: str) -> bool:
