@@ -17,9 +17,10 @@ into batches of similar duration (little padding), and the batches' order is shu
 of an epoch depends only on (seed, epoch[, worker rank]), so a run is reproducible and each epoch
 differs from the last.
 
-Sessions (ASR, optional): each pool's rows are first joined into sessions, consecutive
-utterances of one speaker of 10-40 s (pipeline/sessions.py); a batch then holds sessions, and
-`batch_size` counts sessions.
+Sessions (ASR, optional): consecutive utterances of one recording (speaker and chapter) joined
+into rows of 10-40 s (pipeline/sessions.py), planned over the whole split before anything is
+shuffled (pipeline/session_plan.py); pools, batches, `pool_size` and `batch_size` then count
+sessions.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.sessions import SessionConfig, join_sessions
-from pipeline.shards import feature_matrix
+from pipeline.session_plan import SessionPlan, SessionReader, plan_sessions, session_dataset
+from pipeline.sessions import SessionConfig
+from pipeline.shards import feature_matrix, read_columns
 
 # Columns a task needs from the shards.
 ASR_COLUMNS = ["utt_id", "speaker", "text", "duration", "num_frames", "features", "token_ids"]
@@ -166,7 +167,9 @@ class LocalLoader:
     """Batches of a preprocessed split without Ray: `for batch in LocalLoader(uri).epoch(0)`.
 
     shuffle=False gives a fixed order (files in manifest order, pools sorted by length) for
-    evaluation; shuffle=True shuffles shards and rows per epoch from (seed, epoch).
+    evaluation; shuffle=True shuffles shards and rows per epoch from (seed, epoch). With
+    sessions, the split's sessions are planned once (from seed) and read a pool at a time
+    (pipeline/session_plan.py): in recording order, or shuffled per epoch.
     """
 
     def __init__(self, split_uri: str, batch_size: int = 16, task: str = "asr",
@@ -174,7 +177,6 @@ class LocalLoader:
                  max_audio_tokens: int | None = None, drop_last: bool = False,
                  audio_tokens: bool | None = None, sessions: SessionConfig | None = None):
         self.split = open_split(split_uri)
-        self.sessions = sessions
         self.task = task
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -183,19 +185,17 @@ class LocalLoader:
         self.drop_last = drop_last
         self.columns = columns_for(task, self.split.manifest, audio_tokens)
         self.max_audio_tokens = max_audio_tokens
+        # sessions are cut once, from the seed; each epoch shuffles their order
+        self.session_plan: SessionPlan | None = None
+        if sessions is not None:
+            self.session_plan = plan_sessions(self.split.shard_uris, sessions, seed)
 
     @property
     def manifest(self) -> dict:
         return self.split.manifest
 
     def _read_shard(self, shard_uri: str) -> dict:
-        fs, path = uris.filesystem(shard_uri)
-        with fs.open(path, "rb") as f:
-            table = pq.read_table(f)
-        missing = [c for c in self.columns if c not in table.column_names]
-        if missing:
-            raise UserError(f"shard {shard_uri} lacks columns {missing} needed for task {self.task!r}")
-        return {c: table.column(c).to_pylist() for c in self.columns}
+        return read_columns(shard_uri, self.columns, why=f"task {self.task!r}")
 
     def _rows(self, rng: random.Random) -> Iterator[dict]:
         shards = list(self.split.shard_uris)
@@ -204,9 +204,16 @@ class LocalLoader:
         for shard in shards:
             yield self._read_shard(shard)
 
-    def epoch(self, epoch: int = 0) -> Iterator[dict]:
-        rng = epoch_rng(self.seed, epoch)
-        collate = Collator(self.manifest, self.task, self.max_audio_tokens, seed=rng.randrange(2**31))
+    def _pools(self, rng: random.Random) -> Iterator[dict]:
+        """Pools of pool_size rows (utterances, or sessions) in this epoch's order."""
+        if self.session_plan is not None:
+            numbers = list(range(len(self.session_plan.sessions)))
+            if self.shuffle:
+                rng.shuffle(numbers)
+            reader = SessionReader(self.session_plan, self.columns, self.manifest)
+            for start in range(0, len(numbers), self.pool_size):
+                yield reader.read(numbers[start: start + self.pool_size])
+            return
         pool: dict = {c: [] for c in self.columns}
         for shard_columns in self._rows(rng):
             order = list(range(len(shard_columns["utt_id"])))
@@ -216,18 +223,19 @@ class LocalLoader:
                 for c in self.columns:
                     pool[c].append(shard_columns[c][i])
                 if len(pool["utt_id"]) >= self.pool_size:
-                    yield from self._emit(pool, rng, collate)
+                    yield pool
                     pool = {c: [] for c in self.columns}
         if pool["utt_id"]:
-            yield from self._emit(pool, rng, collate)
+            yield pool
 
-    def _emit(self, pool: dict, rng: random.Random, collate: Collator) -> Iterator[dict]:
-        if self.sessions is not None:
-            pool = join_sessions(pool, self.manifest, self.sessions, rng)
-        groups = bucket_batches(row_lengths(pool), self.batch_size,
-                                rng if self.shuffle else None, self.drop_last)
-        for group in groups:
-            yield collate(pool, group)
+    def epoch(self, epoch: int = 0) -> Iterator[dict]:
+        rng = epoch_rng(self.seed, epoch)
+        collate = Collator(self.manifest, self.task, self.max_audio_tokens, seed=rng.randrange(2**31))
+        for pool in self._pools(rng):
+            groups = bucket_batches(row_lengths(pool), self.batch_size,
+                                    rng if self.shuffle else None, self.drop_last)
+            for group in groups:
+                yield collate(pool, group)
 
     def __iter__(self) -> Iterator[dict]:
         return self.epoch(0)
@@ -247,9 +255,11 @@ def pyarrow_filesystem(split_uri: str):
     return PyFileSystem(FSSpecHandler(fs)), path
 
 
-def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = False):
+def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = False,
+                sessions: SessionPlan | None = None, seed: int = 0):
     """A Ray Data dataset over a split's shards, only the columns the task needs (ASR training
-    leaves audio tokens out unless audio_tokens=True)."""
+    leaves audio tokens out unless audio_tokens=True); with a session plan of the split, one
+    row per planned session (pipeline/session_plan.py), numbered in an order drawn from seed."""
     import ray.data
 
     split = open_split(split_uri)
@@ -265,17 +275,19 @@ def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = F
         ds = ray.data.read_parquet(paths, filesystem=fs)
     finally:
         context.use_datasource_v2 = default
-    return ds.select_columns(columns_for(task, split.manifest, audio_tokens))
+    columns = columns_for(task, split.manifest, audio_tokens)
+    ds = ds.select_columns(columns)
+    return ds if sessions is None else session_dataset(ds, columns, sessions, split.manifest, seed)
 
 
 def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str = "asr",
                         seed: int = 0, epoch: int = 0, rank: int = 0, pool_size: int = 512,
-                        max_audio_tokens: int | None = None, drop_last: bool = False,
-                        sessions: SessionConfig | None = None) -> Iterator[dict]:
+                        max_audio_tokens: int | None = None, drop_last: bool = False) -> Iterator[dict]:
     """Bucketed, padded batches from a Ray Train worker's dataset shard (a DataIterator).
 
-    Ray streams pools of rows (shuffled locally with a seed of (seed, epoch, rank)); each pool is
-    bucketed by duration like the local loader does.
+    Ray streams pools of rows (utterances, or sessions already joined by ray_dataset), shuffled
+    locally with a seed of (seed, epoch, rank); each pool is bucketed by duration like the local
+    loader does.
     """
     rng = epoch_rng(seed, epoch, rank)
     collate = Collator(manifest, task, max_audio_tokens, seed=rng.randrange(2**31))
@@ -283,8 +295,6 @@ def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str =
     for pool in data_shard.iter_batches(batch_size=pool_size, batch_format="numpy",
                                         local_shuffle_buffer_size=pool_size,
                                         local_shuffle_seed=rng.randrange(2**31)):
-        if sessions is not None:
-            pool = join_sessions(pool, manifest, sessions, rng)
         groups = bucket_batches(row_lengths(pool), batch_size, rng, drop_last)
         for group in groups:
             yield collate(pool, group)

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import UserError
 from pipeline.uri import filesystem, is_remote
 
 SHARD_METADATA = b"lact_audio.shard"
@@ -65,6 +66,22 @@ FEATURE_DTYPE = np.dtype("<f2")
 def feature_matrix(value, n_mels: int) -> np.ndarray:
     """A shard's features value (bytes) -> float32 [num_frames, n_mels]."""
     return np.frombuffer(value, dtype=FEATURE_DTYPE).reshape(-1, n_mels).astype(np.float32)
+
+
+def read_columns(uri: str, columns: list[str], rows: list[int] | None = None,
+                 why: str | None = None) -> dict[str, list]:
+    """Columns of a shard (only those: Parquet reads no other) as Python lists, all rows or
+    only `rows` in that order. A missing column is a UserError (`why` says what needed it)."""
+    fs, path = filesystem(uri)
+    with fs.open(path, "rb") as f:
+        file = pq.ParquetFile(f)
+        missing = [c for c in columns if c not in file.schema_arrow.names]
+        if missing:
+            raise UserError(f"shard {uri} lacks columns {missing}" + (f" needed for {why}" if why else ""))
+        table = file.read(columns=columns)
+    if rows is not None:
+        table = table.take(pa.array(rows, pa.int64()))
+    return {c: table.column(c).to_pylist() for c in columns}
 
 
 def _list_array(arrays: list[np.ndarray], dtype: np.dtype, value_type: pa.DataType) -> pa.ListArray:

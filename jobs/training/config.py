@@ -51,8 +51,10 @@ class DataSection:
     max_audio_tokens: int = 512           # generation: random crop of each sequence
     max_dev_utterances: Optional[int] = None
     materialize: bool = True              # keep the train split in Ray's object store (small data)
-    # ASR training on sessions: consecutive utterances of one speaker joined, of a duration drawn
-    # from [min_seconds, max_seconds] (pipeline/sessions.py); batch_size then counts sessions.
+    # ASR training on sessions: consecutive utterances of one recording (speaker and chapter)
+    # joined, of a duration drawn from [min_seconds, max_seconds], planned over the whole train
+    # split before shuffling (pipeline/sessions.py, session_plan.py); batch_size and pool_size
+    # then count sessions.
     sessions: Optional[SessionsSection] = None
 
 

@@ -42,8 +42,10 @@ def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     # Train workers log their own progress; Ray Data's bars would flood the terminal.
     ray.data.DataContext.get_current().enable_progress_bars = False
-    train = ray_dataset(plan.splits["train"].uri, plan.task.name)
-    if plan.cfg.data.materialize:  # read the shards once, not again every epoch
+    # with data.sessions: one row per planned session (grouped and joined by Ray Data)
+    train = ray_dataset(plan.splits["train"].uri, plan.task.name, sessions=plan.sessions,
+                        seed=plan.cfg.train.seed)
+    if plan.cfg.data.materialize:  # read the shards (and join the sessions) once, not every epoch
         train = train.materialize()
     if isinstance(spec.init_weights, dict):  # once into the object store, not into every copy of the spec
         spec = dataclasses.replace(spec, init_weights=ray.put(spec.init_weights))

@@ -167,10 +167,9 @@ def checkpoint_step(directory: str) -> int:
 
 def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict]:
     """This worker's training batches from its Ray Data shard, epoch after epoch (seeded by epoch
-    and rank)."""
+    and rank); with data.sessions the shard's rows are sessions already (launch.build_trainer)."""
     import ray.train
 
-    from jobs.training.config import session_config
     from pipeline.loading import iter_worker_batches
 
     shard = ray.train.get_dataset_shard("train")
@@ -179,7 +178,7 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
         yield from iter_worker_batches(
             shard, spec.train_manifest, cfg.data.batch_size, task=spec.task.name,
             seed=cfg.train.seed, epoch=epoch, rank=rank, pool_size=cfg.data.pool_size,
-            max_audio_tokens=cfg.data.max_audio_tokens, sessions=session_config(cfg.data))
+            max_audio_tokens=cfg.data.max_audio_tokens)
         epoch += 1
 
 

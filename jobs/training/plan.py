@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
+from jobs.training.config import session_config
 from jobs.training.loop import WorkerSpec
 from jobs.training.storage import pick_run_dir, read_run_file
 from jobs.training.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.session_plan import SessionPlan, plan_sessions
 
 
 @dataclass
@@ -28,6 +30,7 @@ class RunPlan:
     run_name: str
     previous: dict | None        # the run file of the run being continued (resume), else None
     init_weights: dict | None = None   # train.init_from's state dict (fine-tuning), else None
+    sessions: SessionPlan | None = None  # data.sessions: the train split's sessions, planned
 
     @property
     def task(self):
@@ -43,11 +46,15 @@ class RunPlan:
 
     @property
     def data_identity(self) -> dict:
-        """Which data the run saw, for MLflow params and checkpoint metadata."""
-        return {f"{key}_{field}": value for key, split in self.splits.items() for field, value in (
+        """Which data the run saw, for MLflow params and checkpoint metadata; with sessions,
+        the train split's session lengths as planned (train_sessions, train_session_*_seconds)."""
+        identity = {f"{key}_{field}": value for key, split in self.splits.items() for field, value in (
             ("uri", split.uri), ("content_hash", split.content_hash),
             ("utterances", split.manifest.get("num_utterances")),
             ("hours", split.manifest.get("hours")))}
+        if self.sessions is not None:
+            identity.update({f"train_{k}": v for k, v in self.sessions.summary().items()})
+        return identity
 
     def worker_spec(self, tracking_uri: str | None, run_id: str | None,
                     step_logger=None) -> WorkerSpec:
@@ -75,10 +82,24 @@ def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None
     else:
         run_name, previous = pick_run_dir(storage, cfg.name, resume)
     plan = RunPlan(cfg, splits, model_values, 0, storage, run_name, previous)
+    plan.sessions = train_sessions(cfg, splits["train"])
     fresh = plan.worker_spec(None, None).build_model()
     plan.parameters = count_parameters(fresh)
     if cfg.train.init_from:
         plan.init_weights = initial_weights(cfg, fresh)
+    return plan
+
+
+def train_sessions(cfg: DictConfig, train) -> SessionPlan | None:
+    """data.sessions: the train split's sessions, cut from its index columns by train.seed
+    (pipeline/session_plan.py); their lengths go to the log and the MLflow params."""
+    config = session_config(cfg.data)
+    if config is None:
+        return None
+    plan = plan_sessions(train.shard_uris, config, int(cfg.train.seed))
+    if not plan.sessions:
+        raise UserError(f"config key 'data.sessions': the train split {train.uri} has no rows to join")
+    print(f"train split {plan.describe()}", flush=True)
     return plan
 
 
