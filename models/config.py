@@ -45,10 +45,18 @@ class LaCTAudioConfig:
     # `static_fast_weights` arm, models/arms.py); no learning-rate or momentum projections.
     update_fast_weights: bool = True
     fast_weight: str = "swiglu"      # swiglu | linear
+    # Rotary positions (rope_theta) on the fast branch's q/k, as the reference LM layer has;
+    # without them its memory is a bag of chunks. Off: the layer of earlier checkpoints.
+    fast_rotary: bool = False
+    # True: a chunk of n < chunk_size tokens (an input's leftover last chunk, or a whole input
+    # shorter than a chunk) steps n / chunk_size as far as a full chunk; false: every chunk
+    # takes a full-size step (its mean token gradient), the rule earlier checkpoints learnt.
+    scale_leftover_step: bool = False
     # False: bidirectional encoder, the paper's offline setting: the fast weights are updated
-    # chunk by chunk over the WHOLE input first, then every token reads those final weights, so
-    # an input longer than chunk_size still gives each token a memory of all of it, later
-    # chunks included (with chunk_size >= length: one update over the whole utterance).
+    # chunk by chunk over the WHOLE input first, then every token reads those final weights (the
+    # state after the last chunk), so an input longer than chunk_size still gives each token a
+    # memory of all of it, later chunks included (with chunk_size >= length: one update over the
+    # whole utterance); models/lact_layer.py's docstring says what each token reads.
     # True: block-causal (apply-then-update), causal attention and causal conv subsampling;
     # needed for streaming_inference. Generators are always block-causal.
     lact_causal: bool = False
@@ -106,6 +114,9 @@ class LaCTAudioConfig:
         if self.attention_head_dim % 2:
             raise ValueError(f"hidden_size / num_attention_heads = {self.attention_head_dim} must be "
                              "even (rotary positions rotate pairs of channels)")
+        if self.fast_rotary and self.lact_head_dim % 2:
+            raise ValueError(f"fast_rotary needs an even LaCT head dim (hidden_size / num_lact_heads "
+                             f"= {self.lact_head_dim}): rotary positions rotate pairs of channels")
         if self.fast_hidden_dim < 1:
             raise ValueError(f"inter_multi={self.inter_multi} gives an empty fast-weight hidden layer")
         if self.fast_weight not in FAST_WEIGHTS:

@@ -13,6 +13,25 @@ initial norm (weight-norm retention). Two orders:
                                  the whole input, later chunks included (one chunk: the
                                  paper's update-then-apply).
 
+What each token reads. Chunks are C = chunk_size consecutive tokens from the start; the last
+(leftover) chunk holds the T - (n-1)C tokens left. Block-causal: a token of chunk i reads W_{i-1},
+the weights after chunks 1..i-1 (chunk 1 reads the initial weights; no token reads its own
+chunk). Bidirectional: every token, whatever its chunk, reads W_n, the weights after all n
+chunks, written in order with the leftover chunk last; so a token of chunk 1 reads a memory that
+chunk n wrote last, and a layer whose steps replace more than they add (||dW|| ~ ||W||) gives
+early tokens mostly the end of the input. The same memory for every token is what makes the
+bidirectional layer position-free across chunks: only fast_rotary gives its reads a position.
+Bidirectional with padding, a row's chunks of padding only leave its weights as they were (lr 0
+and no weight-norm step), so a padded row reads what the same input alone would.
+
+Options (config): `fast_rotary` rotates the fast q/k by their absolute positions (the attention
+branch's RotaryEmbedding, after the feature map: rows stay unit-norm), so that for a linear fast
+weight a read <R_t q, R_s k> depends on t - s only. `scale_leftover_step` makes a chunk of
+n < C tokens step n/C as far as a full one (the factor is applied to the final step, after
+momentum and Muon, which would undo a scaled gradient; the momentum buffer keeps the unscaled
+step); without it every chunk, however short, takes a full-size step. Both default off, so
+earlier checkpoints score as they did.
+
 Inside the layer w0 and w2 live as one [b, 2dh, d] tensor (gate and up in one matmul, one
 weight-norm step for both; exact, as retention is per row and momentum elementwise; Muon
 orthogonalises the two halves apart). Outside (fast_init, return_fast, streaming states) fast
@@ -152,6 +171,7 @@ class LaCTLayer(nn.Module):
         self.use_window_attention = config.use_window_attention
         self.use_fast_weights = config.use_fast_weights
         self.fast_weight = config.fast_weight
+        self.scale_leftover_step = config.scale_leftover_step
         self.fast_change: float | None = None   # set by eval-mode forwards, see fast_weight_changes
         self.fast_share: float | None = None    # likewise, see memory_stats
         self.track_memory = False               # record both in training forwards too
@@ -188,6 +208,9 @@ class LaCTLayer(nn.Module):
         self.qk_offset = nn.Parameter(torch.zeros(2, D))
         self.fast_norm = nn.RMSNorm(dl)
         self.momentum_proj = nn.Linear(D, H) if self.use_momentum else None
+        # rotary positions on the fast q/k (fast_rotary); a non-persistent buffer, so the
+        # state dict is the same with the option on or off
+        self.fast_rotary = RotaryEmbedding(dl, config.rope_theta) if config.fast_rotary else None
 
     @property
     def slow_weights(self) -> FastWeights:
@@ -195,9 +218,11 @@ class LaCTLayer(nn.Module):
         return (self.w0,) if self.fast_weight == "linear" else (self.w0, self.w1, self.w2)
 
     # ------------------------------------------------------------------ projections
-    def _project(self, x: torch.Tensor, valid: torch.Tensor | None):
-        """x [B, T, D] -> raw q, k, v [B, T, D] (the window attention's, see _window_attention)
-        and the fast branch's fq, fk, fv [B*Hl, T, dl], learning rates and momentum."""
+    def _project(self, x: torch.Tensor, valid: torch.Tensor | None,
+                 positions: torch.Tensor | None = None):
+        """x [B, T, D] at absolute positions [T] (default 0..T-1) -> raw q, k, v [B, T, D] (the
+        window attention's, see _window_attention) and the fast branch's fq, fk, fv
+        [B*Hl, T, dl] (fq, fk rotated by position with fast_rotary), learning rates and momentum."""
         B, T, D = x.shape
         Hl, dl = self.num_lact_heads, self.lact_head_dim
         q, k, v = self.qkv(x).split(D, dim=-1)
@@ -206,6 +231,10 @@ class LaCTLayer(nn.Module):
 
         fq = fast_feature_map(q, self.qk_scale[0], self.qk_offset[0], Hl)
         fk = fast_feature_map(k, self.qk_scale[1], self.qk_offset[1], Hl)
+        if self.fast_rotary is not None:   # [B*Hl, T, dl] rows rotated by position, still unit-norm
+            if positions is None:
+                positions = torch.arange(T, device=x.device)
+            fq, fk = self.fast_rotary(fq, positions), self.fast_rotary(fk, positions)
         fv = F.silu(v).view(B, T, Hl, dl).transpose(1, 2).reshape(B * Hl, T, dl)
         if self.lr_proj is None:           # static fast weights: nothing to update them with
             return q, k, v, fq, fk, fv, None, None
@@ -259,8 +288,9 @@ class LaCTLayer(nn.Module):
     def _update(self, W, norms, mbuf, k, v, lr, mom_coef, tokens, checked: bool):
         """One chunk's fast-weight step on inner-layout weights. tokens: the chunk's valid token
         count per row ([b] tensor or int); the gradient is a mean over them, so the step size
-        does not depend on the chunk length. `checked`: a non-finite result is dropped per row
-        by the error handler (see the module docstring)."""
+        does not depend on the chunk length (with scale_leftover_step, a chunk shorter than
+        chunk_size then steps tokens/chunk_size as far). `checked`: a non-finite result is
+        dropped per row by the error handler (see the module docstring)."""
         if self.skip_updates:
             return W, mbuf
         if isinstance(tokens, torch.Tensor):
@@ -279,6 +309,9 @@ class LaCTLayer(nn.Module):
         if self.use_muon:
             dws = tuple(self._orthogonalise(dw, fused=i == 0 and self.fast_weight == "swiglu")
                         for i, dw in enumerate(dws))
+        scale = self._leftover_scale(tokens)
+        if scale is not None:   # a short chunk's step, n/C of a full one (scale_leftover_step)
+            dws = tuple(dw * (scale.to(dw.dtype) if torch.is_tensor(scale) else scale) for dw in dws)
         cand = [retain_row_norms(w + dw, n) for w, dw, n in zip(W, dws, norms)]
         if not checked:
             return tuple(cand), new_buf
@@ -287,6 +320,17 @@ class LaCTLayer(nn.Module):
             return chosen, None
         chosen, _ = self.error_handler.keep_finite(tuple(W) + tuple(mbuf), tuple(cand) + tuple(new_buf))
         return chosen[:len(W)], chosen[len(W):]
+
+    def _leftover_scale(self, tokens) -> torch.Tensor | float | None:
+        """scale_leftover_step: a chunk's step relative to a full chunk's, tokens / chunk_size
+        ([b, 1, 1] per row, or a float); None when every step is full-size (the option off, or
+        a full chunk)."""
+        if not self.scale_leftover_step:
+            return None
+        C = self.chunk_size
+        if isinstance(tokens, torch.Tensor):
+            return (tokens.float().clamp(max=C) / C)[:, None, None]
+        return None if tokens >= C else tokens / C
 
     def _orthogonalise(self, dw: torch.Tensor, fused: bool) -> torch.Tensor:
         """Muon on one update; a fused [w0; w2] update is orthogonalised as its two matrices."""
@@ -345,7 +389,7 @@ class LaCTLayer(nn.Module):
         weights after every token (the last partial chunk included) as [B*Hl, ...]."""
         B, T, _ = x.shape
         positions = torch.arange(T, device=x.device)
-        q, k, v, fq, fk, fv, lr, mom = self._project(x, valid)
+        q, k, v, fq, fk, fv, lr, mom = self._project(x, valid, positions)
         mixed = None                    # the window attention's output, then plus the fast branch's
         if self.use_window_attention:
             if torch.is_grad_enabled() and uses_window_blocks(T, self.window_size):
@@ -422,7 +466,7 @@ class LaCTLayer(nn.Module):
             raise ValueError("streaming needs a block-causal LaCT layer (config lact_causal: true)")
         B, n, _ = x.shape
         positions = torch.arange(position, position + n, device=x.device)
-        q, k, v, fq, fk, fv, lr, mom = self._project(x, None)
+        q, k, v, fq, fk, fv, lr, mom = self._project(x, None, positions)
         new = dict(st)
         mixed = x.new_zeros(B, n, self.hidden_size)
         if self.use_window_attention:

@@ -13,6 +13,8 @@ def test_defaults_are_valid_and_round_trip():
     cfg = LaCTAudioConfig()
     assert LaCTAudioConfig.from_dict(cfg.to_dict()) == cfg
     assert not cfg.use_muon and cfg.use_momentum and cfg.lact_causal is False
+    # options later than the shipped checkpoints default to the layer those were trained with
+    assert cfg.fast_rotary is False and cfg.scale_leftover_step is False
 
 
 def test_from_yaml_top_level_and_model_section(tmp_path):
@@ -37,6 +39,10 @@ def test_from_yaml_top_level_and_model_section(tmp_path):
     (dict(num_layers=2.5), "num_layers"),
     (dict(inter_multi=0.001), "inter_multi"),
     (dict(hiden_size=64), "hiden_size"),
+    (dict(fast_rotary="yes"), "fast_rotary"),
+    (dict(scale_leftover_step=1), "scale_leftover_step"),
+    # LaCT head dim 15: rotary rotates pairs of channels
+    (dict(hidden_size=30, num_attention_heads=3, num_lact_heads=2, fast_rotary=True), "fast_rotary"),
 ])
 def test_invalid_values_raise_value_error_naming_the_key(bad, key):
     with pytest.raises(ValueError, match=key):

@@ -173,3 +173,21 @@ def test_init_weights_start_training_from_another_model():
         assert torch.equal(v, weights[k]), k
     fresh = Trainer(worker_spec()).strategy.module.state_dict()
     assert any(not torch.equal(v, weights[k]) for k, v in fresh.items())
+
+
+def test_layer_options_are_reachable_from_overrides_and_validated():
+    from jobs.training.plan import model_config
+
+    manifest = {"feature": {"n_mels": 4}, "text_tokenizer": {"vocab_size": 3}}
+    tiny = [f"model.config.{k}={v}" for k, v in TINY.items() if k not in ("mel_bins", "vocab_size")]
+    cfg = load_config(None, ["data.root=x", *tiny, "model.config.fast_rotary=true",
+                             "model.config.scale_leftover_step=true"])
+    values = model_config(cfg, manifest)
+    assert values["fast_rotary"] is True and values["scale_leftover_step"] is True
+    for bad, key in ((["model.config.fast_rotary=maybe"], "fast_rotary"),
+                     (["model.config.scale_leftover_step=3"], "scale_leftover_step"),
+                     (["model.config.hidden_size=30", "model.config.num_attention_heads=3",
+                       "model.config.fast_rotary=true"], "even LaCT head dim")):
+        with pytest.raises(UserError, match=key) as err:
+            model_config(load_config(None, ["data.root=x", *tiny, *bad]), manifest)
+        assert "model.config" in str(err.value)
