@@ -184,18 +184,26 @@ def test_local_loader_batches_whole_sessions_whatever_the_pool(tmp_path):
 
 @pytest.mark.integration
 def test_ray_dataset_rows_are_the_planned_sessions(tmp_path, ray_cluster):
-    from pipeline.loading import ray_dataset
+    from pipeline.loading import iter_worker_batches, ray_dataset
 
     split, rows = write_split(tmp_path)
     loader = LocalLoader(str(split), sessions=SessionConfig(10.0, 40.0), seed=2)
     plan = loader.session_plan
-    got = ray_dataset(str(split), "asr", sessions=plan, seed=2).take_all()
+    ds = ray_dataset(str(split), "asr", sessions=plan, seed=2).materialize()
+    got = ds.take_all()
     assert sorted(r["utt_id"] for r in got) == sorted("+".join(ids) for ids in plan.utt_ids)
     for r in got:
         parts = r["utt_id"].split("+")
         assert r["features"] == b"".join(rows[u]["features"] for u in parts)
         assert r["duration"] == pytest.approx(sum(rows[u]["duration"] for u in parts))
         assert list(r["token_ids"]) == sum(([1, 2, 3] for _ in parts), [])[1:]
+    # a Train worker's batches (the same iterator API as its dataset shard): whole sessions
+    seen = []
+    for batch in iter_worker_batches(ds.iterator(), loader.manifest, batch_size=3, pool_size=4):
+        for sid, frames in zip(batch["utt_ids"], batch["feature_lengths"].tolist()):
+            assert frames == sum(rows[u]["num_frames"] for u in sid.split("+"))
+            seen.append(sid)
+    assert sorted(seen) == sorted(r["utt_id"] for r in got)
 
 
 def test_a_training_plan_prints_and_records_the_real_session_lengths(tmp_path, capsys):
