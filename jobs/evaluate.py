@@ -9,16 +9,18 @@ HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a pr
         "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency")
 
 
-def _numbers(flag: str, text, kind=float) -> list:
-    """'60,300' -> [60.0, 300.0]; a bad list is the user's mistake (one line, exit 2)."""
+def _numbers(flag: str, text, kind=float, allow_max: bool = False) -> list:
+    """'60,300' -> [60.0, 300.0] (allow_max: the word max stays a word); a bad list is the
+    user's mistake (one line, exit 2)."""
     from pipeline.errors import UserError
 
     if not isinstance(text, str):
         return list(text)
     try:
-        return [kind(x) for x in text.split(",") if x.strip()]
+        return [x.strip() if allow_max and x.strip() == "max" else kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(f"{flag} expects comma-separated {'integers' if kind is int else 'numbers'}, "
+        raise UserError(f"{flag} expects comma-separated {'integers' if kind is int else 'numbers'}"
+                        f"{' (or max)' if allow_max else ''}, "
                         f"got {text!r}") from None
 
 
@@ -36,20 +38,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-utterances", type=int, default=None,
                         help="evaluate only the first N utterances (speaker order)")
     sizes = parser.add_argument_group("full-suite sizes")
-    sizes.add_argument("--long-form-seconds", default="60,300,600,1800",
-                       help="long-form recording durations (default 60,300,600,1800)")
+    sizes.add_argument("--long-form-seconds", default="30,120,300,max",
+                       help="long-form recording lengths; max: each chapter whole, the longest the split "
+                            "allows (default 30,120,300,max)")
+    sizes.add_argument("--long-form-recordings", type=int, default=30,
+                       help="long-form recordings per length, at most (default 30)")
+    sizes.add_argument("--long-form-speakers", type=int, default=10,
+                       help="speakers wanted per long-form length; fewer is reported (default 10)")
     sizes.add_argument("--stream-seconds", type=float, default=1800.0,
                        help="length of the long stream for streaming memory/latency (default 1800)")
     sizes.add_argument("--stream-chunk-frames", type=int, default=100,
                        help="feature frames per streaming chunk (default 100 = 1 s)")
     sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
                        help="adaptation utterance counts (default 0,1,2,4,8)")
+    sizes.add_argument("--session-seconds", default="10,40",
+                       help="MIN,MAX seconds of the sessions decoded in one pass, cut as training cuts "
+                            "its session rows (default 10,40)")
+    sizes.add_argument("--chained-state", default="trained",
+                       help="chain one utterance's end state into the next: trained (only models whose "
+                            "training carried state across utterances), always, never (default trained)")
     sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
                        help="ASR input lengths for latency/memory/FLOPs (default 5,15,30,60)")
     sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
                        help="generator input lengths in tokens (default 1024,2048,4096,8192)")
-    sizes.add_argument("--nll-context", type=int, default=8192,
-                       help="longest context for NLL against context length (default 8192 tokens)")
+    sizes.add_argument("--nll-position-bins", default="0,512,1024,2048,4096,8192,16384",
+                       help="edges (tokens) of the generator NLL position bins; bins past the longest "
+                            "sequence are omitted (default 0,512,1024,2048,4096,8192,16384)")
+    sizes.add_argument("--nll-sequences", type=int, default=30,
+                       help="long single-speaker sequences for NLL by position, at most (default 30)")
     sizes.add_argument("--beam-size", type=int, default=8)
     sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
     sizes.add_argument("--prompt-seconds", type=float, default=0.5,
@@ -67,14 +83,19 @@ def add_arguments(parser) -> None:
 def config_from_args(args):
     from jobs.evaluation.suite import SuiteConfig
 
+    lengths = _numbers("--long-form-seconds", args.long_form_seconds, allow_max=True)
     return SuiteConfig(
         suite=args.suite, beam_size=args.beam_size,
-        long_form_seconds=_numbers("--long-form-seconds", args.long_form_seconds),
+        long_form_seconds=[s for s in lengths if s != "max"], long_form_longest="max" in lengths,
+        long_form_recordings=args.long_form_recordings, long_form_speakers=args.long_form_speakers,
+        session_seconds=_numbers("--session-seconds", args.session_seconds),
+        chained_state=args.chained_state,
         stream_seconds=args.stream_seconds, stream_chunk_frames=args.stream_chunk_frames,
         adaptation_counts=_numbers("--adaptation-counts", args.adaptation_counts, int),
         efficiency_seconds=_numbers("--efficiency-seconds", args.efficiency_seconds),
         efficiency_tokens=_numbers("--efficiency-tokens", args.efficiency_tokens, int),
-        nll_context=args.nll_context, samples=args.samples, prompt_seconds=args.prompt_seconds,
+        nll_position_bins=_numbers("--nll-position-bins", args.nll_position_bins, int),
+        nll_sequences=args.nll_sequences, samples=args.samples, prompt_seconds=args.prompt_seconds,
         continuation_seconds=args.continuation_seconds,
         time_limit=args.time_limit, max_utterances=args.max_utterances, batch_size=args.batch_size,
         bootstrap_seed=args.bootstrap_seed, bootstrap_resamples=args.bootstrap_resamples)

@@ -47,8 +47,9 @@ def tone(seed: int, seconds: float) -> np.ndarray:
     return wave.astype(np.float32)
 
 
-def write_split(root: str) -> str:
-    """Returns the split URI OUTPUT/test-clean under root."""
+def write_split(root: str, recordings: dict[str, int] | None = None) -> str:
+    """Returns the split URI OUTPUT/test-clean under root. recordings: "SPEAKER" or
+    "SPEAKER-CHAPTER" -> utterances (default SPEAKERS, all in chapter 1)."""
     from pipeline.audio_tokenizer import MuLawTokenizer
     from pipeline.features import AudioFeatureExtractor
     from pipeline.manifest import SUMMARY, write_manifest
@@ -60,16 +61,17 @@ def write_split(root: str) -> str:
     out = os.path.join(root, "features")
     extractor = AudioFeatureExtractor()
     mulaw = MuLawTokenizer()
-    texts = {f"{s}-1-{i:04d}": text_of(s, i) for s, n in SPEAKERS.items() for i in range(n)}
+    chapters = {k if "-" in k else f"{k}-1": n for k, n in (recordings or SPEAKERS).items()}
+    texts = {f"{c}-{i:04d}": text_of(c.split("-")[0], i) for c, n in chapters.items() for i in range(n)}
     tokenizer = CharTokenizer.build(texts.values())
     rows, stats = [], CMVNStats.empty(extractor.n_mels)
     for n, (utt_id, text) in enumerate(sorted(texts.items())):
-        speaker = utt_id.split("-")[0]
-        chapter = os.path.join(raw, "test-clean", speaker, "1")
+        speaker, number = utt_id.split("-")[:2]
+        chapter = os.path.join(raw, "test-clean", speaker, number)
         os.makedirs(chapter, exist_ok=True)
         wave = tone(n, 0.8 + 0.1 * (n % 4))
         sf.write(os.path.join(chapter, f"{utt_id}.wav"), wave, RATE)
-        with open(os.path.join(chapter, f"{speaker}-1.trans.txt"), "a") as f:
+        with open(os.path.join(chapter, f"{speaker}-{number}.trans.txt"), "a") as f:
             f.write(f"{utt_id} {text.upper()}\n")
         feats = np.asarray(extractor(wave), dtype=np.float32)
         stats = stats + CMVNStats.of(feats)

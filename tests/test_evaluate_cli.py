@@ -12,8 +12,9 @@ import torch
 from eval_split import one_torch_thread, write_checkpoint, write_split  # noqa: F401 (autouse)
 from jobs.cli import main
 
-SMALL = ["--long-form-seconds", "2,5,1000", "--stream-seconds", "15", "--stream-chunk-frames", "50",
-         "--efficiency-seconds", "1,3", "--efficiency-tokens", "256,512", "--nll-context", "256",
+SMALL = ["--long-form-seconds", "2,5,1000,max", "--session-seconds", "2,4", "--stream-seconds", "15",
+         "--stream-chunk-frames", "50", "--efficiency-seconds", "1,3", "--efficiency-tokens", "256,512",
+         "--nll-position-bins", "0,64,256", "--nll-sequences", "4",
          "--samples", "1", "--prompt-seconds", "0.02", "--continuation-seconds", "0.02",
          "--time-limit", "300", "--beam-size", "4"]
 
@@ -43,22 +44,35 @@ def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
     root, split, ckpts = workspace
     report = root / "report-full"
     args = ["evaluate", "--model", ckpts["asr-lact"], "--model", ckpts["asr-baseline"],
-            "--model", ckpts["asr-causal"], "--data", split, "--report", str(report), "--suite", "full"]
+            "--model", ckpts["asr-causal"], "--data", split, "--report", str(report), "--suite", "full",
+            "--chained-state", "always"]   # the untrained checkpoints have no training run file
     assert main(args + SMALL) == 0
     metrics = json.loads((report / "metrics.json").read_text())
     assert set(metrics["models"]) == {"lact", "baseline", "lact-causal"}
     for label, m in metrics["models"].items():
         assert {"cer", "wer", "per_speaker", "per_language", "beam", "long_form", "streaming",
                 "adaptation", "fast_weight_ablation", "quantized", "efficiency", "not_measured"} <= set(m)
-        assert [set(row) >= {"seconds", "cer", "status"} for row in m["long_form"]] == [True] * 3
-        assert all(row["status"] == "ok" for row in m["long_form"])
+        lengths = m["long_form"]["lengths"]
+        assert [x["length"] for x in lengths] == ["2s", "5s", "1000s", "longest"]
+        assert [x["recordings"] for x in lengths] == [x["recordings"] for x in metrics["long_form_sets"]]
+        assert lengths[2]["recordings"] == 0 and "0 recordings, not the 30 asked for" in lengths[2]["notes"][0]
+        assert lengths[3]["recordings"] == 3 and "3 speakers, fewer than the 10" in lengths[3]["notes"][-1]
+        assert all(r["status"] == "ok" and "segmented" in r for r in m["long_form"]["recordings"])
+        assert m["long_form"]["context_gain"]["status"] == "ok"
+        assert m["adaptation"]["one_pass_sessions"]["decoded"] == m["adaptation"]["one_pass_sessions"]["recordings"]
+        assert m["adaptation"]["training"]["condition"] == "unknown"
         assert set(m["not_measured"]) == {"mos", "energy"}
         assert m["quantized"]["int8_dynamic"]["cer"] is not None
     # every model decodes the same recordings
-    seconds = {tuple(r["seconds"] for r in m["long_form"]) for m in metrics["models"].values()}
-    assert len(seconds) == 1
+    ids = {tuple(r["id"] for r in m["long_form"]["recordings"]) for m in metrics["models"].values()}
+    assert len(ids) == 1
+    recordings = len(next(iter(ids)))
     models = metrics["models"]
-    assert models["baseline"]["adaptation"]["status"] == "not_applicable"
+    assert models["baseline"]["adaptation"]["chained"]["status"] == "not_applicable"
+    assert models["lact"]["adaptation"]["chained"]["status"] == "ok"
+    assert models["lact"]["adaptation"]["streamed_sessions"]["status"] == "not_applicable"
+    assert models["lact-causal"]["adaptation"]["streamed_sessions"]["mode"] == "streamed"
+    assert models["lact-causal"]["long_form"]["mode"] == "streamed"
     assert models["lact"]["streaming"]["status"] == "not_applicable"
     assert models["lact-causal"]["streaming"]["streaming_cer"] == pytest.approx(
         models["lact-causal"]["streaming"]["offline_cer"])
@@ -72,13 +86,20 @@ def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
         assert f"]({name})" in text and _is_png(report / name), name
     for heading in ("Long-form", "Streaming", "adaptation", "ablation", "Quantised", "Efficiency", "Not measured"):
         assert heading in text
-    assert "| target s | lact | baseline | lact-causal |" in text
+    # the long-form tables: what each length holds, and each model's context gain with its interval
+    assert "| length | recordings | speakers | chapters | seconds min / median / max | counts |" in text
+    assert "| 1000s | 0 | 0 | 0 | - | 0 recordings, not the 30 asked for" in text
+    assert "| length | model | one pass | CER one pass | CER segmented | context gain [95 % interval] |" in text
+    gain = models["lact"]["long_form"]["lengths"][0]["context_gain"]
+    assert f"{gain['difference']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]" in text
+    assert "| model | trained on | sessions | CER one pass | CER segmented |" in text
     # every pair of the three models: short-form and long-form differences with intervals
     pairs = {(p["a"], p["b"]): p["metrics"] for p in metrics["comparisons"]}
     assert set(pairs) == {("lact", "baseline"), ("lact", "lact-causal"), ("baseline", "lact-causal")}
     for m in pairs.values():
-        assert set(m) == {"cer", "wer", "long_form_cer", "long_form_wer"}
-        assert m["cer"]["units"] == 17 and m["long_form_cer"]["units"] == 3
+        assert set(m) == {"cer", "wer", "long_form_cer", "long_form_wer", "long_form_cer_2s", "long_form_cer_5s",
+                          "long_form_cer_longest", "long_form_context_gain"}
+        assert m["cer"]["units"] == 17 and m["long_form_cer"]["units"] == recordings
         assert m["cer"]["low"] <= m["cer"]["difference"] <= m["cer"]["high"]
     assert "## Paired comparisons" in text
     out = capsys.readouterr().out
@@ -149,7 +170,10 @@ def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
     metrics = json.loads((report / "metrics.json").read_text())
     for label in ("lact", "baseline"):
         m = metrics["models"][label]
-        assert m["nll_by_context"]["status"] == "ok" and m["nll_by_context"]["bins"][-1]["context"] == 256
+        by_position = m["nll_by_position"]
+        assert by_position["status"] == "ok" and [b["label"] for b in by_position["bins"]] == ["0-64", "64-256"]
+        assert len(by_position["sequences"]) == 4 and by_position["speakers"] == 3
+        assert all(set(s["bins"]) == {"0-64", "64-256"} for s in by_position["sequences"])
         assert 1.0 <= m["pesq"] <= 4.65 and 0.0 < m["stoi"] <= 1.0
         sample = m["continuations"][0]
         assert (report / sample["wav"]).stat().st_size > 44 and _is_png(report / sample["png"])
@@ -157,7 +181,12 @@ def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
     nll = metrics["comparisons"][0]["metrics"]["nll_bits"]
     assert nll["difference"] == pytest.approx(metrics["models"]["lact"]["nll_bits"]
                                               - metrics["models"]["baseline"]["nll_bits"])
-    assert _is_png(report / "nll_vs_context.png")
+    per_bin = metrics["comparisons"][0]["metrics"]["nll_bits_64-256"]
+    assert per_bin["units"] == 4 and per_bin["unit"] == "sequence" and per_bin["low"] <= per_bin["high"]
+    text = (report / "report.md").read_text()
+    assert "### NLL (bits/token) by position on long single-speaker sequences" in text
+    assert "| positions | lact | baseline |" in text
+    assert _is_png(report / "nll_by_position.png")
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -165,6 +194,10 @@ def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
     (["--long-form-seconds", "60,abc"], "--long-form-seconds expects comma-separated numbers"),
     (["--time-limit", "0"], "--time-limit must be > 0"),
     (["--adaptation-counts", "-1"], "--adaptation-counts needs values >= 0"),
+    (["--nll-position-bins", "0,512,256"], "--nll-position-bins needs increasing edges from 0"),
+    (["--chained-state", "sometimes"], "--chained-state must be one of trained, always, never"),
+    (["--session-seconds", "40,10"], "--session-seconds needs MIN,MAX with 0 < MIN <= MAX"),
+    (["--long-form-recordings", "0"], "--long-form-recordings must be > 0"),
 ])
 def test_bad_flags_exit_2_with_one_line(workspace, capsys, extra, message):
     root, split, ckpts = workspace

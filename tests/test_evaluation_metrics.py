@@ -1,6 +1,6 @@
 """The evaluation suites, one metric at a time, on a tiny split (tests/eval_split.py) and tiny
-untrained models: scoring, per-speaker sums, long-form joining, limits, streaming, adaptation,
-the fast-weight ablation switch, efficiency, NLL by context and the tokenizer round trip."""
+untrained models: scoring, per-speaker sums, limits on long-form decodes, streaming, chained
+adaptation state, the fast-weight ablation switch, efficiency and the tokenizer round trip."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from eval_split import SPEAKERS, one_torch_thread, write_split  # noqa: F401 (autouse)
-from jobs.evaluation import accuracy, adaptation, efficiency, long_form, streaming
+from jobs.evaluation import accuracy, adaptation, efficiency, long_form, recordings, streaming
 from jobs.evaluation.data import read_split
 from jobs.evaluation.limits import OUT_OF_MEMORY, TIME_LIMIT, run_limited
 from models import LaCTAudioConfig, build_model
@@ -66,42 +66,33 @@ def test_per_speaker_and_per_language_counts_sum_to_the_overall(split, tokenizer
     assert 0.0 <= report["beam"]["cer"] and report["beam"]["beam_size"] == 4
 
 
-def test_long_form_joining_keeps_word_order_and_timing(split):
-    recordings = long_form.build_recordings(split, [2.0, 5.0, 1000.0])
-    speakers = split.by_speaker()
-    for rec in recordings:
-        utts = [u for u in speakers[rec.speaker] if u.utt_id in rec.utt_ids]
-        assert [u.utt_id for u in utts] == rec.utt_ids == [u.utt_id for u in speakers[rec.speaker]][:len(utts)]
-        assert rec.text == " ".join(u.text for u in utts)
-        assert torch.equal(rec.features, torch.cat([u.features for u in utts]))
-        frames = [u.features.shape[0] for u in utts]
-        assert rec.starts == pytest.approx([sum(frames[:i]) / 100 for i in range(len(frames))])
-        assert rec.seconds == pytest.approx(sum(frames) / 100)
-    short, medium, too_long = recordings
-    assert short.seconds >= 2.0 and short.seconds - 2.0 < 1.2       # stops at the first utterance past it
-    assert medium.seconds >= 5.0
-    assert too_long.speaker == "1001" and len(too_long.utt_ids) == SPEAKERS["1001"]   # most audio
-
-
 class _RaisesOOM(torch.nn.Module):
+    """Decodes utterances (at most 1.1 s); runs out of memory on recordings (at least 2 s)."""
     def forward(self, features, lengths=None):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+        if features.shape[1] > 150:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+        return torch.zeros(features.shape[0], 3, 5), torch.full((features.shape[0],), 3)
 
 
 class _Slow(torch.nn.Module):
+    """Decodes utterances; takes 5 s on a recording."""
     def forward(self, features, lengths=None):
-        time.sleep(5)
-        return torch.zeros(1, 1, 5), torch.tensor([1])
+        if features.shape[1] > 150:
+            time.sleep(5)
+        return torch.zeros(features.shape[0], 3, 5), torch.full((features.shape[0],), 3)
 
 
 def test_out_of_memory_and_time_limit_are_recorded_not_raised(split, tokenizer):
-    recordings = long_form.build_recordings(split, [2.0, 5.0])
-    rows = long_form.evaluate_long_form(_RaisesOOM(), recordings, tokenizer, time_limit=10)
+    sets = recordings.build_recording_sets(split, [2.0, 5.0], longest=False, count=1, wanted_speakers=1)
+    result = long_form.evaluate_long_form(_RaisesOOM(), sets, tokenizer, 50, time_limit=10, resamples=200)
+    rows = result["recordings"]
     assert [r["status"] for r in rows] == [OUT_OF_MEMORY, OUT_OF_MEMORY]
     assert "80.00 GiB" in rows[0]["detail"] and "not run" in rows[1]["detail"]
-    assert rows[0]["cer"] is None
+    assert rows[0]["cer"] is None and rows[0]["segmented"]["char_total"] > 0   # segmented still scored
+    assert [x["failed"] for x in result["lengths"]] == [{OUT_OF_MEMORY: 1}] * 2
+    assert all(x["decoded"] == 0 and x["context_gain"]["status"] == "not_measured" for x in result["lengths"])
     started = time.perf_counter()
-    rows = long_form.evaluate_long_form(_Slow(), recordings, tokenizer, time_limit=0.3)
+    rows = long_form.evaluate_long_form(_Slow(), sets, tokenizer, 50, time_limit=0.3, resamples=200)["recordings"]
     assert time.perf_counter() - started < 3          # the sleep was interrupted
     assert [r["status"] for r in rows] == [TIME_LIMIT, TIME_LIMIT]
     with pytest.raises(ZeroDivisionError):              # other errors are not hidden
@@ -142,7 +133,7 @@ def test_streaming_matches_offline_and_keeps_state_flat(split, tokenizer):
 
 def test_adaptation_against_utterance_counts(split, tokenizer):
     model = tiny(vocab=tokenizer.vocab_size)
-    result = adaptation.evaluate_adaptation(model, split, tokenizer, counts=[0, 1, 2, 4, 8])
+    result = adaptation.chained_state(model, split, tokenizer, counts=[0, 1, 2, 4, 8])
     assert [r["utterances"] for r in result["by_count"]] == [0, 1, 2, 4, 8]
     # only speaker 1001 has more than 8 utterances: its last 2 are held out at every k
     assert {(r["speakers"], r["held_out_utterances"]) for r in result["by_count"]} == {(1, 2)}
@@ -167,8 +158,8 @@ def test_adaptation_against_utterance_counts(split, tokenizer):
     model.adapt_to_speaker([first[0].features])
     assert model.speaker_fast_weights is not None
     model.reset_speaker()
-    assert adaptation.evaluate_adaptation(tiny("asr", "baseline", vocab=tokenizer.vocab_size), split,
-                                          tokenizer)["status"] == "not_applicable"
+    assert adaptation.chained_state(tiny("asr", "baseline", vocab=tokenizer.vocab_size), split,
+                                     tokenizer)["status"] == "not_applicable"
 
 
 def test_efficiency_flops_and_latency_grow_with_length(split):
@@ -197,15 +188,9 @@ def test_cpu_peak_memory_counts_tensors_freed_before_the_call_returns():
     assert measure(allocate, memory=False).peak_bytes is None
 
 
-def test_nll_by_context_bins_and_tokenizer_round_trip(split):
+def test_tokenizer_round_trip(split):
     from jobs.evaluation import generation_quality as gq
 
-    assert gq.context_bins(8) == [(1, 1), (2, 3), (4, 8)]
-    assert gq.context_bins(16)[-1] == (8, 16)
-    result = gq.nll_by_context(tiny("generation"), split, max_context=64, sequences=2, time_limit=60)
-    assert [b["context"] for b in result["bins"]] == [1, 3, 7, 15, 31, 64]
-    # untrained on 256 symbols: about 8 bits per token everywhere
-    assert all(6.0 < b["nll_bits"] < 10.0 for b in result["bins"])
     rt = gq.tokenizer_round_trip(split, utterances=4)
     assert rt["utterances"] == 4 and rt["tokenizer"] == "mulaw"
     assert 1.0 <= rt["pesq"] <= 4.65 and 0.3 < rt["stoi"] <= 1.0

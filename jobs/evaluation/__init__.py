@@ -5,13 +5,17 @@ One file per concept:
     limits.py             run a measurement under a time limit; out-of-memory becomes a status
     measure.py            wall time, peak memory and FLOPs of one call
     accuracy.py           CER/WER overall, per speaker, per language; greedy and beam decoding
-    long_form.py          recordings joined from one speaker's utterances, decoded in one pass
+    recordings.py         long recordings and sessions joined from one chapter's utterances
+    long_form.py          recordings decoded in one pass and segmented, per length
+    context_gain.py       CER segmented - CER one pass, with its paired interval over recordings
+    training_condition.py what a model was trained on (utterances or sessions), from its run config
     streaming.py          streaming against offline decoding of block-causal models
-    adaptation.py         fast-weight state carried across a speaker's utterances
+    adaptation.py         sessions in one pass and streamed; chained state where trained so
     ablation.py           CER with every fast-weight update skipped
     quantized.py          dynamic INT8 linear layers (and FP16 where CUDA exists)
     efficiency.py         latency, memory, real-time factor and FLOPs against input length
-    generation_quality.py NLL against context length, tokenizer PESQ/STOI, continuation samples
+    generation_quality.py per-position NLL, tokenizer PESQ/STOI, continuation samples
+    position_nll.py       generator NLL by position bin on long single-speaker sequences
     report.py             report.md with tables and PNG plots
     suite.py              runs the suites for every model and writes metrics.json + report
     demo_comparison.py    the demo's last stage: the full suite, sized to its data and budget

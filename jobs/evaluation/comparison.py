@@ -1,16 +1,22 @@
 """Pairwise comparisons of models scored on the same split: each pair's difference in CER and
 WER (ASR, over utterances and over long-form recordings) or in NLL bits per token (generators,
-over utterances), with a seeded 95 % paired-bootstrap interval (jobs/evaluation/paired_bootstrap.py).
+over utterances and, per position bin, over long sequences), with a seeded 95 % paired-bootstrap
+interval (jobs/evaluation/paired_bootstrap.py).
 
 Inputs are the suite's per-model metrics; each needs `per_utterance` rows (utt_id plus error
-counts and totals) and, for long-form, `long_form` rows with their counts. Only units scored by
-both models enter a pair.
+counts and totals); for long-form, the `long_form` recordings with their counts (one pass and
+segmented); for generators, the `nll_by_position` sequences with their bits per bin. Only units
+scored by both models enter a pair. Long-form metrics: `long_form_cer` / `long_form_wer` over
+every recording, `long_form_cer_<length>` per length, and `long_form_context_gain`, the
+difference of the two models' context gains (CER segmented - CER one pass) over recordings.
+Generator metrics: `nll_bits` and `nll_bits_<bin>` per position bin.
 """
 
 from __future__ import annotations
 
 from itertools import combinations
 
+from jobs.evaluation.context_gain import gain_differences
 from jobs.evaluation.paired_bootstrap import excludes_zero, paired_bootstrap
 
 # metric -> (error count field, total field) in per-utterance and long-form rows
@@ -18,18 +24,61 @@ ASR_METRICS = {"cer": ("char_errors", "char_total"), "wer": ("word_errors", "wor
 GENERATION_METRICS = {"nll_bits": ("bits", "tokens")}
 
 
-def _pair(rows_a: dict, rows_b: dict, errors: str, total: str, unit: str, seed: int,
-          resamples: int) -> dict | None:
-    keys = [k for k in rows_a if k in rows_b]
-    if not keys:
-        return None
-    result = paired_bootstrap([rows_a[k][errors] for k in keys], [rows_b[k][errors] for k in keys],
-                              [rows_a[k][total] for k in keys], resamples=resamples, seed=seed)
+def _result(errors_a, errors_b, totals, unit: str, seed: int, resamples: int) -> dict:
+    result = paired_bootstrap(errors_a, errors_b, totals, resamples=resamples, seed=seed)
     return {**result, "unit": unit, "significant": excludes_zero(result)}
 
 
+def _pair(rows_a: dict, rows_b: dict, errors: str, total: str, unit: str, seed: int,
+          resamples: int) -> dict | None:
+    keys = [k for k in rows_a if k in rows_b]
+    if not keys or sum(rows_a[k][total] for k in keys) <= 0:
+        return None
+    return _result([rows_a[k][errors] for k in keys], [rows_b[k][errors] for k in keys],
+                   [rows_a[k][total] for k in keys], unit, seed, resamples)
+
+
+def _long_form_rows(m: dict) -> list[dict]:
+    return [r for r in (m.get("long_form") or {}).get("recordings", [])
+            if r.get("status") == "ok" and "char_errors" in r]
+
+
+def _long_form(a: dict, b: dict, seed: int, resamples: int) -> dict:
+    rows = [_long_form_rows(m) for m in (a, b)]
+    out = {}
+    by_id = [{r["id"]: r for r in x} for x in rows]
+    for name, (errors, total) in ASR_METRICS.items():
+        result = _pair(*by_id, errors, total, "recording", seed, resamples)
+        if result is not None:
+            out[f"long_form_{name}"] = result
+    lengths = sorted({r["length"] for r in rows[0]} & {r["length"] for r in rows[1]},
+                     key=lambda n: [r["seconds"] for r in rows[0] if r["length"] == n][0])
+    if len(lengths) > 1:
+        for length in lengths:
+            per = [{k: r for k, r in x.items() if r["length"] == length} for x in by_id]
+            result = _pair(*per, "char_errors", "char_total", "recording", seed, resamples)
+            if result is not None:
+                out[f"long_form_cer_{length}"] = result
+    gains = gain_differences(*rows)
+    if gains is not None and sum(gains[2]) > 0:
+        out["long_form_context_gain"] = _result(*gains, "recording", seed, resamples)
+    return out
+
+
+def _position_bins(a: dict, b: dict, seed: int, resamples: int) -> dict:
+    seqs = [{s["id"]: s["bins"] for s in (m.get("nll_by_position") or {}).get("sequences", [])} for m in (a, b)]
+    labels = [x["label"] for x in (a.get("nll_by_position") or {}).get("bins", [])]
+    out = {}
+    for label in labels:
+        per = [{k: bins[label] for k, bins in x.items() if label in bins} for x in seqs]
+        result = _pair(*per, "bits", "tokens", "sequence", seed, resamples)
+        if result is not None:
+            out[f"nll_bits_{label}"] = result
+    return out
+
+
 def compare_pair(a: dict, b: dict, seed: int = 0, resamples: int = 10000) -> dict:
-    """{metric: bootstrap result} for a - b; long-form metrics are prefixed `long_form_`."""
+    """{metric: bootstrap result} for a - b (see the module docstring for the metrics)."""
     metrics = ASR_METRICS if a.get("task") == "asr" else GENERATION_METRICS
     by_utt = [{r["utt_id"]: r for r in m.get("per_utterance", [])} for m in (a, b)]
     out = {}
@@ -38,12 +87,9 @@ def compare_pair(a: dict, b: dict, seed: int = 0, resamples: int = 10000) -> dic
         if result is not None:
             out[name] = result
     if a.get("task") == "asr":
-        by_rec = [{r["target_seconds"]: r for r in m.get("long_form", []) if r.get("status") == "ok"
-                   and "char_errors" in r} for m in (a, b)]
-        for name, (errors, total) in ASR_METRICS.items():
-            result = _pair(*by_rec, errors, total, "recording", seed, resamples)
-            if result is not None:
-                out[f"long_form_{name}"] = result
+        out.update(_long_form(a, b, seed, resamples))
+    else:
+        out.update(_position_bins(a, b, seed, resamples))
     return out
 
 

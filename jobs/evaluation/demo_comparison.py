@@ -4,26 +4,29 @@ and to the time left in the demo's budget."""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
 
 from jobs.evaluation.data import read_split
+from jobs.evaluation.recordings import chapters
 from jobs.evaluation.suite import FULL, SuiteConfig, run_suite
 
 
 def demo_config(split_uri: str, seconds_left: float) -> SuiteConfig:
-    """Long-form recordings of a quarter, half and all of the audio of the test speaker with the
-    most; efficiency inputs up to a minute; each measurement limited to a share of the time left."""
+    """Long-form recordings of a quarter and half of the median chapter's audio and whole
+    chapters (so every test voice gives recordings); efficiency inputs up to a minute; each
+    measurement limited to a share of the time left."""
     split = read_split(split_uri)
-    per_speaker = [sum(u.duration for u in utts) for utts in split.by_speaker().values()]
-    longest = max(per_speaker)
-    total = min(60.0, sum(per_speaker))
+    per_chapter = [sum(u.duration for u in utts) for utts in chapters(split).values()]
+    median = statistics.median(per_chapter)
+    total = min(60.0, sum(per_chapter))
     return SuiteConfig(
         suite=FULL,
-        long_form_seconds=sorted({round(longest * f, 1) for f in (0.25, 0.5, 1.0)}),
+        long_form_seconds=sorted({round(median * f, 1) for f in (0.25, 0.5)}), long_form_longest=True,
         efficiency_seconds=sorted({round(total * f, 1) for f in (0.125, 0.25, 0.5, 1.0)}),
-        stream_seconds=min(1800.0, 10 * sum(per_speaker)),
+        stream_seconds=min(1800.0, 10 * sum(per_chapter)),
         time_limit=max(10.0, seconds_left / 10),
     )
 
@@ -47,15 +50,23 @@ def run_demo_comparison(models: dict[str, dict], split_uri: str, report_uri: str
         torch.set_num_threads(threads)
     headline = {}
     for label, m in results["models"].items():
+        lengths = m["long_form"]["lengths"]
         headline[label] = {"cer": m["cer"], "beam_cer": m["beam"]["cer"],
-                           "long_form": [{k: row[k] for k in ("seconds", "cer", "status")}
-                                         for row in m["long_form"]]}
+                           "long_form": [{"length": x["length"], "recordings": x["recordings"],
+                                          "speakers": x["speakers"], "seconds_median": x["seconds_median"],
+                                          "cer": (x["one_pass"] or {}).get("cer"),
+                                          "segmented_cer": (x["segmented"] or {}).get("cer"),
+                                          "context_gain": {k: x["context_gain"].get(k)
+                                                           for k in ("difference", "low", "high", "status")}}
+                                         for x in lengths]}
         ablation = m.get("fast_weight_ablation") or {}
         if ablation.get("status") == "ok":   # LaCT: the same model without test-time updates
             headline[label].update(cer_without_updates=ablation["cer"],
                                    fast_weight_change=ablation["fast_weight_change"])
-        long_form = ", ".join(f"{r['seconds']:.0f} s: " + (f"{r['cer']:.3f}" if r["status"] == "ok" else r["status"])
-                              for r in m["long_form"])
+        long_form = ", ".join(
+            f"{x['length']} ({x['recordings']}): " + (f"{x['one_pass']['cer']:.3f}" if x["one_pass"] else "not decoded")
+            + (f" gain {x['context_gain']['difference']:+.3f}" if x["context_gain"].get("status") == "ok" else "")
+            for x in lengths)
         print(f"      {label}: CER {m['cer']:.3f} (beam {m['beam']['cer']:.3f}); long-form {long_form}",
               flush=True)
     print(f"      report {results['report']}", flush=True)

@@ -1,9 +1,6 @@
 """Quality of an audio-token generator and of its tokenizer.
-
-- NLL against context length: the split's audio tokens joined into sequences of
-  `max_context` + 1 tokens, scored in one forward pass; the next-token NLL (bits/token) of each
-  position is averaged within bins of context length 1, 2-3, 4-7, ... up to max_context. A model
-  that uses long context gets lower NLL in the later bins.
+- Per-position NLL: the bits of predicting each token from the ones before it, in one forward
+  pass (position_nll.py bins it over long single-speaker sequences).
 - Tokenizer round trip: the split's original audio (found through the preprocessing summary
   beside the split) encoded and decoded by the split's audio tokenizer, scored against the
   original with PESQ (wide band, 16 kHz) and STOI. A model-free ceiling on generated quality.
@@ -21,54 +18,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jobs.evaluation.data import EvalSplit, concatenate
-from jobs.evaluation.limits import run_limited
+from jobs.evaluation.data import EvalSplit
 from pipeline import uri as uris
 from pipeline.manifest import SUMMARY
 from pipeline.text_tokenizer import output_root
 
 PESQ_RATE = 16000
 
-
 class NotMeasured(Exception):
     """A metric that cannot be measured here; the message says why."""
 
-
-# ------------------------------------------------------------------------------ NLL by context
-def context_bins(max_context: int) -> list[tuple[int, int]]:
-    """[(lo, hi)] context-length bins: (1,1), (2,3), (4,7), ... the last ending at max_context."""
-    bins, lo = [], 1
-    while lo <= max_context:
-        bins.append((lo, min(2 * lo - 1, max_context)))
-        lo *= 2
-    if len(bins) > 1 and bins[-1][0] == bins[-1][1]:   # a one-token last bin joins the one before
-        bins[-2:] = [(bins[-2][0], bins[-1][1])]
-    return bins
-
-
+# ------------------------------------------------------------------------------ per-position NLL
 @torch.no_grad()
 def position_nll_bits(model, tokens: torch.Tensor) -> torch.Tensor:
     """tokens [L] -> bits of predicting token t+1 from tokens <= t, [L-1]; entry i has context i+1."""
     logits = model(tokens[None])[0, :-1].float()
     return F.cross_entropy(logits, tokens[1:], reduction="none") / math.log(2)
-
-
-def nll_by_context(model, split: EvalSplit, max_context: int, sequences: int,
-                   time_limit: float | None) -> dict:
-    joined, _ = concatenate(split, sequences * (max_context + 1), field="audio_tokens")
-    seqs = joined.view(sequences, max_context + 1)
-
-    def score():
-        return torch.stack([position_nll_bits(model, s) for s in seqs]).mean(dim=0)   # [max_context]
-
-    outcome = run_limited(score, time_limit)
-    if not outcome.ok:
-        return {"status": outcome.status, "detail": outcome.detail, "bins": []}
-    bits = outcome.value
-    rows = [{"context": hi, "context_from": lo, "nll_bits": float(bits[lo - 1: hi].mean())}
-            for lo, hi in context_bins(max_context)]
-    return {"status": "ok", "max_context": max_context, "sequences": sequences,
-            "mean_nll_bits": float(bits.mean()), "bins": rows}
 
 
 # ------------------------------------------------------------------------------ PESQ / STOI
@@ -89,7 +54,6 @@ def original_audio_uris(split: EvalSplit) -> dict[str, str]:
     split_name = split.manifest.get("split")
     return {r.utt_id: r.audio_uri for r in read_corpus(corpus, source, splits=[split_name])
             if isinstance(r, Utterance)}
-
 
 def tokenizer_round_trip(split: EvalSplit, utterances: int) -> dict:
     """PESQ (wb) and STOI of tokenizer.decode(tokenizer.encode(audio)) against the audio."""
@@ -120,7 +84,6 @@ def tokenizer_round_trip(split: EvalSplit, utterances: int) -> dict:
     return {"pesq": float(np.mean(pesq_scores)), "stoi": float(np.mean(stoi_scores)),
             "utterances": len(pesq_scores), "tokenizer": tokenizer.kind, "pesq_mode": "wb"}
 
-
 # ------------------------------------------------------------------------------ continuations
 def save_spectrogram(waveform: np.ndarray, rate: int, prompt_seconds: float, path: str, title: str) -> None:
     import matplotlib
@@ -139,7 +102,6 @@ def save_spectrogram(waveform: np.ndarray, rate: int, prompt_seconds: float, pat
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
 
 @torch.no_grad()
 def continuation_samples(model, split: EvalSplit, out_dir: str, label: str, samples: int,

@@ -120,24 +120,7 @@ def _asr_sections(r: _Report, asr: dict) -> None:
                     for g in groups]
             r.lines += _table([title] + list(asr) + ["utterances"], rows)
 
-    if any(m.get("long_form") for m in asr.values()):
-        r.lines += ["## Long-form recordings (one pass)", ""]
-        durations = sorted({row["target_seconds"] for m in asr.values() for row in m.get("long_form", [])})
-        rows = []
-        for d in durations:
-            row = [f"{d:g}"]
-            for m in asr.values():
-                hit = next((x for x in m.get("long_form", []) if x["target_seconds"] == d), None)
-                row.append("-" if hit is None else
-                           (f"{hit['cer']:.3f} ({hit['seconds']:.0f} s, {hit['decode_seconds']:.1f} s)"
-                            if hit["status"] == "ok" else f"{hit['status']} ({hit['seconds']:.0f} s)"))
-            rows.append(row)
-        r.lines += ["CER (real length, decode time); a status names what stopped the model.", ""]
-        r.lines += _table(["target s"] + list(asr), rows)
-        r.figure("cer_vs_duration.png", "CER against recording duration", "recording seconds", "CER",
-                 {k: ([x["seconds"] for x in m.get("long_form", []) if x["status"] == "ok"],
-                      [x["cer"] for x in m.get("long_form", []) if x["status"] == "ok"])
-                  for k, m in asr.items()})
+    _long_form_section(r, asr)
 
     if any("streaming" in m for m in asr.values()):
         r.lines += ["## Streaming against offline", ""]
@@ -162,37 +145,7 @@ def _asr_sections(r: _Report, asr: dict) -> None:
                                          [p["rss_bytes"] / 2**20 for p in m["streaming"]["long_stream"]["memory"]])
                      for k, m in asr.items() if not _not_applicable(m.get("streaming"))}})
 
-    if any("adaptation" in m for m in asr.values()):
-        r.lines += ["## Speaker adaptation (fast-weight state)", ""]
-        rows = []
-        for k, m in asr.items():
-            a = m.get("adaptation") or {}
-            why = _not_applicable(a)
-            rows.append([k, why or a.get("fresh_cer"), "-" if why else a.get("carried_cer"),
-                         "-" if why else a.get("speakers")])
-        r.lines += _table(["model", "CER fresh state", "CER state carried", "speakers"], rows)
-        for k, m in asr.items():
-            positions = (m.get("adaptation") or {}).get("by_position") or []
-            if not positions:
-                continue
-            r.lines += [f"{k}: CER by utterance position within a speaker's session (recording order), "
-                        "fresh state against the state carried from the earlier utterances:", ""]
-            r.lines += _table(["position", "utterances", "CER fresh", "CER carried"],
-                              [[x["position"], x["utterances"], x["fresh_cer"], x["carried_cer"]]
-                               for x in positions])
-            r.figure(f"cer_by_position_{k}.png", f"{k}: CER by position in the session", "position",
-                     "CER", {label: (list(range(1, len(positions) + 1)), [x[key] for x in positions])
-                             for label, key in (("fresh", "fresh_cer"), ("carried", "carried_cer"))})
-        counts = sorted({x["utterances"] for m in asr.values() for x in (m.get("adaptation") or {}).get("by_count", [])})
-        if counts:
-            rows = [[c] + [next((x["cer"] for x in (m.get("adaptation") or {}).get("by_count", [])
-                                 if x["utterances"] == c), None) for m in asr.values()] for c in counts]
-            r.lines += ["CER on the same held-out utterances after adapting on k utterances:", ""]
-            r.lines += _table(["k"] + list(asr), rows)
-            r.figure("cer_vs_adaptation.png", "CER against adaptation utterances", "adaptation utterances",
-                     "CER", {k: ([x["utterances"] for x in (m.get("adaptation") or {}).get("by_count", [])],
-                                 [x["cer"] for x in (m.get("adaptation") or {}).get("by_count", [])])
-                             for k, m in asr.items()})
+    _adaptation_section(r, asr)
 
     if any("fast_weight_ablation" in m for m in asr.values()):
         r.lines += ["## Fast-weight ablation (every test-time update skipped)", ""]
@@ -224,16 +177,7 @@ def _generation_sections(r: _Report, gen: dict) -> None:
     r.lines += ["## Audio-token generation", ""]
     rows = [[k, m.get("nll_bits"), m.get("tokens"), m.get("pesq"), m.get("stoi")] for k, m in gen.items()]
     r.lines += _table(["model", "NLL bits/token", "tokens", "tokenizer PESQ", "tokenizer STOI"], rows)
-    if any(m.get("nll_by_context") for m in gen.values()):
-        bins = sorted({b["context"] for m in gen.values() for b in (m.get("nll_by_context") or {}).get("bins", [])})
-        rows = [[c] + [next((b["nll_bits"] for b in (m.get("nll_by_context") or {}).get("bins", [])
-                             if b["context"] == c), None) for m in gen.values()] for c in bins]
-        r.lines += ["### NLL (bits/token) against context length", ""]
-        r.lines += _table(["context up to"] + list(gen), rows)
-        r.figure("nll_vs_context.png", "NLL against context length", "context tokens", "bits/token",
-                 {k: ([b["context"] for b in (m.get("nll_by_context") or {}).get("bins", [])],
-                      [b["nll_bits"] for b in (m.get("nll_by_context") or {}).get("bins", [])])
-                  for k, m in gen.items()}, logx=True)
+    _nll_position_section(r, gen)
     samples = [(k, s) for k, m in gen.items() for s in m.get("continuations", [])]
     if samples:
         r.lines += ["### Continuation samples", ""]
@@ -286,3 +230,130 @@ def _comparison_section(r: _Report, comparisons: list[dict]) -> None:
                          f"[{m['low']:+.4f}, {m['high']:+.4f}]", f"{m['p_value']:.3f}",
                          f"{m['units']} {m['unit']}s", verdict])
     r.lines += _table(["A", "B", "metric", "A", "B", "A - B", "95 % interval", "p", "units", "verdict"], rows)
+
+
+def _interval(result: dict | None, digits: int = 4) -> str:
+    """'+0.0123 [-0.0040, +0.0290]' of a paired-bootstrap result, or why there is none."""
+    if not result or result.get("status", "ok") != "ok":
+        return "-" if not result else result.get("reason", result.get("status", "-"))
+    if result["units"] < 2:   # one unit resampled is always itself: no spread to show
+        return f"{result['difference']:+.{digits}f} (one {result.get('unit', 'unit')}: no interval)"
+    return (f"{result['difference']:+.{digits}f} [{result['low']:+.{digits}f}, {result['high']:+.{digits}f}]"
+            + (" *" if result.get("significant") else ""))
+
+
+def _cer(section: dict | None) -> str:
+    return "-" if not section else f"{section['cer']:.3f}"
+
+
+def _long_form_section(r: _Report, asr: dict) -> None:
+    """Recordings per length, CER one pass and segmented, the context gain with its interval."""
+    have = {k: m["long_form"] for k, m in asr.items() if (m.get("long_form") or {}).get("lengths")}
+    if not have:
+        return
+    r.lines += ["## Long-form recordings: one pass against segmented", "",
+                "Each recording joins one chapter's consecutive utterances (one speaker, never mixed). "
+                "One pass: the whole recording as one input (block-causal models streamed with their "
+                "state, the others in one forward); segmented: utterance by utterance, the reference. "
+                "Context gain = CER segmented - CER one pass (positive: the context helped), with its 95 % "
+                "paired-bootstrap interval over recordings (* = excludes 0).", ""]
+    lengths = next(iter(have.values()))["lengths"]
+    rows = [[x["length"], x["recordings"], x["speakers"], x["chapters"],
+             "-" if x["seconds_min"] is None else f"{x['seconds_min']:.0f} / {x['seconds_median']:.0f} / "
+                                                   f"{x['seconds_max']:.0f}",
+             "; ".join(x["notes"]) or "as asked"] for x in lengths]
+    r.lines += _table(["length", "recordings", "speakers", "chapters", "seconds min / median / max",
+                       "counts"], rows)
+    rows = []
+    for k, lf in have.items():
+        for x in lf["lengths"]:
+            failed = ", ".join(f"{n} {s}" for s, n in x["failed"].items()) or "-"
+            rows.append([x["length"], k, lf.get("mode", "-"), _cer(x["one_pass"]), _cer(x["segmented"]),
+                         _interval(x["context_gain"]), f"{x['decoded']} / {x['recordings']}", failed])
+        rows.append(["all", k, lf.get("mode", "-"), "-", "-", _interval(lf.get("context_gain")),
+                     str(sum(x["decoded"] for x in lf["lengths"])), "-"])
+    r.lines += _table(["length", "model", "one pass", "CER one pass", "CER segmented",
+                       "context gain [95 % interval]", "decoded", "failed"], rows)
+    r.figure("cer_vs_duration.png", "CER against recording length (one pass)", "median recording seconds", "CER",
+             {k: ([x["seconds_median"] for x in lf["lengths"] if x["one_pass"]],
+                  [x["one_pass"]["cer"] for x in lf["lengths"] if x["one_pass"]]) for k, lf in have.items()})
+
+
+def _adaptation_section(r: _Report, asr: dict) -> None:
+    """Sessions in one pass and streamed, then chained state where it was run."""
+    have = {k: m["adaptation"] for k, m in asr.items() if isinstance(m.get("adaptation"), dict)}
+    if not have:
+        return
+    r.lines += ["## Sessions and speaker adaptation", "",
+                "Sessions cut from the split as training cuts its session rows; one pass (one forward) "
+                "and, for block-causal models, streamed across the session, each against the same "
+                "session utterance by utterance. Chained state (one utterance's end state carried into "
+                "the next) only where the model's training carried state across utterances.", ""]
+    rows = []
+    for k, a in have.items():
+        one, streamed = a.get("one_pass_sessions") or {}, a.get("streamed_sessions") or {}
+        chained = a.get("chained") or {}
+        rows.append([k, (a.get("training") or {}).get("condition", "unknown"), one.get("recordings", "-"),
+                     _cer(one.get("one_pass")), _cer(one.get("segmented")), _interval(one.get("context_gain")),
+                     _not_applicable(streamed) or _cer(streamed.get("one_pass")),
+                     "run" if chained.get("status") == "ok" else chained.get("reason", "-")])
+    r.lines += _table(["model", "trained on", "sessions", "CER one pass", "CER segmented",
+                       "context gain [95 % interval]", "CER streamed", "chained state"], rows)
+    chained = {k: a["chained"] for k, a in have.items() if (a.get("chained") or {}).get("status") == "ok"}
+    if not chained:
+        return
+    r.lines += ["### Chained state: fresh against carried", ""]
+    r.lines += _table(["model", "CER fresh state", "CER state carried", "speakers"],
+                      [[k, c["fresh_cer"], c["carried_cer"], c["speakers"]] for k, c in chained.items()])
+    for k, c in chained.items():
+        positions = c.get("by_position") or []
+        if not positions:
+            continue
+        r.lines += [f"{k}: CER by utterance position within a speaker's session (recording order), "
+                    "fresh state against the state carried from the earlier utterances:", ""]
+        r.lines += _table(["position", "utterances", "CER fresh", "CER carried"],
+                          [[x["position"], x["utterances"], x["fresh_cer"], x["carried_cer"]] for x in positions])
+        r.figure(f"cer_by_position_{k}.png", f"{k}: CER by position in the session", "position",
+                 "CER", {label: (list(range(1, len(positions) + 1)), [x[key] for x in positions])
+                         for label, key in (("fresh", "fresh_cer"), ("carried", "carried_cer"))})
+    counts = sorted({x["utterances"] for c in chained.values() for x in c.get("by_count", [])})
+    if counts:
+        rows = [[n] + [next((x["cer"] for x in c.get("by_count", []) if x["utterances"] == n), None)
+                       for c in chained.values()] for n in counts]
+        r.lines += ["CER on the same held-out utterances after adapting on k utterances:", ""]
+        r.lines += _table(["k"] + list(chained), rows)
+        r.figure("cer_vs_adaptation.png", "CER against adaptation utterances", "adaptation utterances", "CER",
+                 {k: ([x["utterances"] for x in c.get("by_count", [])], [x["cer"] for x in c.get("by_count", [])])
+                  for k, c in chained.items()})
+
+
+def _nll_position_section(r: _Report, gen: dict) -> None:
+    """Bits/token per position bin with each model's interval and sequence count; omitted bins."""
+    have = {k: m["nll_by_position"] for k, m in gen.items() if isinstance(m.get("nll_by_position"), dict)}
+    if not have:
+        return
+    r.lines += ["### NLL (bits/token) by position on long single-speaker sequences", "",
+                "Each sequence joins one chapter's audio tokens; a bin counts the sequences that cover it "
+                "whole. Value [95 % bootstrap interval over sequences] (sequences); the paired differences "
+                "between models per bin are under Paired comparisons (nll_bits_<bin>).", ""]
+    labels = []
+    for p in have.values():
+        labels += [b["label"] for b in p.get("bins", []) if b["label"] not in labels]
+    rows = []
+    for label in labels:
+        row = [label]
+        for p in have.values():
+            b = next((x for x in p.get("bins", []) if x["label"] == label), None)
+            row.append("-" if b is None else f"{b['nll_bits']:.3f} [{b['low']:.3f}, {b['high']:.3f}] ({b['sequences']})")
+        rows.append(row)
+    if rows:
+        r.lines += _table(["positions"] + list(have), rows)
+    for k, p in have.items():
+        r.lines += [f"- {k}: " + (f"not measured: {p.get('reason', p.get('status'))}" if p.get("status") != "ok" else
+                                  f"{len(p['sequences'])} sequences from {p['speakers']} speakers "
+                                  f"(at most {p['sequences_wanted']} asked for)")]
+        r.lines += [f"- {k}: bin {o['label']} omitted: {o['reason']}" for o in p.get("omitted", [])]
+    r.lines.append("")
+    r.figure("nll_by_position.png", "NLL by position", "position (bin end, tokens)", "bits/token",
+             {k: ([b["hi"] for b in p.get("bins", [])], [b["nll_bits"] for b in p.get("bins", [])])
+              for k, p in have.items()}, logx=True)

@@ -3,9 +3,10 @@ and the plots into the report directory (local or s3://), and log them to MLflow
 MLFLOW_TRACKING_URI is set.
 
 quick: CER/WER (greedy) overall, per speaker, per language; NLL for generators.
-full:  adds beam decoding, long-form, streaming, adaptation, fast-weight ablation, quantised
-       inference, efficiency against length; for generators NLL against context length,
-       tokenizer PESQ/STOI and continuation samples.
+full:  adds beam decoding, long-form (one pass against segmented: the context gain), streaming,
+       adaptation (one-pass and streamed sessions; chained state where trained so), fast-weight
+       ablation, quantised inference, efficiency against length; for generators NLL by position
+       on long single-speaker sequences, tokenizer PESQ/STOI and continuation samples.
 Every size is a field of SuiteConfig, so tests and the demo run small versions.
 """
 
@@ -21,9 +22,10 @@ from datetime import datetime, timezone
 
 import torch
 
-from jobs.evaluation import adaptation, efficiency, long_form
+from jobs.evaluation import adaptation, efficiency, long_form, position_nll, recordings
 from jobs.evaluation.comparison import compare_models
 from jobs.evaluation.data import EvalSplit, read_split
+from jobs.evaluation.training_condition import training_condition
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
@@ -34,14 +36,22 @@ QUICK, FULL = "quick", "full"
 class SuiteConfig:
     suite: str = QUICK
     beam_size: int = 8
+    # long-form: recordings of these lengths (and whole chapters when long_form_longest), at most
+    # long_form_recordings per length, wanted from long_form_speakers speakers (a shortfall is reported)
     long_form_seconds: list[float] = field(default_factory=lambda: list(long_form.DEFAULT_SECONDS))
+    long_form_longest: bool = True
+    long_form_recordings: int = long_form.DEFAULT_RECORDINGS
+    long_form_speakers: int = long_form.DEFAULT_SPEAKERS
     stream_seconds: float = 1800.0
     stream_chunk_frames: int = 100
     adaptation_counts: list[int] = field(default_factory=lambda: list(adaptation.DEFAULT_COUNTS))
+    session_seconds: list[float] = field(default_factory=lambda: list(adaptation.DEFAULT_SESSION_SECONDS))
+    chained_state: str = "trained"        # trained | always | never (adaptation.py)
     efficiency_seconds: list[float] = field(default_factory=lambda: list(efficiency.DEFAULT_SECONDS))
     efficiency_tokens: list[int] = field(default_factory=lambda: [1024, 2048, 4096, 8192])
-    nll_context: int = 8192
-    nll_sequences: int = 2
+    # generators: NLL in position bins (edges in tokens) over long single-speaker sequences
+    nll_position_bins: list[int] = field(default_factory=lambda: list(position_nll.DEFAULT_EDGES))
+    nll_sequences: int = position_nll.DEFAULT_SEQUENCES
     round_trip_utterances: int = 8
     samples: int = 2
     prompt_seconds: float = 0.5
@@ -57,20 +67,29 @@ class SuiteConfig:
         if self.suite not in (QUICK, FULL):
             raise UserError(f"--suite must be quick or full, got {self.suite!r}")
         positive = {"--beam-size": self.beam_size, "--stream-seconds": self.stream_seconds,
-                    "--stream-chunk-frames": self.stream_chunk_frames, "--nll-context": self.nll_context,
+                    "--stream-chunk-frames": self.stream_chunk_frames,
                     "--batch-size": self.batch_size, "--nll-sequences": self.nll_sequences,
+                    "--long-form-recordings": self.long_form_recordings,
+                    "--long-form-speakers": self.long_form_speakers,
                     "--prompt-seconds": self.prompt_seconds,
                     "--continuation-seconds": self.continuation_seconds}
         for flag, value in positive.items():
             if not value > 0:
                 raise UserError(f"{flag} must be > 0, got {value}")
-        for flag, values in (("--long-form-seconds", self.long_form_seconds),
-                             ("--efficiency-seconds", self.efficiency_seconds),
+        if any(not v > 0 for v in self.long_form_seconds) or not (self.long_form_seconds or self.long_form_longest):
+            raise UserError(f"--long-form-seconds needs positive values (or max), got {self.long_form_seconds}")
+        for flag, values in (("--efficiency-seconds", self.efficiency_seconds),
                              ("--efficiency-tokens", self.efficiency_tokens)):
             if not values or any(not v > 0 for v in values):
                 raise UserError(f"{flag} needs positive values, got {values}")
         if not self.adaptation_counts or any(k < 0 for k in self.adaptation_counts):
             raise UserError(f"--adaptation-counts needs values >= 0, got {self.adaptation_counts}")
+        if len(self.session_seconds) != 2 or not 0 < self.session_seconds[0] <= self.session_seconds[1]:
+            raise UserError(f"--session-seconds needs MIN,MAX with 0 < MIN <= MAX, got {self.session_seconds}")
+        if self.chained_state not in adaptation.CHAINED_MODES:
+            raise UserError(f"--chained-state must be one of {', '.join(adaptation.CHAINED_MODES)}, "
+                            f"got {self.chained_state!r}")
+        position_nll.check_edges(self.nll_position_bins)
         if self.time_limit is not None and not self.time_limit > 0:
             raise UserError(f"--time-limit must be > 0, got {self.time_limit}")
         if self.samples < 0 or self.round_trip_utterances < 1:
@@ -97,7 +116,10 @@ def unique_labels(metas: list[dict]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------ per task
-def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, recordings, log) -> dict:
+def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, recording_sets, sessions,
+                 condition: dict, log) -> dict:
+    """recording_sets and sessions: the long-form recordings and the sessions every model decodes;
+    condition: what the model was trained on (training_condition.py)."""
     from jobs.evaluation.ablation import evaluate_ablation
     from jobs.evaluation.accuracy import accuracy_report
     from jobs.evaluation.quantized import evaluate_quantized
@@ -109,11 +131,15 @@ def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, record
     if not full:
         return out
     steps = [
-        ("long_form", lambda: long_form.evaluate_long_form(model, recordings, tokenizer, config.time_limit)),
+        ("long_form", lambda: long_form.evaluate_long_form(
+            model, recording_sets, tokenizer, config.stream_chunk_frames, config.time_limit,
+            config.bootstrap_seed, config.bootstrap_resamples, config.batch_size)),
         ("streaming", lambda: evaluate_streaming(model, split, tokenizer, config.stream_chunk_frames,
                                                  config.stream_seconds, config.time_limit)),
-        ("adaptation", lambda: adaptation.evaluate_adaptation(model, split, tokenizer,
-                                                              config.adaptation_counts)),
+        ("adaptation", lambda: adaptation.evaluate_adaptation(
+            model, split, tokenizer, config.adaptation_counts, sessions, condition, config.chained_state,
+            config.stream_chunk_frames, config.time_limit, config.bootstrap_seed, config.bootstrap_resamples,
+            config.batch_size)),
         ("fast_weight_ablation", lambda: evaluate_ablation(model, split, tokenizer, out["cer"])),
         ("quantized", lambda: evaluate_quantized(model, split, tokenizer)),
         ("efficiency", lambda: efficiency.evaluate_efficiency(model, split, "asr",
@@ -158,8 +184,9 @@ def evaluate_generation(model, split: EvalSplit, config: SuiteConfig, label: str
     if config.suite != FULL:
         return out
     rate = float(split.manifest["audio_tokenizer"]["rate_hz"])
-    out["nll_by_context"] = gq.nll_by_context(model, split, config.nll_context, config.nll_sequences,
-                                              config.time_limit)
+    out["nll_by_position"] = position_nll.nll_by_position(
+        model, split, config.nll_position_bins, config.nll_sequences, config.time_limit,
+        config.bootstrap_seed, config.bootstrap_resamples)
     out["tokenizer_round_trip"] = round_trip
     out["pesq"], out["stoi"] = round_trip.get("pesq"), round_trip.get("stoi")
     out["continuations"] = gq.continuation_samples(
@@ -191,13 +218,16 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
     os.makedirs(staging, exist_ok=True)
     full = config.suite == FULL
 
-    tokenizer, recordings, round_trip = None, [], {}
+    tokenizer, recording_sets, sessions, round_trip = None, [], None, {}
     if "asr" in tasks:
         from pipeline.text_tokenizer import load_text_tokenizer
 
         tokenizer = load_text_tokenizer(split.manifest, split.uri)
-        if full:   # the same recordings for every model
-            recordings = long_form.build_recordings(split, sorted(config.long_form_seconds))
+        if full:   # the same recordings and sessions for every model
+            recording_sets = recordings.build_recording_sets(
+                split, config.long_form_seconds, config.long_form_longest, config.long_form_recordings,
+                config.long_form_speakers)
+            sessions = recordings.session_set(split, *config.session_seconds)
     if "generation" in tasks and full:
         from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip
 
@@ -212,7 +242,8 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
         model.eval()
         started = time.perf_counter()
         if meta["task"] == "asr":
-            metrics = evaluate_asr(model, split, tokenizer, config, recordings, log)
+            condition = training_condition(uri) if full else None
+            metrics = evaluate_asr(model, split, tokenizer, config, recording_sets, sessions, condition, log)
         else:
             metrics = evaluate_generation(model, split, config, label, staging, round_trip, log)
         metrics.update(model=uri, task=meta["task"], architecture=meta.get("architecture"),
@@ -228,6 +259,8 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "config": asdict(config), "torch_threads": torch.get_num_threads(),
                "device": "cuda" if torch.cuda.is_available() else "cpu", "models": models}
+    if recording_sets:   # what the long-form sets hold, the same for every model
+        results["long_form_sets"] = [s.summary() for s in recording_sets]
     if len(models) == 1:   # one model: its metrics at the top level, as before
         results.update(next(iter(models.values())))
     else:
@@ -266,9 +299,11 @@ def log_to_mlflow(results: dict, report_uri: str, local_dir: str) -> str | None:
             for key in ("cer", "wer", "nll_bits", "pesq", "stoi"):
                 if isinstance(m.get(key), (int, float)) and math.isfinite(m[key]):
                     values[f"{label}.{key}"] = float(m[key])
-            for row in m.get("long_form", []):
-                if row["status"] == "ok":
-                    values[f"{label}.long_form_cer_{int(row['target_seconds'])}s"] = row["cer"]
+            for length in (m.get("long_form") or {}).get("lengths", []):
+                if length["one_pass"]:
+                    values[f"{label}.long_form_cer_{length['length']}"] = length["one_pass"]["cer"]
+                if length["context_gain"].get("status") == "ok":
+                    values[f"{label}.context_gain_{length['length']}"] = length["context_gain"]["difference"]
         mlflow.log_metrics(values)
         mlflow.log_artifacts(local_dir, artifact_path="evaluation")
         return run.info.run_id
