@@ -72,14 +72,14 @@ def main() -> int:
         frozen = score(cfg.data.test) if changes else {"cer": None}
     adapted = None
     if changes:   # CER by position in a test speaker's session, state carried or fresh
-        from jobs.evaluation.adaptation import evaluate_adaptation
+        from jobs.evaluation.adaptation import chained_state
         from jobs.evaluation.data import read_split
         from jobs.training.tasks import task_named
 
         split = read_split(f"{root}/{cfg.data.test}")
         tokenizer = task_named("asr").tokenizer(split.manifest, f"{root}/{cfg.data.test}")
         model.eval()
-        adapted = evaluate_adaptation(model, split, tokenizer, counts=(0,))
+        adapted = chained_state(model, split, tokenizer, counts=(0,))   # measured here on purpose
     result = {"name": args.name, "data": root, "overrides": args.overrides,
               "dev_cer": dev["cer"], "dev_wer": dev["wer"], "test_cer": test["cer"],
               "test_wer": test["wer"], "test_cer_without_updates": frozen["cer"],
