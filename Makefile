@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEBS   := espeak-ng
+DEBS   := espeak-ng festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup debs demo test test-unit bench clean

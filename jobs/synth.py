@@ -1,12 +1,13 @@
-"""`lact-audio synth`: write a synthetic speech corpus (espeak-ng) in the LibriSpeech or Common
-Voice layout, to a local directory or an s3:// URI."""
+"""`lact-audio synth`: write a synthetic speech corpus (espeak-ng, optionally Festival) in the
+LibriSpeech or Common Voice layout, to a local directory or an s3:// URI; optionally recorded in
+drawn acoustic conditions and with long chapters."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-HELP = "synthesise a speech corpus with espeak-ng in the LibriSpeech or Common Voice layout"
+HELP = "synthesise a speech corpus (espeak-ng, optionally Festival) in the LibriSpeech or Common Voice layout"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated languages for --layout commonvoice (default en,de,fr,es; "
                              "available en,de,fr,es,it); LibriSpeech is English")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same corpus (default 0)")
+    parser.add_argument("--conditions", action="store_true",
+                        help="record each session (a LibriSpeech chapter, a Common Voice client) in seeded "
+                             "acoustic conditions: band (full, wideband, telephone 300-3400 Hz) and tilt, noise "
+                             "(white, pink, babble of other voices) at 5-30 dB SNR, reverberation (dry, room, "
+                             "hall), gain; dev/test hear (band, noise, reverb) combinations training never hears; "
+                             "written to ROOT/conditions.tsv (default: clean)")
+    parser.add_argument("--minutes-per-chapter", type=float, default=None, metavar="M",
+                        help="each speaker reads one chapter of about M minutes (needs --hours; default: "
+                             "~20 s per speaker, as many voices as possible)")
+    parser.add_argument("--test-minutes-per-chapter", type=float, default=None, metavar="M",
+                        help="the same for the test split only, e.g. 10 for long-form test recordings "
+                             "(default: --minutes-per-chapter)")
+    parser.add_argument("--engines", default=None, metavar="LIST",
+                        help="comma-separated speech engines: espeak-ng (or espeak), festival (English only; "
+                             "Debian's festival and festvox-* voices) (default espeak-ng)")
+    parser.add_argument("--held-out-engines", default=None, metavar="LIST",
+                        help="engines of --engines heard in dev and test only, e.g. festival")
     parser.add_argument("--workers", type=int, default=None, help="processes rendering audio (default: all cores)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the synthetic corpus in --out even if made with other settings "
@@ -31,15 +49,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.errors import UserError
-    from pipeline.synthetic import synthesize_corpus
+    from pipeline.synthetic import Voicing, parse_engines, synthesize_corpus
 
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()] if args.languages else None
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
+    voicing = Voicing(
+        engines=parse_engines(args.engines),
+        held_out_engines=parse_engines(args.held_out_engines) if args.held_out_engines else (),
+        minutes_per_chapter=args.minutes_per_chapter, test_minutes_per_chapter=args.test_minutes_per_chapter,
+    )
     summary = synthesize_corpus(
         args.layout, args.out, hours=args.hours, languages=languages, seed=args.seed,
         utterances_per_split=args.utterances_per_split, workers=args.workers, overwrite=args.overwrite,
-        progress=True,
+        progress=True, conditions=args.conditions, voicing=voicing,
     )
     if args.json:
         print(json.dumps(summary, indent=1, sort_keys=True))
@@ -50,4 +73,7 @@ def run(args: argparse.Namespace) -> int:
           f"{summary['hours']:.3f} h, {len(summary['speakers'])} speakers, seed {summary['seed']} — {state}")
     for split, entry in summary["splits"].items():
         print(f"  {split:<16} {entry['utterances']:>6} utterances {entry['hours']:>8.3f} h {entry['speakers']:>4} speakers")
+    if "conditions" in summary:
+        print(f"  conditions of {sum(summary['conditions']['sessions'].values())} sessions in "
+              f"{summary['conditions']['table']}")
     return 0

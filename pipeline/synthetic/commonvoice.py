@@ -4,6 +4,7 @@
     ROOT/LANG/train.tsv, dev.tsv, test.tsv              Common Voice 17+ columns (CV_COLUMNS)
     ROOT/LANG/validated.tsv                             all rows of train, dev and test
     ROOT/LANG/clip_durations.tsv                        clip, duration[ms]
+    ROOT/conditions.tsv                                 with --conditions: one row per client (a session)
 
 The hours are shared equally among languages, and within a language 80/10/10 among train, dev
 and test, whose speakers (client_id) are disjoint as in real releases. Sentences are written
@@ -15,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import random
 
+from pipeline.synthetic.conditions import Session
 from pipeline.synthetic.languages import sentence_generator, written_form
-from pipeline.synthetic.plan import Clip, characters, sentences_for_speakers, speaker_count, split_budget
+from pipeline.synthetic.plan import Clip, Voicing, characters, sentences_for_speakers, speaker_count, split_budget
 from pipeline.synthetic.speakers import Speaker, draw_speakers
 
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 TRAINING_SPLIT = "train"
+TEST_SPLIT = "test"
 SAMPLE_RATE = 48000
 # The header of Common Voice 17.0 and later releases.
 CV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "sentence_domain", "up_votes", "down_votes",
@@ -38,7 +41,7 @@ def client_id(seed: int, speaker: Speaker) -> str:
 
 
 def plan_commonvoice(hours: float | None, utterances_per_split: int | None, languages: list[str],
-                     seed: int) -> tuple[list[Clip], dict[str, list[Speaker]]]:
+                     seed: int, voicing: Voicing = Voicing()) -> tuple[list[Clip], dict[str, list[Speaker]]]:
     rng = random.Random(f"commonvoice:{seed}")
     clips: list[Clip] = []
     all_speakers: dict[str, list[Speaker]] = {}
@@ -46,14 +49,16 @@ def plan_commonvoice(hours: float | None, utterances_per_split: int | None, lang
     for language in languages:
         lang_hours = None if hours is None else hours / len(languages)
         budgets = {split: split_budget(lang_hours, utterances_per_split, fraction) for split, fraction in SPLITS.items()}
-        counts = {split: speaker_count(*budget) for split, budget in budgets.items()}
+        minutes = {split: voicing.chapter_minutes(split == TEST_SPLIT) for split in SPLITS}
+        counts = {split: speaker_count(*budget, minutes[split]) for split, budget in budgets.items()}
         speakers = draw_speakers(language, counts, rng, lambda split, i, lang=language: f"{lang}-{split}-{i:03d}",
-                                 TRAINING_SPLIT)
+                                 TRAINING_SPLIT, voicing.engines, voicing.held_out_engines)
         generator = sentence_generator(language, rng)
         training_characters = None
         for split, (seconds, count) in budgets.items():  # the training split comes first
             rows = []
-            per_speaker = sentences_for_speakers(speakers[split], seconds, count, generator, rng, training_characters)
+            per_speaker = sentences_for_speakers(speakers[split], seconds, count, generator, rng, training_characters,
+                                                 minutes[split])
             if split == TRAINING_SPLIT:
                 training_characters = characters(per_speaker)
             for speaker, sentences in zip(speakers[split], per_speaker):
@@ -102,3 +107,9 @@ def commonvoice_text_files(clips: list[Clip], seconds: dict[str, float], seed: i
         files[f"{language}/validated.tsv"] = "\n".join([header, *rows]) + "\n"
         files[f"{language}/clip_durations.tsv"] = "\n".join(["clip\tduration[ms]", *durations[language]]) + "\n"
     return files
+
+
+def commonvoice_session(clip: Clip, seed: int) -> Session:
+    """A client: its client_id, as the TSVs write it."""
+    client = client_id(seed, clip.speaker)
+    return Session(client, clip.split, clip.speaker, client)

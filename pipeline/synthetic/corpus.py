@@ -10,22 +10,33 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.synthetic.commonvoice import commonvoice_text_files, plan_commonvoice
-from pipeline.synthetic.espeak import espeak_version, require_espeak
+from pipeline.synthetic.commonvoice import TRAINING_SPLIT as COMMONVOICE_TRAINING_SPLIT
+from pipeline.synthetic.commonvoice import commonvoice_session, commonvoice_text_files, plan_commonvoice
+from pipeline.synthetic.conditions import TABLE as CONDITIONS_TABLE
+from pipeline.synthetic.conditions import conditions_table, draw_conditions, held_out_combinations
+from pipeline.synthetic.engines import require_engines
+from pipeline.synthetic.espeak import espeak_version
+from pipeline.synthetic.festival import festival_version
 from pipeline.synthetic.languages import LANGUAGES
-from pipeline.synthetic.librispeech import librispeech_text_files, plan_librispeech
+from pipeline.synthetic.librispeech import TRAINING_SPLIT as LIBRISPEECH_TRAINING_SPLIT
+from pipeline.synthetic.librispeech import librispeech_session, librispeech_text_files, plan_librispeech
+from pipeline.synthetic.plan import Clip, Voicing
 from pipeline.synthetic.render import init_worker, render_clips
+from pipeline.synthetic.speakers import ENGINES, FESTIVAL
 
 LAYOUTS = ("librispeech", "commonvoice")
 MARKER = "SYNTHETIC.json"
 GENERATOR_VERSION = 2          # bump when the plan or the rendering changes what a seed produces
 BATCH = 16                     # clips per pool task
 IN_PROCESS_BELOW = 48          # tiny corpora: starting worker processes costs more than it saves
+MAX_CHAPTER_MINUTES = 240      # longer chapters than the longest long-form evaluation needs
 
 
 def synthesize_corpus(
@@ -38,13 +49,18 @@ def synthesize_corpus(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    conditions: bool = False,
+    voicing: Voicing = Voicing(),
 ) -> dict:
     """Write a synthetic corpus and return its summary.
 
     hours: total audio (estimated from the text; the summary reports what was measured), or
     utterances_per_split: exactly that many utterances per split (and per language), for tests.
+    conditions: record each session in drawn acoustic conditions (pipeline/synthetic/conditions.py).
+    voicing: engines and chapter lengths (plan.Voicing; its defaults: espeak-ng, short chapters).
     Summary keys: layout, out_uri, seed, languages, hours, utterances, splits {name: {utterances,
-    speakers, hours}}, speakers {id: espeak settings}, elapsed_seconds, workers, skipped.
+    speakers, hours}}, speakers {id: voice settings}, elapsed_seconds, workers, skipped, and with
+    conditions: conditions {table, held_out_combinations, sessions}.
     """
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}; expected one of: {', '.join(LAYOUTS)}")
@@ -57,12 +73,11 @@ def synthesize_corpus(
         raise UserError(f"--hours must be a positive number, got {hours}")
     elif hours > 1000:
         raise UserError(f"--hours {hours} is more than this synthesiser is meant for (at most 1000)")
+    _check_voicing(voicing, utterances_per_split, languages)
     workers = workers or len(os.sched_getaffinity(0))
-    require_espeak()
+    require_engines(voicing.engines)
     out_uri = uris.absolute(out_uri)
-    settings = {"layout": layout, "hours": hours, "utterances_per_split": utterances_per_split,
-                "languages": languages, "seed": seed, "generator_version": GENERATOR_VERSION,
-                "espeak_ng": espeak_version()}
+    settings = _settings(layout, hours, utterances_per_split, languages, seed, conditions, voicing)
     started = time.perf_counter()
     previous = _previous_run(out_uri, settings, overwrite)
     if previous is not None:
@@ -73,9 +88,13 @@ def synthesize_corpus(
     fs.pipe_file(marker, (json.dumps({"settings": settings, "complete": False}, indent=1, sort_keys=True) + "\n").encode())
 
     if layout == "librispeech":
-        clips, speakers = plan_librispeech(hours, utterances_per_split, seed)
+        clips, speakers = plan_librispeech(hours, utterances_per_split, seed, voicing)
     else:
-        clips, speakers = plan_commonvoice(hours, utterances_per_split, languages, seed)
+        clips, speakers = plan_commonvoice(hours, utterances_per_split, languages, seed, voicing)
+    conditions_summary = None
+    if conditions:
+        clips, table, conditions_summary = with_conditions(layout, clips, seed)
+        fs.pipe_file(f"{root.rstrip('/')}/{CONDITIONS_TABLE}", table.encode("utf-8"))
     seconds = _render(out_uri, clips, workers, progress)
     if layout == "librispeech":
         text_files = librispeech_text_files(clips, seconds)
@@ -98,6 +117,8 @@ def synthesize_corpus(
         "speakers": {s.speaker_id: {"split": split, **s.to_dict()} for split, group in speakers.items() for s in group},
         "complete": True,
     }
+    if conditions_summary is not None:
+        summary["conditions"] = conditions_summary
     fs.pipe_file(marker, (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
     return {**summary, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3),
             "workers": workers if len(clips) >= IN_PROCESS_BELOW else 1, "skipped": False}
@@ -114,6 +135,70 @@ def _check_languages(layout: str, languages: list[str] | None) -> list[str]:
         raise UserError(f"no synthetic voice/word list for language(s) {', '.join(unknown)}; "
                         f"available: {', '.join(LANGUAGES)}")
     return languages
+
+
+def _settings(layout: str, hours: float | None, utterances_per_split: int | None, languages: list[str],
+              seed: int, conditions: bool, voicing: Voicing) -> dict:
+    """What a corpus is made from; a finished corpus with the same settings is not redone."""
+    settings = {"layout": layout, "hours": hours, "utterances_per_split": utterances_per_split,
+                "languages": languages, "seed": seed, "generator_version": GENERATOR_VERSION,
+                "espeak_ng": espeak_version()}
+    # Only what differs from the default corpus is added, so the default's marker stays as it was.
+    if conditions:
+        settings["conditions"] = True
+    if voicing != Voicing():
+        settings["voicing"] = {"engines": list(voicing.engines), "held_out_engines": list(voicing.held_out_engines),
+                               "minutes_per_chapter": voicing.minutes_per_chapter,
+                               "test_minutes_per_chapter": voicing.test_minutes_per_chapter}
+    if FESTIVAL in voicing.engines:
+        settings["festival"] = festival_version()
+    return settings
+
+
+def _check_voicing(voicing: Voicing, utterances_per_split: int | None, languages: list[str]) -> None:
+    for flag, minutes in (("--minutes-per-chapter", voicing.minutes_per_chapter),
+                          ("--test-minutes-per-chapter", voicing.test_minutes_per_chapter)):
+        if minutes is None:
+            continue
+        if utterances_per_split is not None:
+            raise UserError(f"{flag} sizes chapters from --hours; it cannot be used with --utterances-per-split")
+        if not 0 < minutes <= MAX_CHAPTER_MINUTES:
+            raise UserError(f"{flag} must be more than 0 and at most {MAX_CHAPTER_MINUTES}, got {minutes}")
+    unknown = [engine for engine in voicing.engines + voicing.held_out_engines if engine not in ENGINES]
+    if unknown:
+        raise UserError(f"unknown engine(s) {', '.join(unknown)}; available: {', '.join(ENGINES)}")
+    stray = [engine for engine in voicing.held_out_engines if engine not in voicing.engines]
+    if stray:
+        raise UserError(f"--held-out-engines {','.join(stray)} must also be in --engines ({','.join(voicing.engines)})")
+    if set(voicing.held_out_engines) >= set(voicing.engines):
+        raise UserError("every engine is held out: training would have no speaker; hold out fewer engines")
+    if voicing.engines == (FESTIVAL,) and languages != ["en"]:
+        raise UserError(f"Festival speaks English only; add espeak-ng to --engines for {','.join(languages)}")
+
+
+def with_conditions(layout: str, clips: list[Clip], seed: int) -> tuple[list[Clip], str, dict]:
+    """The clips with their session's drawn Conditions, the conditions table and its summary.
+
+    Drawn from their own stream of the seed: the sentences and voices are those of the corpus
+    without conditions.
+    """
+    if layout == "librispeech":
+        session_of, training_split = librispeech_session, LIBRISPEECH_TRAINING_SPLIT
+    else:
+        session_of, training_split = (lambda clip: commonvoice_session(clip, seed)), COMMONVOICE_TRAINING_SPLIT
+    by_clip = [session_of(clip) for clip in clips]
+    sessions = list({session.key: session for session in by_clip}.values())
+    rng = random.Random(f"conditions:{layout}:{seed}")
+    held_out = held_out_combinations(rng)
+    drawn = draw_conditions(sessions, training_split, rng, held_out)
+    conditioned = [replace(clip, conditions=drawn[session.key]) for clip, session in zip(clips, by_clip)]
+    per_split: dict[str, int] = {}
+    for session in sessions:
+        key = session.split if layout == "librispeech" else f"{session.speaker.language}/{session.split}"
+        per_split[key] = per_split.get(key, 0) + 1
+    summary = {"table": CONDITIONS_TABLE, "held_out_combinations": sorted(list(c) for c in held_out),
+               "sessions": per_split}
+    return conditioned, conditions_table(sessions, drawn, held_out), summary
 
 
 def _previous_run(out_uri: str, settings: dict, overwrite: bool) -> dict | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from pipeline.synthetic.speakers import Speaker
+from pipeline.synthetic.conditions import Conditions
+from pipeline.synthetic.speakers import ESPEAK, Speaker
 
 UTTERANCES_PER_SPEAKER = 10   # LibriSpeech has ~100 per chapter; fewer gives more voices per hour,
                               # which is what lets a model generalise to held-out voices
@@ -25,10 +26,31 @@ class Clip:
     utt_id: str
     split: str
     speaker: Speaker
-    spoken: str         # what espeak-ng reads
+    spoken: str         # what the engine reads
     transcript: str     # what the corpus files record
     sample_rate: int    # of the written file
     audio_format: str   # "FLAC" | "MP3" (soundfile format names)
+    conditions: Conditions | None = None   # the session's recording conditions (synth --conditions)
+
+
+@dataclass(frozen=True)
+class Voicing:
+    """Who speaks and for how long; the defaults make the corpus this synthesiser always made.
+
+    minutes_per_chapter: each speaker reads one chapter (a Common Voice client: one set of
+    clips) of about that many minutes, and the split has as many speakers as its hours allow
+    (at least two). test_minutes_per_chapter: the same for the test split only (default:
+    minutes_per_chapter), for long-form test recordings beside short training chapters.
+    """
+    engines: tuple[str, ...] = (ESPEAK,)
+    held_out_engines: tuple[str, ...] = ()   # engines heard in dev and test only
+    minutes_per_chapter: float | None = None
+    test_minutes_per_chapter: float | None = None
+
+    def chapter_minutes(self, is_test: bool) -> float | None:
+        if is_test and self.test_minutes_per_chapter is not None:
+            return self.test_minutes_per_chapter
+        return self.minutes_per_chapter
 
 
 def estimated_seconds(sentence: str, speaker: Speaker) -> float:
@@ -43,16 +65,20 @@ def split_budget(hours: float | None, utterances_per_split: int | None, fraction
     return hours * 3600.0 * fraction, None
 
 
-def speaker_count(seconds: float | None, count: int | None) -> int:
+def speaker_count(seconds: float | None, count: int | None, chapter_minutes: float | None = None) -> int:
     """At least two speakers per split (one when the split has a single utterance)."""
+    if chapter_minutes is not None:
+        return max(2, round(seconds / (chapter_minutes * 60.0)))
     if count is not None:
         return max(1, min(count, max(2, round(count / UTTERANCES_PER_SPEAKER))))
     return max(2, round(seconds / MEAN_SECONDS / UTTERANCES_PER_SPEAKER))
 
 
 def sentences_for_speakers(speakers: list[Speaker], seconds: float | None, count: int | None, generator,
-                           rng: random.Random, charset: set[str] | None = None) -> list[list[str]]:
-    """Sentences per speaker: `count` in total spread evenly, or until `seconds` (estimated) are met.
+                           rng: random.Random, charset: set[str] | None = None,
+                           chapter_minutes: float | None = None) -> list[list[str]]:
+    """Sentences per speaker: `count` in total spread evenly, or until `seconds` (estimated) are met,
+    or (chapter_minutes) until each speaker has read at least that many minutes.
 
     charset (for held-out splits): prefer sentences whose characters all occur in the training
     split, so a tiny corpus never tests on a letter its training split lacks (a character
@@ -77,11 +103,12 @@ def sentences_for_speakers(speakers: list[Speaker], seconds: float | None, count
         for i in range(count):
             per_speaker[i % len(speakers)].append(draw())
         return per_speaker
-    budget = seconds / len(speakers)
+    budget = seconds / len(speakers) if chapter_minutes is None else chapter_minutes * 60.0
     for i, speaker in enumerate(speakers):
         spoken = 0.0
-        # A little spread in how much each speaker talks, as in real corpora.
-        target = budget * rng.uniform(0.8, 1.2)
+        # A little spread in how much each speaker talks, as in real corpora; never under a
+        # chapter's minutes, which long-form evaluation counts on.
+        target = budget * (rng.uniform(0.8, 1.2) if chapter_minutes is None else rng.uniform(1.0, 1.1))
         while spoken < target or not per_speaker[i]:
             sentence = draw()
             per_speaker[i].append(sentence)

@@ -1,4 +1,5 @@
-"""Rendering clips in worker processes: espeak-ng, resample, encode, write (local or s3://)."""
+"""Rendering clips in worker processes: speak, resample, record in the session's conditions
+(when the corpus has them), encode, write (local or s3://)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import numpy as np
 import soundfile as sf
 
 from pipeline import uri as uris
-from pipeline.synthetic.espeak import ESPEAK_RATE, speak
+from pipeline.synthetic.acoustics import condition
+from pipeline.synthetic.babble import babble_bed
+from pipeline.synthetic.engines import resample, speak
 from pipeline.synthetic.plan import Clip
 
 
@@ -20,11 +23,6 @@ def init_worker() -> None:
 
 
 def encode(audio: np.ndarray, sample_rate: int, audio_format: str) -> bytes:
-    import torch
-    import torchaudio.functional as AF
-
-    if sample_rate != ESPEAK_RATE:
-        audio = AF.resample(torch.from_numpy(audio), ESPEAK_RATE, sample_rate).numpy()
     audio = np.clip(audio, -1.0, 1.0)
     buffer = io.BytesIO()
     subtype = "PCM_16" if audio_format == "FLAC" else None
@@ -38,12 +36,16 @@ def render_clips(out_uri: str, clips: list[Clip]) -> list[tuple[str, float]]:
     made: set[str] = set()
     results = []
     for clip in clips:
-        audio = speak(clip.spoken, clip.speaker)
+        audio, rate = speak(clip.spoken, clip.speaker)
+        seconds = len(audio) / rate
+        audio = resample(audio, rate, clip.sample_rate)
+        if clip.conditions is not None:
+            audio = condition(audio, clip.sample_rate, clip.conditions, clip.utt_id, babble_bed)
         path = f"{root.rstrip('/')}/{clip.rel_path}"
         parent = path.rsplit("/", 1)[0]
         if parent not in made and not uris.is_remote(out_uri):
             fs.makedirs(parent, exist_ok=True)
             made.add(parent)
         fs.pipe_file(path, encode(audio, clip.sample_rate, clip.audio_format))
-        results.append((clip.utt_id, len(audio) / ESPEAK_RATE))
+        results.append((clip.utt_id, seconds))
     return results
