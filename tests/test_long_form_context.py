@@ -228,3 +228,31 @@ def test_sessions_in_one_pass_and_streamed_and_chained_state_only_where_trained(
     full = adaptation.evaluate_adaptation(tiny("asr", "full_attention", vocab=vocab), split, tokenizer, [0],
                                           sessions, conditions["sessions"], resamples=300)
     assert full["chained"]["status"] == "not_applicable" and full["one_pass_sessions"]["decoded"] > 0
+
+
+def test_chapters_follow_the_real_corpus_layouts(realspeech_dir):
+    """Real LibriSpeech ids (speaker 1089 reads two chapters) and a real Common Voice clip."""
+    import os
+    from types import SimpleNamespace
+
+    from jobs.evaluation.data import EvalUtterance
+    from pipeline.readers import read_corpus
+    from pipeline.records import Utterance
+
+    def as_split(corpus, root, splits):
+        found = [r for r in read_corpus(corpus, str(root), splits=splits) if isinstance(r, Utterance)]
+        utts = [EvalUtterance(r.utt_id, r.speaker, r.language, r.text or "", 1.0, torch.zeros(100, 80), None)
+                for r in sorted(found, key=lambda r: (r.speaker, r.utt_id))]
+        info = SimpleNamespace(manifest={"feature": {"sample_rate": 16000, "hop_length": 160}})   # 100 frames/s
+        return EvalSplit(info, utts), {r.utt_id: r for r in found}
+
+    split, records = as_split("librispeech", realspeech_dir / "LibriSpeech", ["test-clean"])
+    groups = recordings.chapters(split)
+    assert {"1089-134686", "1089-134691"} <= set(groups)
+    for name, utts in groups.items():   # a chapter is one folder SPEAKER/CHAPTER of the corpus
+        folders = {os.path.dirname(records[u.utt_id].audio_uri) for u in utts}
+        assert len(folders) == 1 and folders.pop().endswith(name.replace("-", "/"))
+    one = recordings.build_recording_sets(split, [2.5], longest=False, count=30, wanted_speakers=1)[0]
+    assert all(len({recordings.chapter_of(u) for u in r.utterances}) == 1 for r in one.recordings)
+    split, _ = as_split("commonvoice", realspeech_dir / "CommonVoice", ["validated_subset"])
+    assert [recordings.chapter_of(u) for u in split.utterances] == [u.speaker for u in split.utterances]
