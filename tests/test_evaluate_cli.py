@@ -98,8 +98,9 @@ def test_full_suite_reports_models_side_by_side_with_plots(workspace, capsys):
     assert set(pairs) == {("lact", "baseline"), ("lact", "lact-causal"), ("baseline", "lact-causal")}
     for m in pairs.values():
         assert set(m) == {"cer", "wer", "long_form_cer", "long_form_wer", "long_form_cer_2s", "long_form_cer_5s",
-                          "long_form_cer_longest", "long_form_context_gain"}
+                          "long_form_cer_longest", "long_form_context_gain", "session_cer", "session_context_gain"}
         assert m["cer"]["units"] == 17 and m["long_form_cer"]["units"] == recordings
+        assert m["session_cer"]["units"] == models["lact"]["adaptation"]["one_pass_sessions"]["recordings"]
         assert m["cer"]["low"] <= m["cer"]["difference"] <= m["cer"]["high"]
     assert "## Paired comparisons" in text
     out = capsys.readouterr().out

@@ -228,6 +228,10 @@ def test_sessions_in_one_pass_and_streamed_and_chained_state_only_where_trained(
     full = adaptation.evaluate_adaptation(tiny("asr", "full_attention", vocab=vocab), split, tokenizer, [0],
                                           sessions, conditions["sessions"], resamples=300)
     assert full["chained"]["status"] == "not_applicable" and full["one_pass_sessions"]["decoded"] > 0
+    # arms pair over the sessions: one-pass CER and context gain
+    pair = compare_pair({"task": "asr", "adaptation": out}, {"task": "asr", "adaptation": full}, resamples=300)
+    assert set(pair) == {"session_cer", "session_context_gain"}
+    assert pair["session_cer"]["units"] == len(sessions.recordings) and pair["session_cer"]["unit"] == "session"
 
 
 def test_chapters_follow_the_real_corpus_layouts(realspeech_dir):

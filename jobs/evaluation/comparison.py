@@ -8,7 +8,8 @@ counts and totals); for long-form, the `long_form` recordings with their counts 
 segmented); for generators, the `nll_by_position` sequences with their bits per bin. Only units
 scored by both models enter a pair. Long-form metrics: `long_form_cer` / `long_form_wer` over
 every recording, `long_form_cer_<length>` per length, and `long_form_context_gain`, the
-difference of the two models' context gains (CER segmented - CER one pass) over recordings.
+difference of the two models' context gains (CER segmented - CER one pass) over recordings;
+`session_cer` and `session_context_gain` the same over the sessions decoded in one pass.
 Generator metrics: `nll_bits` and `nll_bits_<bin>` per position bin.
 """
 
@@ -65,6 +66,20 @@ def _long_form(a: dict, b: dict, seed: int, resamples: int) -> dict:
     return out
 
 
+def _sessions(a: dict, b: dict, seed: int, resamples: int) -> dict:
+    """Sessions decoded in one pass (adaptation.one_pass_sessions): CER and context gain, paired."""
+    rows = [[r for r in ((m.get("adaptation") or {}).get("one_pass_sessions") or {}).get("sessions", [])
+             if r.get("status") == "ok" and "char_errors" in r] for m in (a, b)]
+    out = {}
+    result = _pair(*[{r["id"]: r for r in x} for x in rows], "char_errors", "char_total", "session", seed, resamples)
+    if result is not None:
+        out["session_cer"] = result
+    gains = gain_differences(*rows)
+    if gains is not None and sum(gains[2]) > 0:
+        out["session_context_gain"] = _result(*gains, "session", seed, resamples)
+    return out
+
+
 def _position_bins(a: dict, b: dict, seed: int, resamples: int) -> dict:
     seqs = [{s["id"]: s["bins"] for s in (m.get("nll_by_position") or {}).get("sequences", [])} for m in (a, b)]
     labels = [x["label"] for x in (a.get("nll_by_position") or {}).get("bins", [])]
@@ -88,6 +103,7 @@ def compare_pair(a: dict, b: dict, seed: int = 0, resamples: int = 10000) -> dic
             out[name] = result
     if a.get("task") == "asr":
         out.update(_long_form(a, b, seed, resamples))
+        out.update(_sessions(a, b, seed, resamples))
     else:
         out.update(_position_bins(a, b, seed, resamples))
     return out
