@@ -140,7 +140,8 @@ def test_one_pass_against_segmented_gives_the_context_gain_with_its_interval(spl
                          "long_form_cer_longest", "long_form_context_gain"}
     assert pair["long_form_cer"]["units"] == len(rows) and pair["long_form_cer_2s"]["units"] == len(sets[0].recordings)
     gap = pair["long_form_context_gain"]
-    assert gap["difference"] == pytest.approx(result["context_gain"]["difference"] - other["context_gain"]["difference"])
+    assert gap["difference"] == pytest.approx(result["context_gain"]["difference"]
+                                              - other["context_gain"]["difference"])
 
 
 def test_nll_by_position_bins_counts_whole_bins_per_sequence_and_says_what_it_omits(split):

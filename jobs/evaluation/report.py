@@ -344,7 +344,8 @@ def _nll_position_section(r: _Report, gen: dict) -> None:
         row = [label]
         for p in have.values():
             b = next((x for x in p.get("bins", []) if x["label"] == label), None)
-            row.append("-" if b is None else f"{b['nll_bits']:.3f} [{b['low']:.3f}, {b['high']:.3f}] ({b['sequences']})")
+            row.append("-" if b is None else
+                       f"{b['nll_bits']:.3f} [{b['low']:.3f}, {b['high']:.3f}] ({b['sequences']})")
         rows.append(row)
     if rows:
         r.lines += _table(["positions"] + list(have), rows)
