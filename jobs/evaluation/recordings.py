@@ -19,7 +19,6 @@ fewer recordings or speakers than wanted, says so: the counts are the truth, not
 from __future__ import annotations
 
 import random
-import re
 import statistics
 from dataclasses import dataclass, field
 
@@ -27,11 +26,9 @@ import torch
 
 from jobs.evaluation.data import EvalSplit, EvalUtterance
 from pipeline.errors import UserError
-from pipeline.sessions import SessionConfig, session_runs
+from pipeline.sessions import SessionConfig, recording_of, session_runs
 
 LONGEST = "longest"
-# speaker-chapter-index (LibriSpeech); anything else has no chapter field
-_CHAPTERED = re.compile(r"^(?P<speaker>[^-]+)-(?P<chapter>[^-]+)-[^-]+$")
 
 
 @dataclass
@@ -88,10 +85,10 @@ class RecordingSet:
 
 
 def chapter_of(utt: EvalUtterance) -> str:
-    match = _CHAPTERED.match(utt.utt_id)
-    if match and match["speaker"] == utt.speaker:
-        return f"{utt.speaker}-{match['chapter']}"
-    return utt.speaker
+    """The chapter key: SPEAKER-CHAPTER, or the speaker for ids without a chapter (a Common Voice
+    client); the recording that training sessions never cross (pipeline.sessions.recording_of)."""
+    speaker, chapter = recording_of(utt.utt_id, utt.speaker)
+    return f"{speaker}-{chapter}" if speaker and chapter else (speaker or chapter)
 
 
 def chapters(split: EvalSplit) -> dict[str, list[EvalUtterance]]:
