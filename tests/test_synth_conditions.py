@@ -233,6 +233,7 @@ def test_default_plan_is_unchanged():
 
 
 def test_conditioned_corpus_is_byte_identical_from_its_seed_and_the_default_corpus_is_clean(tmp_path):
+    """Seed 5 draws babble, white noise, all three bands, dry, room and hall for its six chapters."""
     clean = tmp_path / "clean"
     summary = synthesize_corpus("librispeech", str(clean), utterances_per_split=3, seed=5)
     marker = json.loads((clean / "SYNTHETIC.json").read_text())
@@ -299,15 +300,16 @@ def test_cli_flags_and_their_errors(tmp_path, capsys):
 
 @pytest.mark.integration
 def test_conditioned_corpus_on_a_pool_matches_in_process(tmp_path, monkeypatch):
+    """Seed 3 draws babble, pink noise, a telephone band, a room and a hall for its three clients."""
     from pipeline.synthetic import corpus as corpus_module
 
     serial = tmp_path / "serial"
-    synthesize_corpus("commonvoice", str(serial), utterances_per_split=2, languages=["fr"], seed=3, workers=1,
+    synthesize_corpus("commonvoice", str(serial), utterances_per_split=1, languages=["fr"], seed=3, workers=1,
                       conditions=True)
     monkeypatch.setattr(corpus_module, "IN_PROCESS_BELOW", 0)
     monkeypatch.setattr(corpus_module, "BATCH", 2)
     pooled = tmp_path / "pooled"
-    summary = synthesize_corpus("commonvoice", str(pooled), utterances_per_split=2, languages=["fr"], seed=3,
+    summary = synthesize_corpus("commonvoice", str(pooled), utterances_per_split=1, languages=["fr"], seed=3,
                                 workers=2, conditions=True)
     assert summary["workers"] == 2
     assert tree_bytes(pooled) == tree_bytes(serial)
