@@ -88,6 +88,8 @@ def test_corpus_with_festival_held_out_and_conditions(tmp_path):
     assert engines == {"train-clean-100": {ESPEAK}, "dev-clean": {FESTIVAL}, "test-clean": {FESTIVAL}}
     marker = json.loads((out / "SYNTHETIC.json").read_text())
     assert marker["settings"]["voicing"]["held_out_engines"] == [FESTIVAL] and "festival" in marker["settings"]
-    assert "festival:" in (out / "SPEAKERS.TXT").read_text()
+    speakers_txt = (out / "SPEAKERS.TXT").read_text()
+    assert "| festival:" in speakers_txt
+    assert speakers_txt.splitlines()[0].endswith("; festival:voice+register, f0 Hz, speed")
     assert "festival:" not in "".join(line.split("\t")[-1] for line in (out / "conditions.tsv").read_text().splitlines()
                                       if "\ttrain-clean-100\t" in line)

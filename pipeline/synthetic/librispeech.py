@@ -19,7 +19,7 @@ from collections import defaultdict
 from pipeline.synthetic.conditions import Session
 from pipeline.synthetic.english import EnglishSentences
 from pipeline.synthetic.plan import Clip, Voicing, characters, sentences_for_speakers, speaker_count, split_budget
-from pipeline.synthetic.speakers import Speaker, draw_speakers
+from pipeline.synthetic.speakers import ESPEAK, Speaker, draw_speakers
 
 SPLITS = {"train-clean-100": 0.8, "dev-clean": 0.1, "test-clean": 0.1}
 TRAINING_SPLIT = "train-clean-100"
@@ -77,7 +77,10 @@ def librispeech_text_files(clips: list[Clip], seconds: dict[str, float]) -> dict
         lines = [f"{c.utt_id} {c.transcript}" for c in sorted(members, key=lambda c: c.utt_id)]
         files[f"{directory}/{speaker}-{chapter}.trans.txt"] = "\n".join(lines) + "\n"
     speakers = {c.speaker.speaker_id: c for c in clips}
-    rows = [";ID  |SEX| SUBSET           |MINUTES| NAME (espeak-ng voice+variant, pitch, speed)"]
+    name = "NAME (espeak-ng voice+variant, pitch, speed)"
+    if any(c.speaker.engine != ESPEAK for c in speakers.values()):
+        name += "; festival:voice+register, f0 Hz, speed"
+    rows = [f";ID  |SEX| SUBSET           |MINUTES| {name}"]
     for speaker_id in sorted(speakers, key=int):
         clip = speakers[speaker_id]
         s = clip.speaker
