@@ -61,7 +61,10 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    """Blocks until Ctrl-C or SIGTERM: then the application is deleted, a Ray started here is shut
+    down, and the CLI exits 130 ("interrupted")."""
     import os
+    import signal
     import time
 
     from jobs.inference.model import ASR, load
@@ -80,8 +83,15 @@ def run(args) -> int:
         print(f"serving {config.model} at {url}/v1/transcribe (health: {url}/healthz)", flush=True)
         if args.detach:
             return 0
+        # SIGTERM (docker stop, systemd, a pod's end) stops it as Ctrl-C does. Ray's own handler,
+        # set by ray.init, left the command aborted (exit 134) with Ray's agents still running.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
-            while True:      # until Ctrl-C
+            while True:      # until Ctrl-C or SIGTERM
                 time.sleep(3600)
         finally:
             serve.delete(APP_NAME)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
