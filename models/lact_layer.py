@@ -212,6 +212,16 @@ class LaCTLayer(nn.Module):
         # state dict is the same with the option on or off
         self.fast_rotary = RotaryEmbedding(dl, config.rope_theta) if config.fast_rotary else None
 
+    def __setstate__(self, state: dict) -> None:
+        # Registered models are pickled whole (mlflow.pytorch): a layer pickled before an option
+        # existed gets the value that reproduces how it was trained.
+        super().__setstate__(state)
+        added = {"update_fast_weights": self.__dict__.get("use_fast_weights", True),
+                 "scale_leftover_step": False, "fast_rotary": None}
+        for name, value in added.items():
+            if name not in self.__dict__ and name not in self._modules:
+                setattr(self, name, value)
+
     @property
     def slow_weights(self) -> FastWeights:
         """The learnt initial fast weights: (w0, w1, w2) for SwiGLU, (w0,) for linear."""

@@ -179,3 +179,22 @@ def test_bidirectional_every_token_reads_the_state_after_the_last_chunk():
     x2[:, -1] += 3.0
     with torch.no_grad():
         assert not torch.allclose(layer(x2)[:, :C], out[:, :C])
+
+
+def test_a_layer_pickled_before_the_options_existed_loads_and_computes_the_same():
+    """Registered models are pickled whole: one saved before update_fast_weights, fast_rotary and
+    scale_leftover_step existed must unpickle with the behaviour it was trained with."""
+    import pickle
+
+    torch.manual_seed(0)
+    layer = LaCTLayer(LaCTAudioConfig(hidden_size=32, num_attention_heads=2, num_lact_heads=2,
+                                      chunk_size=8, window_size=8), causal=True).eval()
+    x = torch.randn(2, 20, 32)
+    expected = layer(x)
+    old = pickle.loads(pickle.dumps(layer))
+    for name in ("update_fast_weights", "scale_leftover_step", "fast_rotary"):
+        old.__dict__.pop(name, None)
+        old._modules.pop(name, None)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.update_fast_weights and restored.fast_rotary is None and not restored.scale_leftover_step
+    assert torch.equal(restored(x), expected)
