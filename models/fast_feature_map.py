@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from models.opaque_to_compile import opaque_to_compile
+
 EPS = 1e-6   # as F.normalize's default eps: rows shorter than this are divided by EPS instead
 
 
@@ -48,7 +50,7 @@ class _FastFeatureMap(torch.autograd.Function):
         return grad_x, grad_scale, grad_offset, None
 
 
-@torch.compiler.disable   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
+@opaque_to_compile   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
 def fast_feature_map(x: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, heads: int) -> torch.Tensor:
     """x [B, T, D], scale/offset [D] -> unit-norm rows [B*heads, T, D/heads]."""
     return _FastFeatureMap.apply(x, scale, offset, heads)

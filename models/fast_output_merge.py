@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from models.opaque_to_compile import opaque_to_compile
+
 
 class _FastOutputMerge(torch.autograd.Function):
     @staticmethod
@@ -45,7 +47,7 @@ class _FastOutputMerge(torch.autograd.Function):
         return grad_fw, grad_weight, grad_scale, None
 
 
-@torch.compiler.disable   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
+@opaque_to_compile   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
 def fast_output_merge(fw: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, eps: float | None) -> torch.Tensor:
     """fw [B*H, T, d] fast outputs, weight [d], scale [B, T, H] -> [B, T, H*d]. eps as
     nn.RMSNorm's: None means the dtype's machine epsilon."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from models.opaque_to_compile import opaque_to_compile
+
 EPS = 1e-5
 
 
@@ -37,7 +39,7 @@ class _RetainRowNorms(torch.autograd.Function):
         return grad_w, grad_norms
 
 
-@torch.compiler.disable   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
+@opaque_to_compile   # one opaque call to torch.compile: Dynamo crashed tracing the autograd.Function
 def retain_row_norms(w: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
     """w [..., rows, d], norms [..., rows, 1] -> w with each row rescaled to its norm."""
     return _RetainRowNorms.apply(w, norms)

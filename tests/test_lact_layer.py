@@ -245,6 +245,16 @@ def test_momentum_coefficient_zero_equals_no_momentum():
         assert not torch.allclose(with_m(x)[:, 8:], without(x)[:, 8:])
 
 
+def test_importing_the_training_loop_does_not_load_dynamo():
+    # Every Ray Train controller and worker imports it: Dynamo costs them ~3 s each.
+    import subprocess
+    import sys
+
+    code = "import sys, jobs.training.loop; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_torch_compile_runs_the_layer_like_eager():
     # Three of the layer's hand-derived autograd functions are opaque to torch.compile (graph
     # breaks around them): Dynamo crashed tracing into them with dynamic shapes, as
