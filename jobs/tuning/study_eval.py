@@ -1,0 +1,220 @@
+"""Evaluate a finished arms x seeds study (e.g. configs/tune/memory-study.yaml) on a test split:
+each seed's arms side by side with the full suite, then one table pooled over the seeds.
+
+    python -m jobs.tuning.study_eval --study STUDY_DIR --data FEATURES/test-clean \
+        [--report DIR] [any `lact-audio evaluate` full-suite flag, e.g. --long-form-seconds 30,60,max]
+
+- The models: every completed trial of `STUDY_DIR/summary.json`, by its `settings` (arm, seed), at
+  its best checkpoint (`best_checkpoint` in the trial's Train summary, `STUDY_DIR/train/
+  train-trial_id=ID/summary.json`), so the run's config beside it says it trained on sessions.
+- Per seed: `lact-audio evaluate --suite full` over that seed's arms (REPORT/seed<k>/: metrics.json,
+  report.md, every pair's paired intervals). Every run decodes the same recordings and sessions.
+- Pooled (REPORT/report.md, REPORT/study.json): per arm and long-form length, CER in one pass and
+  segmented, the context gain (segmented - one pass) and each arm - the reference arm, with 95 %
+  paired-bootstrap intervals over the recordings, each recording's errors summed over the seeds
+  (as the study's own dev comparison sums each utterance's); the per-seed differences and how many
+  seeds were lower; the same for sessions in one pass and streamed (block-causal models only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from pipeline import uri as uris
+from pipeline.errors import UserError
+
+ARM_ORDER = ("lact", "static_fast_weights", "window", "full_attention")
+
+
+def _read_json(uri: str) -> dict | None:
+    if not uris.exists(uri):
+        return None
+    fs, path = uris.filesystem(uri)
+    with fs.open(path) as f:
+        return json.load(f)
+
+
+def study_models(study_dir: str) -> dict[int, dict[str, str]]:
+    """{seed: {arm: best checkpoint URI}} of the study's completed trials (arms in ARM_ORDER)."""
+    summary = _read_json(uris.join(study_dir, "summary.json"))
+    if summary is None:
+        raise UserError(f"--study: no summary.json under {study_dir} (has the study finished?)")
+    out: dict[int, dict[str, str]] = {}
+    for trial in summary["trials"]:
+        if trial["status"] != "completed":
+            print(f"  study_eval: trial {trial['trial_id']} {trial['settings']['arm']} seed "
+                  f"{trial['settings']['seed']} is {trial['status']}: left out", flush=True)
+            continue
+        arm, seed = trial["settings"]["arm"], int(trial["settings"]["seed"])
+        train = _read_json(uris.join(study_dir, "train", f"train-trial_id={trial['trial_id']}", "summary.json"))
+        if not train or not train.get("best_checkpoint"):
+            raise UserError(f"trial {trial['trial_id']}: no best_checkpoint in its Train summary")
+        if arm in out.setdefault(seed, {}):
+            raise UserError(f"two completed trials of arm {arm} with seed {seed}: this evaluation "
+                            "wants one point per arm (an arms x seeds study)")
+        out[seed][arm] = train["best_checkpoint"]
+    rank = {a: i for i, a in enumerate(ARM_ORDER)}
+    return {s: dict(sorted(arms.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0])))
+            for s, arms in sorted(out.items())}
+
+
+# ------------------------------------------------------------------------------ pooling
+def _rows(metrics: dict, kind: str) -> dict:
+    """{(length, id): row} of the recordings ('long_form') or sessions ('one_pass_sessions',
+    'streamed_sessions') a model decoded both in one pass and segmented."""
+    if kind == "long_form":
+        rows = (metrics.get("long_form") or {}).get("recordings", [])
+    else:
+        part = (metrics.get("adaptation") or {}).get(kind) or {}
+        rows = part.get("sessions", []) if part.get("status") == "ok" else []
+    return {(str(r.get("length", kind)), r["id"]): r for r in rows
+            if r.get("status") == "ok" and "char_errors" in r and "segmented" in r}
+
+
+def _summed(per_seed: list[dict], keys: list) -> tuple[list[float], list[float], list[float]]:
+    """Per unit: one-pass errors, segmented errors and characters, summed over the seeds."""
+    one = [sum(rows[k]["char_errors"] for rows in per_seed) for k in keys]
+    seg = [sum(rows[k]["segmented"]["char_errors"] for rows in per_seed) for k in keys]
+    tot = [sum(rows[k]["char_total"] for rows in per_seed) for k in keys]
+    return one, seg, tot
+
+
+def _interval(a, b, n, seed: int, resamples: int) -> dict | None:
+    from jobs.evaluation.paired_bootstrap import excludes_zero, paired_bootstrap
+
+    if not a or sum(n) <= 0:
+        return None
+    r = paired_bootstrap(a, b, n, resamples=resamples, seed=seed)
+    return {**r, "significant": excludes_zero(r) and r["units"] > 1}
+
+
+def pool(per_seed_models: dict[int, dict[str, dict]], reference: str | None, kind: str,
+         seed: int = 0, resamples: int = 10000) -> dict:
+    """{group: {arm: {one_pass, segmented, context_gain, vs_reference, per_seed}}}, group a
+    long-form length (and 'all') or the sessions; units common to every seed and every arm."""
+    seeds = sorted(per_seed_models)
+    arms = [a for a in ARM_ORDER if all(a in per_seed_models[s] for s in seeds)]
+    rows = {a: [_rows(per_seed_models[s][a], kind) for s in seeds] for a in arms}
+    common = None
+    for a in arms:
+        for r in rows[a]:
+            common = set(r) if common is None else common & set(r)
+    common = sorted(common or [])
+    groups = {"all": common} if kind != "long_form" else {
+        **{length: [k for k in common if k[0] == length] for length in dict.fromkeys(k[0] for k in common)},
+        "all": common}
+    out = {}
+    for group, keys in groups.items():
+        if not keys:
+            continue
+        table = {}
+        for a in arms:
+            one, seg, tot = _summed(rows[a], keys)
+            entry = {"units": len(keys), "seeds": seeds,
+                     "one_pass_cer": sum(one) / max(sum(tot), 1), "segmented_cer": sum(seg) / max(sum(tot), 1),
+                     "context_gain": _interval(seg, one, tot, seed, resamples),
+                     "per_seed_one_pass_cer": {}}
+            for s, r in zip(seeds, rows[a]):
+                e = sum(r[k]["char_errors"] for k in keys)
+                entry["per_seed_one_pass_cer"][s] = e / max(sum(r[k]["char_total"] for k in keys), 1)
+            table[a] = entry
+        if reference in table:
+            r_one, _, r_tot = _summed(rows[reference], keys)
+            for a in arms:
+                if a == reference:
+                    continue
+                one, _, tot = _summed(rows[a], keys)
+                diffs = {s: table[a]["per_seed_one_pass_cer"][s] - table[reference]["per_seed_one_pass_cer"][s]
+                         for s in seeds}
+                table[a]["vs_reference"] = {**(_interval(one, r_one, tot, seed, resamples) or {}),
+                                            "per_seed": diffs,
+                                            "seeds_lower": sum(d < 0 for d in diffs.values())}
+        out[group] = table
+    return out
+
+
+# ------------------------------------------------------------------------------ report
+def _span(r: dict | None) -> str:
+    if not r or "difference" not in r:
+        return "-"
+    return f"{r['difference']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}]" + (" *" if r.get("significant") else "")
+
+
+def markdown(pooled: dict, reference: str | None, seeds: list[int]) -> str:
+    lines = [f"# Study evaluation, seeds {seeds} pooled\n",
+             "CER over units common to every arm and seed; intervals: 95 % paired bootstrap over the "
+             "units, each unit's character errors summed over the seeds (* the interval excludes 0). "
+             "Context gain = CER segmented - CER in one pass (positive: the context helped). "
+             f"Reference arm: {reference}.\n"]
+    titles = {"long_form": "Long-form recordings (one pass vs segmented, per length)",
+              "one_pass_sessions": "Sessions decoded in one pass",
+              "streamed_sessions": "Sessions streamed (block-causal models only)"}
+    for kind, groups in pooled.items():
+        lines.append(f"\n## {titles.get(kind, kind)}\n")
+        if not groups:
+            lines.append("nothing measured (no unit scored by every arm in every seed)\n")
+            continue
+        lines.append(f"| length | arm | units | CER one pass | CER segmented | context gain | "
+                     f"- {reference} (one pass) | per-seed - {reference} | seeds lower |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for group, table in groups.items():
+            for arm, e in table.items():
+                vs = e.get("vs_reference")
+                per = " ".join(f"{d:+.4f}" for d in vs["per_seed"].values()) if vs else "reference"
+                lower = f"{vs['seeds_lower']}/{len(e['seeds'])}" if vs else "-"
+                lines.append(f"| {group} | {arm} | {e['units']} | {e['one_pass_cer']:.4f} | "
+                             f"{e['segmented_cer']:.4f} | {_span(e['context_gain'])} | {_span(vs)} | "
+                             f"{per} | {lower} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs import evaluate
+    from jobs.evaluation.suite import run_suite
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--study", required=True, help="the study's folder (<work dir>/tune/<name>)")
+    ap.add_argument("--data", required=True, help="preprocessed test split, e.g. FEATURES/test-clean")
+    ap.add_argument("--report", default=None, help="default: STUDY/eval")
+    ap.add_argument("--reference", default=None, help="reference arm (default: the study's search.reference)")
+    args, rest = ap.parse_known_args(argv)
+    ev = argparse.ArgumentParser(prog="study_eval (evaluate flags)")
+    evaluate.add_arguments(ev)
+    config = evaluate.config_from_args(ev.parse_args(["--model", "-", "--data", args.data, "--suite", "full", *rest]))
+    config.validate()
+    study_dir = uris.absolute(args.study)
+    report = uris.absolute(args.report or uris.join(study_dir, "eval"))
+    reference = args.reference or (_read_json(uris.join(study_dir, "summary.json")) or {}).get("reference")
+    models = study_models(study_dir)
+    per_seed = {}
+    for seed, arms in models.items():
+        print(f"  study_eval: seed {seed}: {', '.join(arms)}", flush=True)
+        results = run_suite(list(arms.values()), args.data, uris.join(report, f"seed{seed}"), config)
+        labels = {m["architecture"]: label for label, m in results["models"].items()}
+        per_seed[seed] = {arm: results["models"][labels[arm]] for arm in arms if arm in labels}
+    pooled = {kind: pool(per_seed, reference, kind, config.bootstrap_seed, config.bootstrap_resamples)
+              for kind in ("long_form", "one_pass_sessions", "streamed_sessions")}
+    text = markdown(pooled, reference, sorted(per_seed))
+    fs, path = uris.filesystem(report)
+    fs.makedirs(path, exist_ok=True)
+    with fs.open(f"{path}/report.md", "w") as f:
+        f.write(text)
+    with fs.open(f"{path}/study.json", "w") as f:
+        json.dump({"study": study_dir, "data": args.data, "reference": reference,
+                   "models": {str(s): a for s, a in models.items()},
+                   "pooled": {k: {g: t for g, t in v.items()} for k, v in pooled.items()}},
+                  f, indent=2, default=str)
+    print(text)
+    print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/report.md)")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

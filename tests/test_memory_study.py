@@ -1,0 +1,82 @@
+"""The memory study's config (configs/tune/memory-study.yaml) and the glue that evaluates a
+finished arms x seeds study (jobs/tuning/study_eval.py): which checkpoints it picks, how it pools."""
+
+import json
+import os
+
+import pytest
+
+from jobs.tuning.config import load_study, points, trial_config
+from jobs.tuning.study import settings
+from jobs.tuning.study_eval import markdown, pool, study_models
+from pipeline.errors import UserError
+
+STUDY = os.path.join(os.path.dirname(__file__), "..", "configs", "tune", "memory-study.yaml")
+
+
+def test_memory_study_is_four_matched_arms_by_three_seeds_on_sessions():
+    study = load_study(STUDY)
+    trials = points(study)
+    assert len(trials) == 12
+    got = {(settings(study, p)["arm"], settings(study, p)["seed"]) for p in trials}
+    assert got == {(a, s) for a in ("lact", "static_fast_weights", "window", "full_attention") for s in (0, 1, 2)}
+    assert study.search.reference == "window"
+    for p in trials:
+        cfg = trial_config(study, p)
+        assert cfg.data.sessions.min_seconds == 10 and cfg.data.sessions.max_seconds == 20
+        assert cfg.model.config.chunk_size == 96 and cfg.model.config.base_lr == 10.0
+        assert cfg.train.max_steps == 900 and cfg.train.torch_threads == 1
+
+
+def _write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def test_study_models_takes_each_completed_trials_best_checkpoint(tmp_path):
+    trials = []
+    for i, (arm, seed, status) in enumerate([("window", 0, "completed"), ("lact", 0, "completed"),
+                                             ("lact", 1, "completed"), ("window", 1, "error")]):
+        tid = f"t{i}"
+        trials.append({"trial_id": tid, "status": status, "settings": {"arm": arm, "seed": seed}})
+        if status == "completed":
+            _write(str(tmp_path / "train" / f"train-trial_id={tid}" / "summary.json"),
+                   {"best_checkpoint": f"/ckpt/{arm}-{seed}"})
+    _write(str(tmp_path / "summary.json"), {"trials": trials, "reference": "window"})
+    got = study_models(str(tmp_path))
+    assert got == {0: {"lact": "/ckpt/lact-0", "window": "/ckpt/window-0"}, 1: {"lact": "/ckpt/lact-1"}}
+    assert list(got[0]) == ["lact", "window"]          # arms in a fixed order
+    trials.append({"trial_id": "t9", "status": "completed", "settings": {"arm": "lact", "seed": 0}})
+    _write(str(tmp_path / "train" / "train-trial_id=t9" / "summary.json"), {"best_checkpoint": "/x"})
+    _write(str(tmp_path / "summary.json"), {"trials": trials})
+    with pytest.raises(UserError, match="two completed trials"):
+        study_models(str(tmp_path))
+
+
+def _model(errors):
+    """A model's metrics with one long-form recording per (length, one-pass, segmented errors)."""
+    rows = [{"id": f"r{i}", "length": length, "status": "ok", "char_errors": one, "char_total": 100,
+             "segmented": {"char_errors": seg}} for i, (length, one, seg) in enumerate(errors)]
+    return {"long_form": {"recordings": rows}, "adaptation": {"one_pass_sessions": {"status": "ok", "sessions": rows}}}
+
+
+def test_pool_sums_each_unit_over_seeds_and_pairs_with_the_reference():
+    lact = [("30", 10, 20), ("30", 12, 20), ("60", 8, 20)]
+    window = [("30", 20, 20), ("30", 22, 20), ("60", 18, 20)]
+    per_seed = {0: {"lact": _model(lact), "window": _model(window)},
+                1: {"lact": _model(lact), "window": _model(window)}}
+    out = pool(per_seed, "window", "long_form", resamples=200)
+    assert set(out) == {"30", "60", "all"}
+    e = out["all"]["lact"]
+    assert e["one_pass_cer"] == pytest.approx(30 / 300) and e["segmented_cer"] == pytest.approx(60 / 300)
+    assert e["context_gain"]["difference"] == pytest.approx(0.1)          # segmented - one pass
+    assert e["vs_reference"]["difference"] == pytest.approx(-0.1)
+    assert e["vs_reference"]["seeds_lower"] == 2
+    assert out["all"]["window"]["context_gain"]["difference"] == pytest.approx(0.0)
+    assert "vs_reference" not in out["all"]["window"]
+    sessions = pool(per_seed, "window", "one_pass_sessions", resamples=200)
+    assert set(sessions) == {"all"} and sessions["all"]["lact"]["units"] == 3
+    assert pool(per_seed, "window", "streamed_sessions") == {}
+    text = markdown({"long_form": out, "streamed_sessions": {}}, "window", [0, 1])
+    assert "| all | lact | 3 |" in text and "nothing measured" in text
