@@ -25,7 +25,7 @@ def test_memory_study_is_four_matched_arms_by_three_seeds_on_sessions():
         cfg = trial_config(study, p)
         assert cfg.data.sessions.min_seconds == 10 and cfg.data.sessions.max_seconds == 20
         assert cfg.model.config.chunk_size == 96 and cfg.model.config.base_lr == 10.0
-        assert cfg.train.max_steps == 900 and cfg.train.torch_threads == 1
+        assert cfg.train.max_steps == 800 and cfg.train.torch_threads == 1
 
 
 def _write(path, data):
