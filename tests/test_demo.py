@@ -10,18 +10,32 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_demo_writes_summary_with_three_models_and_skips_generators_past_budget(
-        tmp_path, monkeypatch, ray_cluster, capsys):
-    """The demo's wiring at toy size: 3 steps a model, and a half-minute budget that the three ASR
-    runs use up, so the generator stage is skipped with its reason. (The generator config itself
-    trains in tests/test_train_integration.py; both stages share demo.train_pair.)"""
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, ray_cluster):
+    """One demo at toy size (three Ray Train runs, ~2 min on 2 cores), shared by the tests below:
+    3 steps a model, and a half-minute budget that the three ASR runs use up, so the generator
+    stage is skipped with its reason. (The generator config itself trains in
+    tests/test_train_integration.py; both stages share demo.train_arms.)"""
+    import contextlib
+    import io
+
     from jobs.cli import main
 
-    monkeypatch.setenv("LACT_AUDIO_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main(["demo", "--hours", "0.02", "--max-steps", "3", "--budget-minutes", "0.5"]) == 0
-    summary = json.loads((tmp_path / "home" / "demo" / "summary.json").read_text())
-    test_utterances = json.loads((tmp_path / "home" / "demo" / "features" / "test-clean" /
+    home = tmp_path_factory.mktemp("demo") / "home"
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LACT_AUDIO_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        with contextlib.redirect_stdout(out):
+            status = main(["demo", "--hours", "0.02", "--max-steps", "3", "--budget-minutes", "0.5"])
+        yield status, home, out.getvalue()
+
+
+def test_demo_writes_summary_with_three_models_and_skips_generators_past_budget(demo_run):
+    status, home, out = demo_run
+    assert status == 0
+    summary = json.loads((home / "demo" / "summary.json").read_text())
+    test_utterances = json.loads((home / "demo" / "features" / "test-clean" /
                                   "manifest.json").read_text())["num_utterances"]
     assert summary["data"]["utterances"] >= 20 and test_utterances >= 2
     assert list(summary["models"]) == ["lact", "window", "full_attention"]
@@ -45,11 +59,20 @@ def test_demo_writes_summary_with_three_models_and_skips_generators_past_budget(
     cer = summary["comparisons"][0]["metrics"]["cer"]
     assert cer["units"] == test_utterances and cer["low"] <= cer["difference"] <= cer["high"]
     assert cer["difference"] == pytest.approx(lact["cer"] - summary["models"]["window"]["cer"])
-    out = capsys.readouterr().out
     assert "ASR on held-out voices" in out and "MLflow UI" in out and "CER no TTT" in out
     assert "generator runs skipped" in out and "Paired differences" in out
-    # the demo ends with the full evaluation suite of both models, and names its report
-    full = json.loads((tmp_path / "home" / "demo" / "eval" / "metrics.json").read_text())
+
+
+def test_demo_ends_with_the_full_suite_and_its_model_uri_evaluates(demo_run, tmp_path):
+    from jobs.cli import main
+
+    status, home, out = demo_run
+    summary = json.loads((home / "demo" / "summary.json").read_text())
+    lact = summary["models"]["lact"]
+    test_utterances = json.loads((home / "demo" / "features" / "test-clean" /
+                                  "manifest.json").read_text())["num_utterances"]
+    # the demo ends with the full evaluation suite of the three models, and names its report
+    full = json.loads((home / "demo" / "eval" / "metrics.json").read_text())
     assert set(full["models"]) == {"lact", "window", "full_attention"} and full["suite"] == "full"
     assert full["models"]["lact"]["cer"] == pytest.approx(lact["cer"])
     assert f"full report     {summary['evaluation']['report']}" in out
