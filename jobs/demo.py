@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
     arms = demo_arms()
     print(f"[3/4] training {', '.join(arms['asr'])} ASR with the same budget", flush=True)
     summary["models"] = train_arms("demo-asr", arms["asr"], common, clock, "asr")
-    # Last measured, the generator runs took 153 s after 585 s of two ASR runs (0.26); a
-    # quarter of the ASR time leaves a margin for a slower machine.
+    # Last measured (README "Results", 900 ASR steps), the generator runs took 173 s after 754 s
+    # of three ASR runs (0.23); a quarter of the ASR time leaves a margin for a slower machine.
     left = args.budget_minutes * 60 - clock.elapsed()
     needed = sum(clock.seconds[f"asr_{arch}"] for arch in arms["asr"]) / 4
     if args.generation and left < needed:
