@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     arms = demo_arms()
     print(f"[3/4] training {', '.join(arms['asr'])} ASR with the same budget", flush=True)
     summary["models"] = train_arms("demo-asr", arms["asr"], common, clock, "asr")
-    # Last measured (README "Results", 900 ASR steps), the generator runs took 173 s after 754 s
+    # Last measured (README "Results", 900 ASR steps), the generator runs took 173 s after 763 s
     # of three ASR runs (0.23); a quarter of the ASR time leaves a margin for a slower machine.
     left = args.budget_minutes * 60 - clock.elapsed()
     needed = sum(clock.seconds[f"asr_{arch}"] for arch in arms["asr"]) / 4
