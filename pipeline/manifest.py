@@ -13,7 +13,7 @@ import hashlib
 import json
 
 from pipeline.errors import UserError
-from pipeline.uri import filesystem, join
+from pipeline.uri import exists, filesystem, join
 
 # 2: features as one binary float16 value per utterance (1: a list<float16> column)
 FORMAT_VERSION = 2
@@ -48,6 +48,11 @@ def read_json(uri: str):
     fs, path = filesystem(uri)
     with fs.open(path, "rb") as f:
         return json.loads(f.read())
+
+
+def read_json_or_none(uri: str):
+    """read_json, or None where the file does not exist (yet)."""
+    return read_json(uri) if exists(uri) else None
 
 
 def write_manifest(split_uri: str, manifest: dict) -> dict:

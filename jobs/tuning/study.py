@@ -9,7 +9,6 @@ step over its results (table, plots, best trial registered, summary.json).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -26,6 +25,7 @@ from jobs.tuning.space import UPDATE_RULES
 from jobs.tuning.trial import StudyContext, point_key, run_trial, train_run_name
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.manifest import read_json_or_none
 from pipeline.ray_connection import connect
 
 STUDY_FILE = "study.json"   # the parent MLflow run id, so a resumed study logs into the same run
@@ -50,7 +50,7 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
         raise UserError(f"a study named {study.name!r} exists under {root}: "
                         "add --resume to continue it, or --name NEW for a new one")
     tracking_uri = tracking.setup(base.tracking.experiment)
-    parent_id = _read_json(uris.join(study_dir, STUDY_FILE))["mlflow_run_id"] if resume else None
+    parent_id = read_json_or_none(uris.join(study_dir, STUDY_FILE))["mlflow_run_id"] if resume else None
     connect(address)
 
     with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else study.name) as parent:
@@ -162,8 +162,8 @@ def describe(result, study: DictConfig, storage: str, max_steps: int) -> dict:
     if frame is not None and "dev_score" in frame:
         frame = frame.dropna(subset=["dev_score"])
         curve = list(zip(frame["time_total_s"].astype(float), frame["dev_score"].astype(float)))
-    finished = _read_json(uris.join(storage, train_run_name(trial_id), "summary.json"))
-    units = _read_json(uris.join(storage, train_run_name(trial_id), DEV_UNITS_FILE)) or {}
+    finished = read_json_or_none(uris.join(storage, train_run_name(trial_id), "summary.json"))
+    units = read_json_or_none(uris.join(storage, train_run_name(trial_id), DEV_UNITS_FILE)) or {}
     status = ("error" if result.error else "completed" if finished
               else "stopped" if curve else "not started")
     return {"trial_id": trial_id, "params": point, "settings": settings(study, point),
@@ -214,9 +214,3 @@ def _trial_id_from_path(path: str) -> str:
     return match.group(1) if match else os.path.basename(path.rstrip("/"))
 
 
-def _read_json(uri: str) -> dict | None:
-    if not uris.exists(uri):
-        return None
-    fs, path = uris.filesystem(uri)
-    with fs.open(path) as f:
-        return json.load(f)

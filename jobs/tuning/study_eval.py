@@ -25,21 +25,15 @@ import sys
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.manifest import read_json_or_none
 
 ARM_ORDER = ("lact", "static_fast_weights", "window", "full_attention")
 
 
-def _read_json(uri: str) -> dict | None:
-    if not uris.exists(uri):
-        return None
-    fs, path = uris.filesystem(uri)
-    with fs.open(path) as f:
-        return json.load(f)
-
 
 def study_models(study_dir: str) -> dict[int, dict[str, str]]:
     """{seed: {arm: best checkpoint URI}} of the study's completed trials (arms in ARM_ORDER)."""
-    summary = _read_json(uris.join(study_dir, "summary.json"))
+    summary = read_json_or_none(uris.join(study_dir, "summary.json"))
     if summary is None:
         raise UserError(f"--study: no summary.json under {study_dir} (has the study finished?)")
     out: dict[int, dict[str, str]] = {}
@@ -49,7 +43,7 @@ def study_models(study_dir: str) -> dict[int, dict[str, str]]:
                   f"{trial['settings']['seed']} is {trial['status']}: left out", flush=True)
             continue
         arm, seed = trial["settings"]["arm"], int(trial["settings"]["seed"])
-        train = _read_json(uris.join(study_dir, "train", f"train-trial_id={trial['trial_id']}", "summary.json"))
+        train = read_json_or_none(uris.join(study_dir, "train", f"train-trial_id={trial['trial_id']}", "summary.json"))
         if not train or not train.get("best_checkpoint"):
             raise UserError(f"trial {trial['trial_id']}: no best_checkpoint in its Train summary")
         if arm in out.setdefault(seed, {}):
@@ -187,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     config.validate()
     study_dir = uris.absolute(args.study)
     report = uris.absolute(args.report or uris.join(study_dir, "eval"))
-    reference = args.reference or (_read_json(uris.join(study_dir, "summary.json")) or {}).get("reference")
+    reference = args.reference or (read_json_or_none(uris.join(study_dir, "summary.json")) or {}).get("reference")
     models = study_models(study_dir)
     per_seed = {}
     for seed, arms in models.items():
