@@ -1,5 +1,6 @@
-"""The memory study's config (configs/tune/memory-study.yaml) and the glue that evaluates a
-finished arms x seeds study (jobs/tuning/study_eval.py): which checkpoints it picks, how it pools."""
+"""The memory study's configs (configs/tune/memory-study.yaml, memory-generation.yaml) and the glue
+that evaluates a finished arms x seeds study (jobs/tuning/study_eval.py): which checkpoints it
+picks, how it pools."""
 
 import json
 import os
@@ -8,10 +9,11 @@ import pytest
 
 from jobs.tuning.config import load_study, points, trial_config
 from jobs.tuning.study import settings
-from jobs.tuning.study_eval import markdown, pool, study_models
+from jobs.tuning.study_eval import markdown, pool, pool_position_nll, position_markdown, study_models
 from pipeline.errors import UserError
 
 STUDY = os.path.join(os.path.dirname(__file__), "..", "configs", "tune", "memory-study.yaml")
+GENERATION_STUDY = os.path.join(os.path.dirname(__file__), "..", "configs", "tune", "memory-generation.yaml")
 
 
 def test_memory_study_is_four_matched_arms_by_three_seeds_on_sessions():
@@ -26,6 +28,18 @@ def test_memory_study_is_four_matched_arms_by_three_seeds_on_sessions():
         assert cfg.data.sessions.min_seconds == 10 and cfg.data.sessions.max_seconds == 20
         assert cfg.model.config.chunk_size == 96 and cfg.model.config.base_lr == 10.0
         assert cfg.train.max_steps == 800 and cfg.train.torch_threads == 1
+
+
+def test_generation_study_trains_every_arm_on_the_same_long_session_crops():
+    study = load_study(GENERATION_STUDY)
+    trials = points(study)
+    got = {(settings(study, p)["arm"], settings(study, p)["seed"]) for p in trials}
+    assert got == {(a, s) for a in ("lact", "static_fast_weights", "window", "full_attention") for s in (0, 1, 2)}
+    for p in trials:
+        cfg = trial_config(study, p)      # validated: sessions are accepted for generation
+        assert cfg.task == "generation" and cfg.data.max_audio_tokens == 8192
+        assert (cfg.data.sessions.min_seconds, cfg.data.sessions.max_seconds) == (10, 20)
+        assert cfg.model.config.window_size == 128 and cfg.model.config.chunk_size == 128
 
 
 def _write(path, data):
@@ -80,3 +94,28 @@ def test_pool_sums_each_unit_over_seeds_and_pairs_with_the_reference():
     assert pool(per_seed, "window", "streamed_sessions") == {}
     text = markdown({"long_form": out, "streamed_sessions": {}}, "window", [0, 1])
     assert "| all | lact | 3 |" in text and "nothing measured" in text
+
+
+def _nll(per_sequence):
+    """A generator's NLL-by-position result: sequences {id: {bin: (bits, tokens)}}."""
+    return {"edges": [0, 4, 8], "sequences": [
+        {"id": i, "status": "ok", "bins": {b: {"bits": x, "tokens": n} for b, (x, n) in bins.items()}}
+        for i, bins in per_sequence.items()]}
+
+
+def test_position_nll_pools_each_sequence_over_seeds_and_pairs_every_arm():
+    lact = _nll({"a": {"0-4": (3.0, 3), "4-8": (4.0, 4)}, "b": {"0-4": (6.0, 3), "4-8": (8.0, 4)}})
+    window = _nll({"a": {"0-4": (3.0, 3), "4-8": (8.0, 4)}, "b": {"0-4": (6.0, 3), "4-8": (12.0, 4)},
+                   "c": {"0-4": (1.0, 3)}})                      # c: only the window arm scored it
+    per_seed = {0: {"window": window, "lact": lact}, 1: {"window": window, "lact": lact}}
+    out = pool_position_nll(per_seed, resamples=200)
+    assert list(out) == ["0-4", "4-8"]
+    assert out["0-4"]["arms"]["lact"]["sequences"] == 2           # c is not common to both arms
+    assert out["4-8"]["arms"]["lact"]["nll_bits"] == pytest.approx(24 / 16)
+    assert out["4-8"]["arms"]["window"]["nll_bits"] == pytest.approx(40 / 16)
+    pair = out["4-8"]["pairs"]["lact - window"]
+    assert pair["difference"] == pytest.approx(-1.0) and pair["seeds_lower"] == 2
+    assert out["0-4"]["pairs"]["lact - window"]["difference"] == pytest.approx(0.0)
+    assert out["0-4"]["pairs"]["lact - window"]["seeds_lower"] == 0
+    text = position_markdown(out, [0, 1])
+    assert "| 4-8 | lact | 2 | 1.5000 |" in text and "| 4-8 | lact - window | -1.0000" in text

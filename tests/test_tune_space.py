@@ -143,7 +143,7 @@ def test_default_data_root_moves_with_the_work_directory(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name, trials", [("smoke", 5), ("demo-ablation", 15), ("librispeech-960h", 19),
-                                           ("memory-base-lr", 5)])
+                                           ("memory-base-lr", 5), ("memory-generation", 12)])
 def test_shipped_study_configs_load(name, trials):
     study = load_study(os.path.join(TUNE, f"{name}.yaml"))
     assert len(points(study)) == trials

@@ -51,10 +51,11 @@ class DataSection:
     max_audio_tokens: int = 512           # generation: random crop of each sequence
     max_dev_utterances: Optional[int] = None
     materialize: bool = True              # keep the train split in Ray's object store (small data)
-    # ASR training on sessions: consecutive utterances of one recording (speaker and chapter)
+    # Training on sessions: consecutive utterances of one recording (speaker and chapter)
     # joined, of a duration drawn from [min_seconds, max_seconds], planned over the whole train
     # split before shuffling (pipeline/sessions.py, session_plan.py); batch_size and pool_size
-    # then count sessions.
+    # then count sessions. Generation: each session's audio tokens joined, then cropped to
+    # max_audio_tokens (long single-speaker sequences that cross utterance boundaries).
     sessions: Optional[SessionsSection] = None
 
 
@@ -186,8 +187,6 @@ def validate(cfg: DictConfig) -> None:
     if not cfg.name or "/" in cfg.name:
         raise UserError(f"config key 'name': must be a non-empty name without '/', got {cfg.name!r}")
     if cfg.data.sessions is not None:
-        if cfg.task != "asr":
-            raise UserError("config key 'data.sessions': sessions are for ASR training (task: asr)")
         session_config(cfg.data)
 
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
@@ -165,9 +166,116 @@ def markdown(pooled: dict, reference: str | None, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ------------------------------------------------------------------------------ generators
+def position_nll_per_seed(models: dict[int, dict[str, str]], data: str, report: str, config) -> dict:
+    """{seed: {arm: nll_by_position result}}: every model on the same sequences of `data`;
+    each seed's results also in REPORT/seed<k>/position_nll.json."""
+    import torch
+
+    from jobs.evaluation.data import read_split
+    from jobs.evaluation.position_nll import nll_by_position
+    from jobs.training.model_io import load_model
+
+    split = read_split(data, features=False, audio_tokens=True)
+    out: dict[int, dict[str, dict]] = {}
+    for seed, arms in models.items():
+        out[seed] = {}
+        for arm, uri in arms.items():
+            model, _ = load_model(uri)
+            model.eval()
+            started = time.perf_counter()
+            with torch.no_grad():
+                out[seed][arm] = nll_by_position(model, split, config.nll_position_bins, config.nll_sequences,
+                                                 config.time_limit, config.bootstrap_seed, config.bootstrap_resamples)
+            print(f"  study_eval: seed {seed} {arm}: NLL by position {time.perf_counter() - started:.0f} s", flush=True)
+        _write_json(uris.join(report, f"seed{seed}", "position_nll.json"), {"models": arms, "results": out[seed]})
+    return out
+
+
+def pool_position_nll(per_seed: dict[int, dict[str, dict]], seed: int = 0, resamples: int = 10000) -> dict:
+    """{bin: {"arms": {arm: {sequences, nll_bits, per_seed}}, "pairs": {"a - b": interval + per_seed
+    + seeds_lower}}} over the sequences every arm scored in every seed, each sequence's bits and
+    tokens summed over the seeds; a pair "a - b" is negative where a predicts better."""
+    from jobs.evaluation.position_nll import bin_label
+
+    seeds = sorted(per_seed)
+    arms = [a for a in ARM_ORDER if all(a in per_seed[s] for s in seeds)]
+    if not arms:
+        return {}
+    scored = {(s, a): {r["id"]: r["bins"] for r in per_seed[s][a].get("sequences", []) if r.get("status") == "ok"}
+              for s in seeds for a in arms}
+    edges = per_seed[seeds[0]][arms[0]]["edges"]
+    out = {}
+    for lo, hi in zip(edges, edges[1:]):
+        label = bin_label(lo, hi)
+        ids = sorted(set.intersection(*({i for i, b in got.items() if label in b} for got in scored.values())))
+        if not ids:
+            continue
+        tokens = [sum(scored[(s, arms[0])][i][label]["tokens"] for s in seeds) for i in ids]
+        bits = {a: [sum(scored[(s, a)][i][label]["bits"] for s in seeds) for i in ids] for a in arms}
+        per = {a: {s: sum(scored[(s, a)][i][label]["bits"] for i in ids)
+                   / sum(scored[(s, a)][i][label]["tokens"] for i in ids) for s in seeds} for a in arms}
+        table = {"arms": {a: {"sequences": len(ids), "nll_bits": sum(bits[a]) / sum(tokens), "per_seed": per[a]}
+                          for a in arms}, "pairs": {}}
+        for i, a in enumerate(arms):
+            for b in arms[i + 1:]:
+                diffs = {s: per[a][s] - per[b][s] for s in seeds}
+                table["pairs"][f"{a} - {b}"] = {**(_interval(bits[a], bits[b], tokens, seed, resamples) or {}),
+                                                "per_seed": diffs, "seeds_lower": sum(d < 0 for d in diffs.values())}
+        out[label] = table
+    return out
+
+
+def position_markdown(pooled: dict, seeds: list[int]) -> str:
+    lines = [f"# Generator NLL by position, seeds {seeds} pooled\n",
+             "Bits per token in each position bin, over the sequences every arm scored in every seed; "
+             "intervals: 95 % paired bootstrap over the sequences, each sequence's bits summed over the "
+             "seeds (* the interval excludes 0). A pair a - b below 0: a predicts better.\n",
+             "\n## Bits per token\n", "| bin | arm | sequences | pooled | per seed |", "|---|---|---|---|---|"]
+    for label, table in pooled.items():
+        for arm, e in table["arms"].items():
+            per = " ".join(f"{v:.4f}" for v in e["per_seed"].values())
+            lines.append(f"| {label} | {arm} | {e['sequences']} | {e['nll_bits']:.4f} | {per} |")
+    lines += ["\n## Pairs\n", "| bin | pair | difference [95 % interval] | per seed | seeds lower |", "|---|---|---|---|---|"]
+    for label, table in pooled.items():
+        for pair, r in table["pairs"].items():
+            per = " ".join(f"{d:+.4f}" for d in r["per_seed"].values())
+            lines.append(f"| {label} | {pair} | {_span(r)} | {per} | {r['seeds_lower']}/{len(r['per_seed'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _write_json(uri: str, data: dict) -> None:
+    fs, path = uris.filesystem(uri)
+    fs.makedirs(os.path.dirname(path), exist_ok=True)
+    with fs.open(path, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+
+
+def asr_study(models: dict, data: str, report: str, reference: str | None, config) -> tuple[str, dict]:
+    """The full suite per seed (REPORT/seed<k>/), then the pooled tables: (markdown, summary)."""
+    from jobs.evaluation.suite import run_suite
+
+    per_seed = {}
+    for seed, arms in models.items():
+        print(f"  study_eval: seed {seed}: {', '.join(arms)}", flush=True)
+        results = run_suite(list(arms.values()), data, uris.join(report, f"seed{seed}"), config)
+        labels = {m["architecture"]: label for label, m in results["models"].items()}
+        per_seed[seed] = {arm: results["models"][labels[arm]] for arm in arms if arm in labels}
+    pooled = {kind: pool(per_seed, reference, kind, config.bootstrap_seed, config.bootstrap_resamples)
+              for kind in ("long_form", "one_pass_sessions", "streamed_sessions")}
+    return markdown(pooled, reference, sorted(per_seed)), {"pooled": pooled}
+
+
+def generation_study(models: dict, data: str, report: str, config) -> tuple[str, dict]:
+    """NLL by position per seed, then pooled per bin: (markdown, summary)."""
+    pooled = pool_position_nll(position_nll_per_seed(models, data, report, config),
+                               config.bootstrap_seed, config.bootstrap_resamples)
+    return position_markdown(pooled, sorted(models)), {"position_nll": pooled}
+
+
 def main(argv: list[str] | None = None) -> int:
     from jobs import evaluate
-    from jobs.evaluation.suite import run_suite
+    from jobs.training.model_io import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--study", required=True, help="the study's folder (<work dir>/tune/<name>)")
@@ -183,24 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     report = uris.absolute(args.report or uris.join(study_dir, "eval"))
     reference = args.reference or (read_json_or_none(uris.join(study_dir, "summary.json")) or {}).get("reference")
     models = study_models(study_dir)
-    per_seed = {}
-    for seed, arms in models.items():
-        print(f"  study_eval: seed {seed}: {', '.join(arms)}", flush=True)
-        results = run_suite(list(arms.values()), args.data, uris.join(report, f"seed{seed}"), config)
-        labels = {m["architecture"]: label for label, m in results["models"].items()}
-        per_seed[seed] = {arm: results["models"][labels[arm]] for arm in arms if arm in labels}
-    pooled = {kind: pool(per_seed, reference, kind, config.bootstrap_seed, config.bootstrap_resamples)
-              for kind in ("long_form", "one_pass_sessions", "streamed_sessions")}
-    text = markdown(pooled, reference, sorted(per_seed))
+    first = next(iter(next(iter(models.values()), {}).values()), None)
+    if first is None:
+        raise UserError(f"--study: no completed trial under {study_dir}")
+    if load_model(first)[1]["task"] == "generation":
+        text, summary = generation_study(models, args.data, report, config)
+    else:
+        text, summary = asr_study(models, args.data, report, reference, config)
     fs, path = uris.filesystem(report)
     fs.makedirs(path, exist_ok=True)
     with fs.open(f"{path}/report.md", "w") as f:
         f.write(text)
-    with fs.open(f"{path}/study.json", "w") as f:
-        json.dump({"study": study_dir, "data": args.data, "reference": reference,
-                   "models": {str(s): a for s, a in models.items()},
-                   "pooled": {k: {g: t for g, t in v.items()} for k, v in pooled.items()}},
-                  f, indent=2, default=str)
+    _write_json(uris.join(report, "study.json"), {"study": study_dir, "data": args.data, "reference": reference,
+                                                  "models": {str(s): a for s, a in models.items()}, **summary})
     print(text)
     print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/report.md)")
     return 0
