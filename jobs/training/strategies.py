@@ -99,6 +99,14 @@ class DeepSpeedStrategy:
         if not cfg.train.use_gpu:
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         import deepspeed
+        import deepspeed.ops
+
+        if not cfg.train.use_gpu:
+            # On CPU, deepspeed.initialize JIT-compiles a shared-memory all-reduce (C++, 35 s on 2
+            # cores, again whenever the venv's path or files change: a clean clone always builds
+            # it) after a compiler probe of every op. Only inference_all_reduce uses it; training
+            # reduces through torch.distributed (gloo). Declared unavailable: no probe, no build.
+            vars(deepspeed.ops).setdefault("__compatible_ops__", {})["deepspeed_shm_comm"] = False
 
         optim = cfg.optim
         train = cfg.train
