@@ -1,6 +1,7 @@
 """`lact-audio train` / `evaluate` end to end on a real local Ray cluster, a real MLflow store and
-the moto S3 server: DDP with 2 CPU workers on S3 storage, DeepSpeed ZeRO-2 bf16 on 2 CPU workers,
-the audio-token generator config, a worker process killed mid-run, unwritable storage."""
+the moto S3 server: DDP with 2 CPU workers on S3 storage and a worker process killed mid-run (one
+run, asserted on by two tests), DeepSpeed ZeRO-2 bf16 on 2 CPU workers, the audio-token generator
+config, unwritable storage."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -57,15 +59,13 @@ def test_unwritable_storage_fails_at_start(corpus, tmp_path):
     assert code == 2 and time.perf_counter() - started < 60
 
 
-def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket, tmp_path, capsys):
+def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, ddp_run, tmp_path, capsys):
     from jobs.cli import main
-    from jobs.training.run import run_training
     from pipeline import uri as uris
 
-    summary = run_training(config(corpus, f"{s3_bucket}/train", "train.num_workers=2",
-                                  "name=ddp2"), echo=False)
-    assert summary["steps"] == 4 and summary["num_workers"] == 2
-    # every test utterance was scored, and a 4-step model cannot be perfect
+    summary = ddp_run["summary"]
+    assert summary["steps"] == 40 and summary["num_workers"] == 2
+    # every test utterance was scored, and a 40-step model cannot be perfect
     assert summary["test"]["utterances"] == split_size(corpus, "test-clean")
     assert 0.0 < summary["test"]["cer"] < 10.0
     assert summary["model_uri"] == "models:/lact-audio-asr-lact@candidate"
@@ -87,12 +87,13 @@ def test_ddp_two_workers_on_s3_then_evaluate_registered_model(corpus, s3_bucket,
     assert run.data.params["train.num_workers"] == "2" and "data.train_content_hash" in run.data.params
     assert {"train_loss", "lr", "audio_seconds_per_second", "dev_cer"} <= set(run.data.metrics)
     # visible memory: per layer, on every logged step, how far the fast weights moved and the
-    # fast branch's share of the mixer output (training batches and the dev pass)
+    # fast branch's share of the mixer output (training batches and the dev pass); steps the
+    # killed try had logged past its checkpoint are logged again by the restarted one
     from mlflow.tracking import MlflowClient
 
     for name in ("fast_weight_change_layer0", "fast_share_layer0", "dev_fast_share_layer0"):
         history = MlflowClient().get_metric_history(summary["mlflow_run_id"], name)
-        assert sorted(m.step for m in history) == [2, 4], name
+        assert sorted({m.step for m in history}) == list(range(5, 41, 5)), name
         assert all(0.0 < m.value < 1.0 for m in history), (name, history)
 
 
@@ -124,61 +125,90 @@ def test_generation_config_trains_and_scores_bits_per_token(corpus, tmp_path):
     assert [m.step for m in history] == [2, 4]  # logged by the step-logger actor at each eval
 
 
-def registered_checkpoints(storage) -> list[str]:
-    """Checkpoint folders Ray Train's controller has registered (the ones a restart loads)."""
-    snapshots = list(storage.glob("killed-*/checkpoint_manager_snapshot.json"))
-    if not snapshots:
+def registered_checkpoints(s3, storage: str) -> list[str]:
+    """Checkpoint folders Ray Train's controller has registered (the ones a restart loads), read
+    from the run's snapshot under `storage` (an s3:// URI) with a fresh listing each time (s3: a
+    boto3 client; fsspec's would answer from its listing cache)."""
+    bucket, prefix = storage.removeprefix("s3://").split("/", 1)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+            if o["Key"].endswith("/checkpoint_manager_snapshot.json")]
+    if not keys:
         return []
     try:
-        snapshot = json.loads(snapshots[0].read_text())
-    except json.JSONDecodeError:  # being rewritten right now
+        snapshot = json.loads(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
+    except (json.JSONDecodeError, s3.exceptions.NoSuchKey):  # being rewritten right now
         return []
     return [r["checkpoint_dir_name"] for r in snapshot.get("checkpoint_results", [])]
 
 
-def test_killed_worker_restarts_from_latest_checkpoint(corpus, tmp_path):
-    """SIGKILL one Train worker once a checkpoint is registered: the run restarts from it
-    (FailureConfig max_failures=1), completes, and every registered checkpoint is whole."""
+@pytest.fixture(scope="module")
+def ddp_run(toy_corpus, s3_server, tmp_path_factory):
+    """One DDP run on 2 CPU workers with its storage on S3, shared by the two tests below (one Ray
+    Train start instead of two): 40 steps, evaluated and checkpointed every 5, FailureConfig
+    max_failures=1, and one Train worker SIGKILLed once a checkpoint is registered.
+    {"summary" or "error", "killed": the pid or None, "storage": the s3:// URI, "s3": a client}."""
+    import boto3
     import ray
     from ray.util.state import list_actors
 
-    from jobs.training.checkpoint import verify
     from jobs.training.run import run_training
 
-    storage = tmp_path / "train"
-    cfg = config(corpus, str(storage), "train.num_workers=2", "train.max_failures=1",
-                 "train.max_steps=40", "train.eval_every=5", "train.log_every=5", "name=killed")
-    outcome = {}
+    s3 = boto3.client("s3", endpoint_url=s3_server)
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    storage = f"s3://{bucket}/train"
+    outcome = {"killed": None, "storage": storage, "s3": s3}
+    with pytest.MonkeyPatch.context() as mp:   # what the autouse work_home gives each test
+        mp.setenv("LACT_AUDIO_HOME", str(tmp_path_factory.getbasetemp() / "lact-home"))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        cfg = config(toy_corpus, storage, "train.num_workers=2", "train.max_failures=1",
+                     "train.max_steps=40", "train.eval_every=5", "train.log_every=5", "name=ddp2")
 
-    def train():
-        try:
-            outcome["summary"] = run_training(cfg, echo=False)
-        except BaseException as exc:  # surfaced by the assertions below
-            outcome["error"] = exc
+        def train():
+            try:
+                outcome["summary"] = run_training(cfg, echo=False)
+            except BaseException as exc:  # surfaced by the tests' assertions
+                outcome["error"] = exc
 
-    thread = threading.Thread(target=train)
-    thread.start()
-    killed = None
-    deadline = time.time() + 400
-    while killed is None and thread.is_alive() and time.time() < deadline:
-        # A checkpoint that is uploaded but not yet registered would be lost on a kill; Ray
-        # restarts from the latest registered one, so wait for registration.
-        if registered_checkpoints(storage):
-            # this session's cluster by address: "auto" fails when other Ray instances run here
-            workers = [a for a in list_actors(address=ray.get_runtime_context().gcs_address,
-                                              filters=[("state", "=", "ALIVE")])
-                       if "RayTrainWorker" in a.class_name and a.pid]
-            if workers:
-                killed = workers[-1].pid
-                os.kill(killed, signal.SIGKILL)
-        time.sleep(0.2)
-    thread.join(timeout=600)
-    assert killed is not None, "no checkpoint was registered before the run ended"
-    assert "error" not in outcome, outcome.get("error")
-    summary = outcome["summary"]
+        thread = threading.Thread(target=train)
+        thread.start()
+        deadline = time.time() + 400
+        while outcome["killed"] is None and thread.is_alive() and time.time() < deadline:
+            # A checkpoint that is uploaded but not yet registered would be lost on a kill; Ray
+            # restarts from the latest registered one, so wait for registration.
+            if registered_checkpoints(s3, storage):
+                # this session's cluster by address: "auto" fails when other Ray instances run here
+                workers = [a for a in list_actors(address=ray.get_runtime_context().gcs_address,
+                                                  filters=[("state", "=", "ALIVE")])
+                           if "RayTrainWorker" in a.class_name and a.pid]
+                if workers:
+                    outcome["killed"] = workers[-1].pid
+                    os.kill(outcome["killed"], signal.SIGKILL)
+            time.sleep(0.2)
+        thread.join(timeout=600)
+    return outcome
+
+
+def test_killed_worker_restarts_from_latest_checkpoint(ddp_run, tmp_path):
+    """SIGKILL one Train worker once a checkpoint is registered: the run restarts from it
+    (FailureConfig max_failures=1), completes, and every registered checkpoint is whole."""
+    from mlflow.tracking import MlflowClient
+
+    from jobs.training.checkpoint import verify
+    from pipeline import uri as uris
+
+    assert ddp_run["killed"] is not None, "no checkpoint was registered before the run ended"
+    assert "error" not in ddp_run, ddp_run.get("error")
+    summary = ddp_run["summary"]
     assert summary["steps"] == 40
     assert summary["start_step"] >= 5, "the restarted run began at step 0, not at its checkpoint"
-    registered = registered_checkpoints(storage)
+    resumed = MlflowClient().get_metric_history(summary["mlflow_run_id"], "resumed_from_step")
+    assert [m.value for m in resumed] == [summary["start_step"]]
+    registered = registered_checkpoints(ddp_run["s3"], ddp_run["storage"])
     assert registered
+    fs, run_dir = uris.filesystem(summary["run_dir"])
+    fs.invalidate_cache()
     for name in registered:
-        assert verify(str(next(storage.glob(f"killed-*/{name}"))))["step"] >= 5
+        local = tmp_path / name
+        fs.get(f"{run_dir}/{name}/", str(local), recursive=True)
+        assert verify(str(local))["step"] >= 5
