@@ -28,7 +28,9 @@ def pool():
     return {"utt_id": [r[0] for r in rows], "speaker": [r[1] for r in rows],
             "text": [r[2] for r in rows], "duration": [r[3] for r in rows], "num_frames": frames,
             "features": [np.full(f * 2, float(r[0][-1]), np.float16).tobytes() for r, f in zip(rows, frames)],
-            "token_ids": [[2 if c == "a" else 3 for c in r[2]] for r in rows]}
+            "token_ids": [[2 if c == "a" else 3 for c in r[2]] for r in rows],
+            # audio tokens (a generator's sessions): 3 per second, each the utterance's index
+            "audio_tokens": [np.full(int(3 * r[3]), int(r[0][-1]), np.int64) for r in rows]}
 
 
 def test_sessions_join_one_speakers_utterances_in_recording_order():
@@ -51,6 +53,7 @@ def test_sessions_join_one_speakers_utterances_in_recording_order():
         assert out["num_frames"][i] == 400 * n and len(feats) == 800 * n
         assert feats[0] == first and feats[-1] == first + n - 1
         assert list(np.unique(feats)) == list(range(first, first + n))
+        assert list(out["audio_tokens"][i]) == sum(([k] * 12 for k in range(first, first + n)), [])
     # a single utterance longer than max_seconds stays a session of its own
     assert out["duration"][out["speaker"].index("spk2")] == 50.0
 
