@@ -68,6 +68,23 @@ def test_study_models_takes_each_completed_trials_best_checkpoint(tmp_path):
         study_models(str(tmp_path))
 
 
+
+def test_studies_of_different_seeds_pool_and_an_arm_seed_twice_is_refused(tmp_path):
+    for name, seed in (("a", 0), ("b", 1)):
+        trials = [{"trial_id": f"{name}{i}", "status": "completed", "settings": {"arm": arm, "seed": seed}}
+                  for i, arm in enumerate(("window", "lact"))]
+        for t in trials:
+            _write(str(tmp_path / name / "train" / f"train-trial_id={t['trial_id']}" / "summary.json"),
+                   {"best_checkpoint": f"/ckpt/{t['settings']['arm']}-{seed}"})
+        _write(str(tmp_path / name / "summary.json"), {"trials": trials})
+    got = study_models([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert got == {0: {"lact": "/ckpt/lact-0", "window": "/ckpt/window-0"},
+                   1: {"lact": "/ckpt/lact-1", "window": "/ckpt/window-1"}}
+    assert list(got[1]) == ["lact", "window"]
+    with pytest.raises(UserError, match="in two of the studies"):
+        study_models([str(tmp_path / "a"), str(tmp_path / "a")])
+
+
 def _model(errors):
     """A model's metrics with one long-form recording per (length, one-pass, segmented errors)."""
     rows = [{"id": f"r{i}", "length": length, "status": "ok", "char_errors": one, "char_total": 100,

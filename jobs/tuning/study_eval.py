@@ -1,8 +1,11 @@
 """Evaluate a finished arms x seeds study (e.g. configs/tune/memory-study.yaml) on a test split:
 each seed's arms side by side with the full suite, then one table pooled over the seeds.
 
-    python -m jobs.tuning.study_eval --study STUDY_DIR --data FEATURES/test-clean \
+    python -m jobs.tuning.study_eval --study STUDY_DIR [--study STUDY_DIR2 ...] --data FEATURES/test-clean \
         [--report DIR] [any `lact-audio evaluate` full-suite flag, e.g. --long-form-seconds 30,60,max]
+
+(several --study folders: the same study run for different seeds, e.g. `search.seeds=[1,2]` under
+another --name; their trials are pooled as one study, the report goes under the first.)
 
 - The models: every completed trial of `STUDY_DIR/summary.json`, by its `settings` (arm, seed), at
   its best checkpoint (`best_checkpoint` in the trial's Train summary, `STUDY_DIR/train/
@@ -32,8 +35,19 @@ ARM_ORDER = ("lact", "static_fast_weights", "window", "full_attention")
 
 
 
-def study_models(study_dir: str) -> dict[int, dict[str, str]]:
-    """{seed: {arm: best checkpoint URI}} of the study's completed trials (arms in ARM_ORDER)."""
+def study_models(study_dir: str | list[str]) -> dict[int, dict[str, str]]:
+    """{seed: {arm: best checkpoint URI}} of the study's completed trials (arms in ARM_ORDER).
+    Several study folders (the same study run for different seeds) are merged."""
+    if isinstance(study_dir, list):
+        out: dict[int, dict[str, str]] = {}
+        for one in study_dir:
+            for seed, arms in study_models(one).items():
+                twice = set(arms) & set(out.get(seed, {}))
+                if twice:
+                    raise UserError(f"--study: arm {sorted(twice)[0]} with seed {seed} is in two of the studies")
+                out.setdefault(seed, {}).update(arms)
+        rank = {a: i for i, a in enumerate(ARM_ORDER)}
+        return {s: dict(sorted(a.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0]))) for s, a in sorted(out.items())}
     summary = read_json_or_none(uris.join(study_dir, "summary.json"))
     if summary is None:
         raise UserError(f"--study: no summary.json under {study_dir} (has the study finished?)")
@@ -278,19 +292,22 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.training.model_io import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", required=True, help="the study's folder (<work dir>/tune/<name>)")
+    ap.add_argument("--study", required=True, action="append",
+                    help="the study's folder (<work dir>/tune/<name>); repeat it to pool studies that ran "
+                         "the same arms for different seeds")
     ap.add_argument("--data", required=True, help="preprocessed test split, e.g. FEATURES/test-clean")
-    ap.add_argument("--report", default=None, help="default: STUDY/eval")
+    ap.add_argument("--report", default=None, help="default: the first STUDY/eval")
     ap.add_argument("--reference", default=None, help="reference arm (default: the study's search.reference)")
     args, rest = ap.parse_known_args(argv)
     ev = argparse.ArgumentParser(prog="study_eval (evaluate flags)")
     evaluate.add_arguments(ev)
     config = evaluate.config_from_args(ev.parse_args(["--model", "-", "--data", args.data, "--suite", "full", *rest]))
     config.validate()
-    study_dir = uris.absolute(args.study)
+    studies = [uris.absolute(s) for s in args.study]
+    study_dir = studies[0]
     report = uris.absolute(args.report or uris.join(study_dir, "eval"))
     reference = args.reference or (read_json_or_none(uris.join(study_dir, "summary.json")) or {}).get("reference")
-    models = study_models(study_dir)
+    models = study_models(studies)
     first = next(iter(next(iter(models.values()), {}).values()), None)
     if first is None:
         raise UserError(f"--study: no completed trial under {study_dir}")
@@ -302,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     fs.makedirs(path, exist_ok=True)
     with fs.open(f"{path}/report.md", "w") as f:
         f.write(text)
-    _write_json(uris.join(report, "study.json"), {"study": study_dir, "data": args.data, "reference": reference,
+    _write_json(uris.join(report, "study.json"), {"study": studies, "data": args.data, "reference": reference,
                                                   "models": {str(s): a for s, a in models.items()}, **summary})
     print(text)
     print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/report.md)")
