@@ -1,4 +1,5 @@
 """`lact-audio evaluate --model MODEL [--model MODEL2 ...] --data URI [--report DIR] [--suite quick|full]`
+   `lact-audio evaluate --study STUDY_DIR [--study ...] --data URI [--reference ARM]` (a Tune study's arms)
 
 The suites live in jobs/evaluation/ (suite.py runs them); this module only reads the flags.
 """
@@ -6,7 +7,8 @@ The suites live in jobs/evaluation/ (suite.py runs them); this module only reads
 from __future__ import annotations
 
 HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a preprocessed split; "
-        "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency")
+        "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency; "
+        "--study evaluates a finished arms x seeds study")
 
 
 def _numbers(flag: str, text, kind=float, allow_max: bool = False) -> list:
@@ -25,13 +27,22 @@ def _numbers(flag: str, text, kind=float, allow_max: bool = False) -> list:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, action="append",
-                        help="checkpoint URI (local or s3://) or MLflow model URI models:/name@alias; "
-                             "repeat for a side-by-side report")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", action="append",
+                      help="checkpoint URI (local or s3://) or MLflow model URI models:/name@alias; "
+                           "repeat for a side-by-side report")
+    what.add_argument("--study", action="append",
+                      help="a finished arms x seeds Tune study (<work dir>/tune/<name>): every completed "
+                           "trial at its best checkpoint, each seed's arms side by side with the full suite "
+                           "(generators: NLL by position), then pooled over the seeds with paired intervals "
+                           "(jobs/tuning/study_eval.py); repeat to pool the same study run for other seeds")
+    parser.add_argument("--reference", default=None,
+                        help="with --study: the arm every other is compared with (default: the study's "
+                             "search.reference)")
     parser.add_argument("--data", required=True, help="preprocessed split URI, e.g. OUT/test-clean")
     parser.add_argument("--report", default=None,
                         help="directory (local or s3://) for metrics.json, report.md and plots "
-                             "(default: <work dir>/eval/<time>)")
+                             "(default: <work dir>/eval/<time>; with --study: the first study's eval/)")
     parser.add_argument("--suite", default="quick",
                         help="quick: CER/WER (or NLL) overall, per speaker and language; full: all suites")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -110,6 +121,12 @@ def run(args) -> int:
     from pipeline import uri as uris
 
     config = config_from_args(args)
+    if args.study:
+        from jobs.tuning.study_eval import evaluate_study
+
+        config.suite = "full"
+        config.validate()
+        return evaluate_study(args.study, args.data, args.report, args.reference, config)
     config.validate()   # before any model is loaded
     report = args.report or uris.join(uris.work_home(), "eval",
                                       datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))

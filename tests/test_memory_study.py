@@ -136,3 +136,16 @@ def test_position_nll_pools_each_sequence_over_seeds_and_pairs_every_arm():
     assert out["0-4"]["pairs"]["lact - window"]["seeds_lower"] == 0
     text = position_markdown(out, [0, 1])
     assert "| 4-8 | lact | 2 | 1.5000 |" in text and "| 4-8 | lact - window | -1.0000" in text
+
+
+def test_evaluate_study_is_a_command_whose_mistakes_are_one_line_errors(tmp_path, capsys):
+    from jobs.cli import main
+
+    assert main(["evaluate", "--study", str(tmp_path / "none"), "--data", str(tmp_path)]) == 2
+    assert "no summary.json" in capsys.readouterr().err
+    _write(str(tmp_path / "s" / "summary.json"), {"trials": [
+        {"trial_id": "t0", "status": "error", "settings": {"arm": "lact", "seed": 0}}]})
+    assert main(["evaluate", "--study", str(tmp_path / "s"), "--data", str(tmp_path)]) == 2
+    assert "no completed trial" in capsys.readouterr().err
+    with pytest.raises(SystemExit):        # a model and a study: argparse refuses
+        main(["evaluate", "--study", "a", "--model", "b", "--data", "c"])

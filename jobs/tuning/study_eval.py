@@ -1,8 +1,10 @@
 """Evaluate a finished arms x seeds study (e.g. configs/tune/memory-study.yaml) on a test split:
 each seed's arms side by side with the full suite, then one table pooled over the seeds.
 
-    python -m jobs.tuning.study_eval --study STUDY_DIR [--study STUDY_DIR2 ...] --data FEATURES/test-clean \
-        [--report DIR] [any `lact-audio evaluate` full-suite flag, e.g. --long-form-seconds 30,60,max]
+    lact-audio evaluate --study STUDY_DIR [--study STUDY_DIR2 ...] --data FEATURES/test-clean \
+        [--report DIR] [--reference ARM] [any full-suite flag, e.g. --long-form-seconds 30,60,max]
+
+(`python -m jobs.tuning.study_eval` with the same arguments does the same.)
 
 (several --study folders: the same study run for different seeds, e.g. `search.seeds=[1,2]` under
 another --name; their trials are pooled as one study, the report goes under the first.)
@@ -21,7 +23,6 @@ another --name; their trials are pooled as one study, the report goes under the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -287,48 +288,39 @@ def generation_study(models: dict, data: str, report: str, config) -> tuple[str,
     return position_markdown(pooled, sorted(models)), {"position_nll": pooled}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs import evaluate
+def evaluate_study(studies: list[str], data: str, report: str | None, reference: str | None, config) -> int:
+    """`lact-audio evaluate --study ...`: the models of `studies`, evaluated and pooled; the report
+    under `report` (default: the first study's eval/)."""
     from jobs.training.model_io import load_model
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--study", required=True, action="append",
-                    help="the study's folder (<work dir>/tune/<name>); repeat it to pool studies that ran "
-                         "the same arms for different seeds")
-    ap.add_argument("--data", required=True, help="preprocessed test split, e.g. FEATURES/test-clean")
-    ap.add_argument("--report", default=None, help="default: the first STUDY/eval")
-    ap.add_argument("--reference", default=None, help="reference arm (default: the study's search.reference)")
-    args, rest = ap.parse_known_args(argv)
-    ev = argparse.ArgumentParser(prog="study_eval (evaluate flags)")
-    evaluate.add_arguments(ev)
-    config = evaluate.config_from_args(ev.parse_args(["--model", "-", "--data", args.data, "--suite", "full", *rest]))
-    config.validate()
-    studies = [uris.absolute(s) for s in args.study]
-    study_dir = studies[0]
-    report = uris.absolute(args.report or uris.join(study_dir, "eval"))
-    reference = args.reference or (read_json_or_none(uris.join(study_dir, "summary.json")) or {}).get("reference")
+    studies = [uris.absolute(s) for s in studies]
+    report = uris.absolute(report or uris.join(studies[0], "eval"))
+    reference = reference or (read_json_or_none(uris.join(studies[0], "summary.json")) or {}).get("reference")
     models = study_models(studies)
     first = next(iter(next(iter(models.values()), {}).values()), None)
     if first is None:
-        raise UserError(f"--study: no completed trial under {study_dir}")
+        raise UserError(f"--study: no completed trial under {', '.join(studies)}")
     if load_model(first)[1]["task"] == "generation":
-        text, summary = generation_study(models, args.data, report, config)
+        text, summary = generation_study(models, data, report, config)
     else:
-        text, summary = asr_study(models, args.data, report, reference, config)
+        text, summary = asr_study(models, data, report, reference, config)
     fs, path = uris.filesystem(report)
     fs.makedirs(path, exist_ok=True)
     with fs.open(f"{path}/report.md", "w") as f:
         f.write(text)
-    _write_json(uris.join(report, "study.json"), {"study": studies, "data": args.data, "reference": reference,
+    _write_json(uris.join(report, "study.json"), {"study": studies, "data": data, "reference": reference,
                                                   "models": {str(s): a for s, a in models.items()}, **summary})
     print(text)
-    print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/report.md)")
+    print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/)")
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m jobs.tuning.study_eval ARGS` is `lact-audio evaluate ARGS` (ARGS with --study)."""
+    from jobs.cli import main as cli
+
+    return cli(["evaluate", *(sys.argv[1:] if argv is None else argv)])
+
+
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())
