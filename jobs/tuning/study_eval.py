@@ -23,11 +23,10 @@ another --name; their trials are pooled as one study, the report goes under the 
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
+from jobs.training.storage import write_json
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.manifest import read_json_or_none
@@ -203,7 +202,7 @@ def position_nll_per_seed(models: dict[int, dict[str, str]], data: str, report: 
                 out[seed][arm] = nll_by_position(model, split, config.nll_position_bins, config.nll_sequences,
                                                  config.time_limit, config.bootstrap_seed, config.bootstrap_resamples)
             print(f"  study_eval: seed {seed} {arm}: NLL by position {time.perf_counter() - started:.0f} s", flush=True)
-        _write_json(uris.join(report, f"seed{seed}", "position_nll.json"), {"models": arms, "results": out[seed]})
+        write_json(uris.join(report, f"seed{seed}", "position_nll.json"), {"models": arms, "results": out[seed]})
     return out
 
 
@@ -259,13 +258,6 @@ def position_markdown(pooled: dict, seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_json(uri: str, data: dict) -> None:
-    fs, path = uris.filesystem(uri)
-    fs.makedirs(os.path.dirname(path), exist_ok=True)
-    with fs.open(path, "w") as f:
-        json.dump(data, f, indent=2, default=str)
-
-
 def asr_study(models: dict, data: str, report: str, reference: str | None, config) -> tuple[str, dict]:
     """The full suite per seed (REPORT/seed<k>/), then the pooled tables: (markdown, summary)."""
     from jobs.evaluation.suite import run_suite
@@ -308,7 +300,7 @@ def evaluate_study(studies: list[str], data: str, report: str | None, reference:
     fs.makedirs(path, exist_ok=True)
     with fs.open(f"{path}/report.md", "w") as f:
         f.write(text)
-    _write_json(uris.join(report, "study.json"), {"study": studies, "data": data, "reference": reference,
+    write_json(uris.join(report, "study.json"), {"study": studies, "data": data, "reference": reference,
                                                   "models": {str(s): a for s, a in models.items()}, **summary})
     print(text)
     print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/)")
