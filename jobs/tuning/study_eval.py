@@ -46,8 +46,7 @@ def study_models(study_dir: str | list[str]) -> dict[int, dict[str, str]]:
                 if twice:
                     raise UserError(f"--study: arm {sorted(twice)[0]} with seed {seed} is in two of the studies")
                 out.setdefault(seed, {}).update(arms)
-        rank = {a: i for i, a in enumerate(ARM_ORDER)}
-        return {s: dict(sorted(a.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0]))) for s, a in sorted(out.items())}
+        return _in_arm_order(out)
     summary = read_json_or_none(uris.join(study_dir, "summary.json"))
     if summary is None:
         raise UserError(f"--study: no summary.json under {study_dir} (has the study finished?)")
@@ -65,9 +64,14 @@ def study_models(study_dir: str | list[str]) -> dict[int, dict[str, str]]:
             raise UserError(f"two completed trials of arm {arm} with seed {seed}: this evaluation "
                             "wants one point per arm (an arms x seeds study)")
         out[seed][arm] = train["best_checkpoint"]
+    return _in_arm_order(out)
+
+
+def _in_arm_order(models: dict[int, dict[str, str]]) -> dict[int, dict[str, str]]:
+    """Seeds in order, each seed's arms in ARM_ORDER (others after, by name)."""
     rank = {a: i for i, a in enumerate(ARM_ORDER)}
     return {s: dict(sorted(arms.items(), key=lambda kv: (rank.get(kv[0], 99), kv[0])))
-            for s, arms in sorted(out.items())}
+            for s, arms in sorted(models.items())}
 
 
 # ------------------------------------------------------------------------------ pooling
