@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-minutes-per-chapter", type=float, default=None, metavar="M",
                         help="the same for the test split only, e.g. 10 for long-form test recordings "
                              "(default: --minutes-per-chapter)")
+    parser.add_argument("--test-hours", type=float, default=None, metavar="H",
+                        help="hours of the test split (default: 10 %% of --hours); train and dev stay as they "
+                             "are while the test speakers' number (H / its minutes per chapter) is unchanged, "
+                             "e.g. a long-form test split for a corpus models were trained on")
     parser.add_argument("--engines", default=None, metavar="LIST",
                         help="comma-separated speech engines: espeak-ng (or espeak), festival (English only; "
                              "Debian's festival and festvox-* voices) (default espeak-ng)")
@@ -58,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         engines=parse_engines(args.engines),
         held_out_engines=parse_engines(args.held_out_engines) if args.held_out_engines else (),
         minutes_per_chapter=args.minutes_per_chapter, test_minutes_per_chapter=args.test_minutes_per_chapter,
+        test_hours=args.test_hours,
     )
     summary = synthesize_corpus(
         args.layout, args.out, hours=args.hours, languages=languages, seed=args.seed,

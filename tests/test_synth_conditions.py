@@ -227,6 +227,31 @@ def test_long_chapters_for_test_speakers():
     assert plan_librispeech(1.0, None, seed=3, voicing=voicing)[0] == clips
 
 
+def test_a_longer_test_split_leaves_train_and_dev_as_they_were():
+    """--test-hours with as many test speakers as before: the same train and dev clips, the same
+    test speakers, chapters and acoustic conditions, only longer test chapters (for long-form
+    evaluation of models already trained on the corpus)."""
+    short = Voicing(test_minutes_per_chapter=1.2)            # 0.1 h of test: 5 chapters of 1.2 min
+    long = Voicing(test_minutes_per_chapter=12, test_hours=1.0)
+    before, speakers_before = plan_librispeech(1.0, None, seed=3, voicing=short)
+    after, speakers_after = plan_librispeech(1.0, None, seed=3, voicing=long)
+    held = [c for c in before if c.split != "test-clean"]
+    assert held and held == [c for c in after if c.split != "test-clean"]
+    assert speakers_after == speakers_before and len(speakers_after["test-clean"]) == 5
+
+    def test_chapters(clips):
+        return {c.utt_id.rsplit("-", 1)[0] for c in clips if c.split == "test-clean"}
+    assert test_chapters(after) == test_chapters(before)
+    minutes: Counter = Counter()
+    for clip in after:
+        if clip.split == "test-clean":
+            minutes[clip.speaker.speaker_id] += estimated_seconds(clip.spoken, clip.speaker) / 60
+    assert len(minutes) == 5 and all(12 <= m <= 13.5 for m in minutes.values())
+    conditions_before = {c.utt_id.rsplit("-", 1)[0]: c.conditions for c in with_conditions("librispeech", before, 3)[0]}
+    conditions_after = {c.utt_id.rsplit("-", 1)[0]: c.conditions for c in with_conditions("librispeech", after, 3)[0]}
+    assert conditions_after == conditions_before
+
+
 def test_default_plan_is_unchanged():
     assert plan_hash(plan_librispeech(None, 3, seed=5)[0]) == DEFAULT_LIBRISPEECH_PLAN
     assert plan_hash(plan_commonvoice(None, 2, ["en", "fr"], seed=1)[0]) == DEFAULT_COMMONVOICE_PLAN
@@ -283,6 +308,8 @@ def test_cli_flags_and_their_errors(tmp_path, capsys):
     cases = [
         (["--utterances-per-split", "2", "--minutes-per-chapter", "3"], "cannot be used with --utterances-per-split"),
         (["--test-minutes-per-chapter", "0"], "more than 0"),
+        (["--test-hours", "0"], "--test-hours must be more than 0"),
+        (["--utterances-per-split", "2", "--test-hours", "3"], "cannot be used with --utterances-per-split"),
         (["--minutes-per-chapter", "1000"], "at most 240"),
         (["--engines", "espeak,flite"], "unknown engine(s) flite"),
         (["--held-out-engines", "festival"], "must also be in --engines"),

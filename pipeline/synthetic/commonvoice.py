@@ -48,7 +48,9 @@ def plan_commonvoice(hours: float | None, utterances_per_split: int | None, lang
     clip_number = 19_000_000 + rng.randrange(1_000_000)
     for language in languages:
         lang_hours = None if hours is None else hours / len(languages)
-        budgets = {split: split_budget(lang_hours, utterances_per_split, fraction) for split, fraction in SPLITS.items()}
+        test_hours = None if voicing.test_hours is None else voicing.test_hours / len(languages)
+        budgets = {split: split_budget(lang_hours, utterances_per_split, fraction, test_hours if split == TEST_SPLIT else None)
+                   for split, fraction in SPLITS.items()}
         minutes = {split: voicing.chapter_minutes(split == TEST_SPLIT) for split in SPLITS}
         counts = {split: speaker_count(*budget, minutes[split]) for split, budget in budgets.items()}
         speakers = draw_speakers(language, counts, rng, lambda split, i, lang=language: f"{lang}-{split}-{i:03d}",

@@ -150,6 +150,8 @@ def _settings(layout: str, hours: float | None, utterances_per_split: int | None
         settings["voicing"] = {"engines": list(voicing.engines), "held_out_engines": list(voicing.held_out_engines),
                                "minutes_per_chapter": voicing.minutes_per_chapter,
                                "test_minutes_per_chapter": voicing.test_minutes_per_chapter}
+        if voicing.test_hours is not None:
+            settings["voicing"]["test_hours"] = voicing.test_hours
     if FESTIVAL in voicing.engines:
         settings["festival"] = festival_version()
     return settings
@@ -164,6 +166,11 @@ def _check_voicing(voicing: Voicing, utterances_per_split: int | None, languages
             raise UserError(f"{flag} sizes chapters from --hours; it cannot be used with --utterances-per-split")
         if not 0 < minutes <= MAX_CHAPTER_MINUTES:
             raise UserError(f"{flag} must be more than 0 and at most {MAX_CHAPTER_MINUTES}, got {minutes}")
+    if voicing.test_hours is not None:
+        if utterances_per_split is not None:
+            raise UserError("--test-hours sizes the test split in hours; it cannot be used with --utterances-per-split")
+        if not 0 < voicing.test_hours <= 1000:
+            raise UserError(f"--test-hours must be more than 0 and at most 1000, got {voicing.test_hours}")
     unknown = [engine for engine in voicing.engines + voicing.held_out_engines if engine not in ENGINES]
     if unknown:
         raise UserError(f"unknown engine(s) {', '.join(unknown)}; available: {', '.join(ENGINES)}")

@@ -30,7 +30,8 @@ SAMPLE_RATE = 16000
 def plan_librispeech(hours: float | None, utterances_per_split: int | None, seed: int,
                      voicing: Voicing = Voicing()) -> tuple[list[Clip], dict[str, list[Speaker]]]:
     rng = random.Random(f"librispeech:{seed}")
-    budgets = {split: split_budget(hours, utterances_per_split, fraction) for split, fraction in SPLITS.items()}
+    budgets = {split: split_budget(hours, utterances_per_split, fraction, voicing.test_hours if split == TEST_SPLIT else None)
+               for split, fraction in SPLITS.items()}
     minutes = {split: voicing.chapter_minutes(split == TEST_SPLIT) for split in SPLITS}
     counts = {split: speaker_count(*budget, minutes[split]) for split, budget in budgets.items()}
     speaker_ids = rng.sample(range(100, 10000), sum(counts.values()))

@@ -41,11 +41,16 @@ class Voicing:
     clips) of about that many minutes, and the split has as many speakers as its hours allow
     (at least two). test_minutes_per_chapter: the same for the test split only (default:
     minutes_per_chapter), for long-form test recordings beside short training chapters.
+    test_hours: the test split's hours (default: its 10 % of the total). Train and dev are drawn
+    before the test split from the same stream, so with the same number of test speakers (test
+    hours / test minutes per chapter) they stay byte-identical: a longer test split for a corpus
+    models were already trained on.
     """
     engines: tuple[str, ...] = (ESPEAK,)
     held_out_engines: tuple[str, ...] = ()   # engines heard in dev and test only
     minutes_per_chapter: float | None = None
     test_minutes_per_chapter: float | None = None
+    test_hours: float | None = None
 
     def chapter_minutes(self, is_test: bool) -> float | None:
         if is_test and self.test_minutes_per_chapter is not None:
@@ -58,11 +63,13 @@ def estimated_seconds(sentence: str, speaker: Speaker) -> float:
     return 0.83 * len(sentence.split()) * 60.0 / speaker.speed + 0.2
 
 
-def split_budget(hours: float | None, utterances_per_split: int | None, fraction: float) -> tuple[float | None, int | None]:
-    """(seconds, None) for an hours budget, or (None, count) for a fixed number of utterances."""
+def split_budget(hours: float | None, utterances_per_split: int | None, fraction: float,
+                 own_hours: float | None = None) -> tuple[float | None, int | None]:
+    """(seconds, None) for an hours budget, or (None, count) for a fixed number of utterances.
+    own_hours: the split's hours, set apart from the total (Voicing.test_hours)."""
     if utterances_per_split is not None:
         return None, utterances_per_split
-    return hours * 3600.0 * fraction, None
+    return (hours * fraction if own_hours is None else own_hours) * 3600.0, None
 
 
 def speaker_count(seconds: float | None, count: int | None, chapter_minutes: float | None = None) -> int:
