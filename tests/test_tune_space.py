@@ -143,12 +143,18 @@ def test_default_data_root_moves_with_the_work_directory(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name, trials", [("smoke", 5), ("demo-ablation", 15), ("librispeech-960h", 19),
-                                           ("memory-base-lr", 5), ("memory-generation", 12)])
+                                           ("memory-base-lr", 5), ("memory-chunk-window", 6),
+                                           ("memory-generation", 12)])
 def test_shipped_study_configs_load(name, trials):
     study = load_study(os.path.join(TUNE, f"{name}.yaml"))
     assert len(points(study)) == trials
     arms = {p.get("arm", "lact") for p in points(study)}
-    assert "lact" in arms and (name in ("smoke", "memory-base-lr") or "full_attention" in arms)
+    assert "lact" in arms and (name in ("smoke", "memory-base-lr", "memory-chunk-window") or "full_attention" in arms)
     if name == "memory-base-lr":    # LaCT's step size swept, everything else the memory study's
         assert sorted(trial_config(study, p).model.config.base_lr for p in points(study)) == [1, 3, 10, 30, 100]
         assert trial_config(study, points(study)[0]).data.sessions.max_seconds == 20
+    if name == "memory-chunk-window":   # LaCT's chunk x window, at the memory study's base_lr
+        models = [trial_config(study, p).model.config for p in points(study)]
+        assert sorted((m.chunk_size, m.window_size) for m in models) == [
+            (c, w) for c in (48, 96, 192) for w in (4, 16)]
+        assert {m.base_lr for m in models} == {10}
