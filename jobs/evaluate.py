@@ -1,4 +1,4 @@
-"""`lact-audio evaluate --model MODEL [--model MODEL2 ...] --data URI [--report DIR] [--suite quick|full]`
+"""`lact-audio evaluate --model MODEL [--model MODEL2 ...] --data URI [--report DIR] [--suite quick|long-form|full]`
    `lact-audio evaluate --study STUDY_DIR [--study ...] --data URI [--reference ARM]` (a Tune study's arms)
 
 The suites live in jobs/evaluation/ (suite.py runs them); this module only reads the flags.
@@ -33,7 +33,8 @@ def add_arguments(parser) -> None:
                            "repeat for a side-by-side report")
     what.add_argument("--study", action="append",
                       help="a finished arms x seeds Tune study (<work dir>/tune/<name>): every completed "
-                           "trial at its best checkpoint, each seed's arms side by side with the full suite "
+                           "trial at its best checkpoint, each seed's arms side by side with the full suite (or --suite "
+                           "long-form) "
                            "(generators: NLL by position), then pooled over the seeds with paired intervals "
                            "(jobs/tuning/study_eval.py); repeat to pool the same study run for other seeds")
     parser.add_argument("--reference", default=None,
@@ -43,8 +44,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--report", default=None,
                         help="directory (local or s3://) for metrics.json, report.md and plots "
                              "(default: <work dir>/eval/<time>; with --study: the first study's eval/)")
-    parser.add_argument("--suite", default="quick",
-                        help="quick: CER/WER (or NLL) overall, per speaker and language; full: all suites")
+    parser.add_argument("--suite", default=None,
+                        help="quick (the default; with --study: full): CER/WER (or NLL) overall, per speaker "
+                             "and language; long-form: quick plus long-form recordings (generators: NLL by "
+                             "position) only, for a long test split; full: all suites")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-utterances", type=int, default=None,
                         help="evaluate only the first N utterances (speaker order)")
@@ -96,7 +99,7 @@ def config_from_args(args):
 
     lengths = _numbers("--long-form-seconds", args.long_form_seconds, allow_max=True)
     return SuiteConfig(
-        suite=args.suite, beam_size=args.beam_size,
+        suite=args.suite or "quick", beam_size=args.beam_size,
         long_form_seconds=[s for s in lengths if s != "max"], long_form_longest="max" in lengths,
         long_form_recordings=args.long_form_recordings, long_form_speakers=args.long_form_speakers,
         session_seconds=_numbers("--session-seconds", args.session_seconds),
@@ -124,7 +127,7 @@ def run(args) -> int:
     if args.study:
         from jobs.tuning.study_eval import evaluate_study
 
-        config.suite = "full"
+        config.suite = args.suite or "full"
         config.validate()
         return evaluate_study(args.study, args.data, args.report, args.reference, config)
     config.validate()   # before any model is loaded

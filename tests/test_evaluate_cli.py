@@ -190,8 +190,38 @@ def test_generator_suites_write_nll_curve_scores_and_samples(workspace):
     assert _is_png(report / "nll_by_position.png")
 
 
+FULL_ONLY = {"beam", "streaming", "adaptation", "fast_weight_ablation", "quantized", "efficiency",
+             "not_measured", "continuations", "pesq", "stoi"}
+
+
+def test_long_form_suite_measures_long_context_only(workspace):
+    """--suite long-form: the full suite's long-form recordings (ASR) and NLL by position
+    (generators), on the same recordings for every model, and none of its other suites."""
+    root, split, ckpts = workspace
+    report = root / "report-long-form"
+    args = ["evaluate", "--model", ckpts["asr-lact"], "--model", ckpts["asr-window"], "--data", split,
+            "--report", str(report), "--suite", "long-form"]
+    assert main(args + SMALL) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["suite"] == "long-form"
+    for m in metrics["models"].values():
+        assert not FULL_ONLY & set(m) and "cer" in m
+        assert [x["length"] for x in m["long_form"]["lengths"]] == ["2s", "5s", "1000s", "longest"]
+        assert all(r["status"] == "ok" and "segmented" in r for r in m["long_form"]["recordings"])
+    assert len({tuple(r["id"] for r in m["long_form"]["recordings"]) for m in metrics["models"].values()}) == 1
+    pairs = {(p["a"], p["b"]): p["metrics"] for p in metrics["comparisons"]}
+    assert "long_form_cer" in pairs[("lact", "window")] and "session_cer" not in pairs[("lact", "window")]
+    assert "Long-form" in (report / "report.md").read_text()
+
+    report = root / "report-long-form-gen"
+    assert main(["evaluate", "--model", ckpts["gen-lact"], "--data", split, "--report", str(report),
+                 "--suite", "long-form"] + SMALL) == 0
+    m = json.loads((report / "metrics.json").read_text())["models"]["lact"]
+    assert m["nll_by_position"]["status"] == "ok" and not FULL_ONLY & set(m)
+
+
 @pytest.mark.parametrize("extra,message", [
-    (["--suite", "medium"], "--suite must be quick or full"),
+    (["--suite", "medium"], "--suite must be quick, long-form or full"),
     (["--long-form-seconds", "60,abc"], "--long-form-seconds expects comma-separated numbers"),
     (["--time-limit", "0"], "--time-limit must be > 0"),
     (["--adaptation-counts", "-1"], "--adaptation-counts needs values >= 0"),

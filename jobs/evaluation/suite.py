@@ -7,6 +7,9 @@ full:  adds beam decoding, long-form (one pass against segmented: the context ga
        adaptation (one-pass and streamed sessions; chained state where trained so), fast-weight
        ablation, quantised inference, efficiency against length; for generators NLL by position
        on long single-speaker sequences, tokenizer PESQ/STOI and continuation samples.
+long-form: quick plus only the long-context measure of full: long-form recordings (one pass
+       against segmented) for ASR, NLL by position for generators; for a test split too long
+       to run every suite on.
 Every size is a field of SuiteConfig, so tests and the demo run small versions.
 """
 
@@ -29,7 +32,7 @@ from jobs.evaluation.training_condition import training_condition
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
-QUICK, FULL = "quick", "full"
+QUICK, LONG_FORM, FULL = "quick", "long-form", "full"
 
 
 @dataclass
@@ -64,8 +67,8 @@ class SuiteConfig:
     bootstrap_resamples: int = 10000
 
     def validate(self) -> None:
-        if self.suite not in (QUICK, FULL):
-            raise UserError(f"--suite must be quick or full, got {self.suite!r}")
+        if self.suite not in (QUICK, LONG_FORM, FULL):
+            raise UserError(f"--suite must be quick, long-form or full, got {self.suite!r}")
         positive = {"--beam-size": self.beam_size, "--stream-seconds": self.stream_seconds,
                     "--stream-chunk-frames": self.stream_chunk_frames,
                     "--batch-size": self.batch_size, "--nll-sequences": self.nll_sequences,
@@ -128,7 +131,7 @@ def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, record
     full = config.suite == FULL
     out = accuracy_report(model, split.utterances, tokenizer, beam=full, beam_size=config.beam_size,
                           batch_size=config.batch_size)
-    if not full:
+    if config.suite == QUICK:
         return out
     steps = [
         ("long_form", lambda: long_form.evaluate_long_form(
@@ -145,7 +148,7 @@ def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, record
         ("efficiency", lambda: efficiency.evaluate_efficiency(model, split, "asr",
                                                               config.efficiency_seconds, config.time_limit)),
     ]
-    for key, step in steps:
+    for key, step in steps if full else steps[:1]:   # long-form: the long-form recordings only
         started = time.perf_counter()
         out[key] = step()
         log(f"{key} {time.perf_counter() - started:.1f} s")
@@ -181,12 +184,14 @@ def evaluate_generation(model, split: EvalSplit, config: SuiteConfig, label: str
     from jobs.evaluation import generation_quality as gq
 
     out = generation_quick(model, split)
-    if config.suite != FULL:
+    if config.suite == QUICK:
         return out
-    rate = float(split.manifest["audio_tokenizer"]["rate_hz"])
     out["nll_by_position"] = position_nll.nll_by_position(
         model, split, config.nll_position_bins, config.nll_sequences, config.time_limit,
         config.bootstrap_seed, config.bootstrap_resamples)
+    if config.suite == LONG_FORM:
+        return out
+    rate = float(split.manifest["audio_tokenizer"]["rate_hz"])
     out["tokenizer_round_trip"] = round_trip
     out["pesq"], out["stoi"] = round_trip.get("pesq"), round_trip.get("stoi")
     out["continuations"] = gq.continuation_samples(
@@ -223,10 +228,11 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
         from pipeline.text_tokenizer import load_text_tokenizer
 
         tokenizer = load_text_tokenizer(split.manifest, split.uri)
-        if full:   # the same recordings and sessions for every model
+        if config.suite != QUICK:   # the same recordings and sessions for every model
             recording_sets = recordings.build_recording_sets(
                 split, config.long_form_seconds, config.long_form_longest, config.long_form_recordings,
                 config.long_form_speakers)
+        if full:
             sessions = recordings.session_set(split, *config.session_seconds)
     if "generation" in tasks and full:
         from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip

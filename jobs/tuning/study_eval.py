@@ -13,7 +13,9 @@ another --name; their trials are pooled as one study, the report goes under the 
   its best checkpoint (`best_checkpoint` in the trial's Train summary, `STUDY_DIR/train/
   train-trial_id=ID/summary.json`), so the run's config beside it says it trained on sessions.
 - Per seed: `lact-audio evaluate --suite full` over that seed's arms (REPORT/seed<k>/: metrics.json,
-  report.md, every pair's paired intervals). Every run decodes the same recordings and sessions.
+  report.md, every pair's paired intervals); with `--suite long-form` the long-form recordings only
+  (no sessions), for a test split too long for every suite. Every run decodes the same recordings
+  and sessions.
 - Pooled (REPORT/report.md, REPORT/study.json): per arm and long-form length, CER in one pass and
   segmented, the context gain (segmented - one pass) and each arm - the reference arm, with 95 %
   paired-bootstrap intervals over the recordings, each recording's errors summed over the seeds
