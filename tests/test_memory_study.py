@@ -30,6 +30,24 @@ def test_memory_study_is_four_matched_arms_by_three_seeds_on_sessions():
         assert cfg.train.max_steps == 800 and cfg.train.torch_threads == 1
 
 
+def test_streaming_study_is_the_memory_study_block_causal_without_full_attention():
+    """memory-streaming.yaml: the memory study's streamable arms, each at the same setting, with
+    block-causal models; nothing else differs."""
+    study = load_study(os.path.join(os.path.dirname(STUDY), "memory-streaming.yaml"))
+    base = load_study(STUDY)
+    trials = points(study)
+    got = {(settings(study, p)["arm"], settings(study, p)["seed"]) for p in trials}
+    assert got == {(a, s) for a in ("lact", "static_fast_weights", "window") for s in (0, 1, 2)}
+    assert study.search.reference == "window"
+    for p in trials:
+        cfg, same = trial_config(study, p), trial_config(base, p)
+        assert cfg.model.config.lact_causal is True and not same.model.config.get("lact_causal", False)
+        del cfg.model.config["lact_causal"]
+        for part in ("data", "model", "optim"):
+            assert cfg[part] == same[part], part
+        assert cfg.train.max_steps == same.train.max_steps == 800
+
+
 def test_generation_study_trains_every_arm_on_the_same_long_session_crops():
     study = load_study(GENERATION_STUDY)
     trials = points(study)
