@@ -183,12 +183,16 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
 
 
 def dev_set(spec: WorkerSpec) -> tuple[list[dict], object]:
+    return dev_batches(spec.dev_uri, spec.config.data, spec.task)
+
+
+def dev_batches(dev_uri: str, data, task) -> tuple[list[dict], object]:
     """The dev batches every worker scores (small: loaded locally, in a fixed order, capped by
-    data.max_dev_utterances) and the task's tokenizer that decodes them."""
+    data.max_dev_utterances, audio tokens cropped as in training) and the task's tokenizer that
+    decodes them; a study's per-utterance dev units (jobs/tuning/dev_units.py) score the same."""
     from pipeline.loading import LocalLoader
 
-    data = spec.config.data
-    dev = LocalLoader(spec.dev_uri, batch_size=data.eval_batch_size, task=spec.task.name,
+    dev = LocalLoader(dev_uri, batch_size=data.eval_batch_size, task=task.name,
                       shuffle=False, max_audio_tokens=data.max_audio_tokens)
     batches, kept = [], 0
     for batch in dev.epoch(0):
@@ -196,7 +200,7 @@ def dev_set(spec: WorkerSpec) -> tuple[list[dict], object]:
             break
         batches.append(batch)
         kept += len(batch["utt_ids"])
-    return batches, spec.task.tokenizer(dev.manifest, spec.dev_uri)
+    return batches, task.tokenizer(dev.manifest, dev_uri)
 
 
 def train_loop_per_worker(spec: WorkerSpec) -> None:
