@@ -106,17 +106,18 @@ def test_studies_of_different_seeds_pool_and_an_arm_seed_twice_is_refused(tmp_pa
 def _model(errors):
     """A model's metrics with one long-form recording per (length, one-pass, segmented errors)."""
     rows = [{"id": f"r{i}", "length": length, "status": "ok", "char_errors": one, "char_total": 100,
+             "target_seconds": None if length == "longest" else float(length.rstrip("s")),
              "segmented": {"char_errors": seg}} for i, (length, one, seg) in enumerate(errors)]
     return {"long_form": {"recordings": rows}, "adaptation": {"one_pass_sessions": {"status": "ok", "sessions": rows}}}
 
 
 def test_pool_sums_each_unit_over_seeds_and_pairs_with_the_reference():
-    lact = [("30", 10, 20), ("30", 12, 20), ("60", 8, 20)]
-    window = [("30", 20, 20), ("30", 22, 20), ("60", 18, 20)]
+    lact = [("longest", 10, 20), ("300s", 12, 20), ("30s", 8, 20)]
+    window = [("longest", 20, 20), ("300s", 22, 20), ("30s", 18, 20)]
     per_seed = {0: {"lact": _model(lact), "window": _model(window)},
                 1: {"lact": _model(lact), "window": _model(window)}}
     out = pool(per_seed, "window", "long_form", resamples=200)
-    assert set(out) == {"30", "60", "all"}
+    assert list(out) == ["30s", "300s", "longest", "all"]      # by length, not as strings sort
     e = out["all"]["lact"]
     assert e["one_pass_cer"] == pytest.approx(30 / 300) and e["segmented_cer"] == pytest.approx(60 / 300)
     assert e["context_gain"]["difference"] == pytest.approx(0.1)          # segmented - one pass

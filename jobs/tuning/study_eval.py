@@ -89,6 +89,12 @@ def _rows(metrics: dict, kind: str) -> dict:
             if r.get("status") == "ok" and "char_errors" in r and "segmented" in r}
 
 
+def _by_target(keys: list, rows: dict) -> list[str]:
+    """The long-form lengths of `keys`, shortest target first, whole chapters ('longest') last."""
+    target = {k[0]: rows[k].get("target_seconds") for k in keys}
+    return sorted(target, key=lambda length: (target[length] is None, target[length] or 0.0))
+
+
 def _summed(per_seed: list[dict], keys: list) -> tuple[list[float], list[float], list[float]]:
     """Per unit: one-pass errors, segmented errors and characters, summed over the seeds."""
     one = [sum(rows[k]["char_errors"] for rows in per_seed) for k in keys]
@@ -119,7 +125,7 @@ def pool(per_seed_models: dict[int, dict[str, dict]], reference: str | None, kin
             common = set(r) if common is None else common & set(r)
     common = sorted(common or [])
     groups = {"all": common} if kind != "long_form" else {
-        **{length: [k for k in common if k[0] == length] for length in dict.fromkeys(k[0] for k in common)},
+        **{length: [k for k in common if k[0] == length] for length in _by_target(common, rows[arms[0]][0])},
         "all": common}
     out = {}
     for group, keys in groups.items():
