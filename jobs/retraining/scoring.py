@@ -14,7 +14,7 @@ import torch
 def utterance_scores(model, cfg, split_uri: str) -> dict:
     """{"utt_ids", "errors", "totals", "metrics"}: errors/totals are char edits/reference chars (ASR)
     or NLL nats/predicted tokens (generation), one pair per utterance."""
-    from jobs.training.evaluation import asr_counts, decode_batch, next_token_nll
+    from jobs.training.evaluation import utterance_counts
     from jobs.training.tasks import task_named
     from pipeline.loading import LocalLoader
 
@@ -24,19 +24,9 @@ def utterance_scores(model, cfg, split_uri: str) -> dict:
     tokenizer = task.tokenizer(loader.manifest, split_uri)
     model.eval()
     utt_ids, rows = [], []
-    with torch.no_grad():
-        for batch in loader.epoch(0):
-            utt_ids += list(batch["utt_ids"])
-            if task.name == "asr":
-                hyps = decode_batch(model, batch, tokenizer)
-                rows += [asr_counts([ref], [hyp]) for ref, hyp in zip(batch["texts"], hyps)]
-            else:
-                tokens, lengths = batch["audio_tokens"], batch["audio_token_lengths"]
-                logits = model(tokens)
-                for i in range(tokens.shape[0]):
-                    n = int(lengths[i])
-                    nats = next_token_nll(logits[i:i + 1, :n], tokens[i:i + 1, :n], lengths[i:i + 1], reduction="sum")
-                    rows.append(torch.tensor([float(nats), float(max(n - 1, 0)), 1.0], dtype=torch.float64))
+    for batch in loader.epoch(0):
+        utt_ids += list(batch["utt_ids"])
+        rows += utterance_counts(model, batch, task.name, tokenizer)
     counts = torch.stack(rows) if rows else torch.zeros((0, len(task.count_fields)), dtype=torch.float64)
     metrics = task.metrics(counts.sum(0) if rows else torch.zeros(len(task.count_fields), dtype=torch.float64))
     if task.name == "asr":

@@ -60,7 +60,8 @@ def asr_batch_counts(model, batch, tokenizer, device="cpu") -> torch.Tensor:
 
 def next_token_nll(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                    reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy (nats) of predicting token t+1 from tokens <= t, padding excluded."""
+    """Cross-entropy (nats) of predicting token t+1 from tokens <= t, padding excluded: the mean,
+    the sum ("sum") or each sequence's sum ("row")."""
     pred = logits[:, :-1].float()
     target = tokens[:, 1:]
     mask = torch.arange(target.shape[1], device=target.device)[None, :] < (lengths[:, None] - 1)
@@ -68,7 +69,22 @@ def next_token_nll(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Te
     nll = nll.view_as(target) * mask
     if reduction == "sum":
         return nll.sum()
+    if reduction == "row":     # each sequence's own sum
+        return nll.sum(dim=1)
     return nll.sum() / mask.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def utterance_counts(model, batch: dict, task_name: str, tokenizer=None) -> list[torch.Tensor]:
+    """Each utterance's counts, in batch order; they sum to the batch's counts: ASR [char errors,
+    chars, word errors, words, 1], generation [NLL nats, predicted tokens, 1]."""
+    if task_name == "asr":
+        hyps = decode_batch(model, batch, tokenizer)
+        return [asr_counts([ref], [hyp]) for ref, hyp in zip(batch["texts"], hyps)]
+    tokens, lengths = batch["audio_tokens"], batch["audio_token_lengths"]
+    nats = next_token_nll(model(tokens), tokens, lengths, reduction="row")
+    return [torch.tensor([float(n), float(max(int(k) - 1, 0)), 1.0], dtype=torch.float64)
+            for n, k in zip(nats, lengths)]
 
 
 @torch.no_grad()
