@@ -14,19 +14,19 @@ from pipeline.errors import UserError
 
 # command name -> module in jobs/
 COMMANDS = {
-    "preprocess": "jobs.preprocess",
-    "synth": "jobs.synth",
-    "train": "jobs.train",
-    "tune": "jobs.tune",
-    "evaluate": "jobs.evaluate",
-    "demo": "jobs.demo",
-    "submit": "jobs.submit",
-    "jobs": "jobs.job_control",
-    "cluster": "jobs.cluster",
-    "nightly": "jobs.nightly",
-    "transcribe": "jobs.transcribe",
-    "serve": "jobs.serve",
-    "generate": "jobs.generate",
+    "preprocess": "jobs.commands.preprocess",
+    "synth": "jobs.commands.synth",
+    "train": "jobs.commands.train",
+    "tune": "jobs.commands.tune",
+    "evaluate": "jobs.commands.evaluate",
+    "demo": "jobs.commands.demo",
+    "submit": "jobs.commands.submit",
+    "jobs": "jobs.commands.job_control",
+    "cluster": "jobs.commands.cluster",
+    "nightly": "jobs.commands.nightly",
+    "transcribe": "jobs.commands.transcribe",
+    "serve": "jobs.commands.serve",
+    "generate": "jobs.commands.generate",
 }
 
 

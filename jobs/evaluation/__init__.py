@@ -1,4 +1,4 @@
-"""The evaluation suites behind `lact-audio evaluate` (jobs/evaluate.py is the thin CLI).
+"""The evaluation suites behind `lact-audio evaluate` (jobs/commands/evaluate.py is the thin CLI).
 
 One file per concept:
     data.py               a split's utterances in speaker order (features after CMVN, text, ids)

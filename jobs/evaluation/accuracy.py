@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from jobs.evaluation.data import EvalUtterance
-from jobs.training.evaluation import ASR_FIELDS, asr_counts, asr_metrics
+from jobs.tasks.asr import ASR_FIELDS, asr_counts, asr_metrics
 
 GREEDY = "greedy"
 BEAM = "beam"

@@ -207,7 +207,7 @@ def evaluate_generation(model, split: EvalSplit, config: SuiteConfig, label: str
 def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: SuiteConfig,
               echo: bool = True) -> dict:
     """Evaluate every model; returns what metrics.json holds (see module docstring)."""
-    from jobs.training.model_io import load_model
+    from jobs.runs.model_io import load_model
     from jobs.training.run import write_json
 
     config.validate()
@@ -294,7 +294,7 @@ def log_to_mlflow(results: dict, report_uri: str, local_dir: str) -> str | None:
         return None
     import mlflow
 
-    from jobs.training import tracking
+    from jobs.runs import tracking
 
     tracking.setup("lact-audio-evaluation")
     with mlflow.start_run(run_name=f"evaluate-{results['suite']}") as run:

@@ -32,7 +32,7 @@ def _from_config(config: dict, source: str) -> dict:
 
 
 def _run_file_near(checkpoint_uri: str) -> str | None:
-    from jobs.training.storage import RUN_FILE
+    from jobs.runs.storage import RUN_FILE
 
     here = uris.absolute(checkpoint_uri).rstrip("/")
     for folder in (here, here.rsplit("/", 1)[0]):
@@ -45,7 +45,7 @@ def _run_file_near(checkpoint_uri: str) -> str | None:
 def _from_mlflow(model_uri: str) -> dict | None:
     import mlflow
 
-    from jobs.training.tracking import tracking_uri
+    from jobs.runs.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     try:

@@ -1,6 +1,6 @@
 """A trained model with the preprocessing it was trained on, ready for inference.
 
-The model comes from jobs.training.model_io (checkpoint URI, runs:/, models:/NAME@alias). Its
+The model comes from jobs.runs.model_io (checkpoint URI, runs:/, models:/NAME@alias). Its
 features, CMVN and tokenizers are read from the manifest of the split the run was evaluated on
 (the checkpoint's `text_tokenizer_split`), or from `data_uri` when that split lives elsewhere.
 """
@@ -84,7 +84,7 @@ def registry_version(model_uri: str) -> str | None:
         return None
     from mlflow.tracking import MlflowClient
 
-    from jobs.training.tracking import tracking_uri
+    from jobs.runs.tracking import tracking_uri
 
     name, _, rest = model_uri[len("models:/"):].partition("@")
     client = MlflowClient(tracking_uri())
@@ -95,7 +95,7 @@ def registry_version(model_uri: str) -> str | None:
 
 def load(model_uri: str, data_uri: str | None = None) -> InferenceModel:
     """model_uri -> InferenceModel on the CPU in eval mode; UserError for anything unusable."""
-    from jobs.training.model_io import load_model
+    from jobs.runs.model_io import load_model
     from pipeline.loading import open_split
 
     version = None

@@ -1,2 +1,2 @@
-"""Training on Ray Train: config schema, per-worker loop, strategies (DDP, DeepSpeed), checkpoints,
-evaluation, MLflow tracking and the driver that ties them together (`lact-audio train`)."""
+"""Training on Ray Train: config schema, per-worker loop, strategies (DDP, DeepSpeed) and the
+driver that ties them together (`lact-audio train`): plan -> run -> finish."""

@@ -9,10 +9,10 @@ import tempfile
 
 import mlflow
 
-from jobs.training import tracking
+from jobs.runs import tracking
 from jobs.training.phases import Phases
 from jobs.training.plan import RunPlan
-from jobs.training.storage import checkpoint_uri, write_json
+from jobs.runs.storage import checkpoint_uri, write_json
 from pipeline import uri as uris
 
 
@@ -27,8 +27,8 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
     """Log, register and summarise a finished run (inside its active MLflow run).
 
     register: override the config's tracking.register (Tune registers only its best trial)."""
-    from jobs.training.evaluation import evaluate_split
-    from jobs.training.model_io import load_checkpoint_dir
+    from jobs.tasks.scoring import evaluate_split
+    from jobs.runs.model_io import load_checkpoint_dir
 
     cfg, task = plan.cfg, plan.task
     register = cfg.tracking.register if register is None else register
@@ -94,7 +94,7 @@ def metric_history(run_id: str) -> dict[str, list[float]]:
 
 
 def summary_table(s: dict) -> str:
-    from jobs.training.tasks import task_named
+    from jobs.tasks import task_named
 
     rows = [("model", f"{s['task']} / {s['architecture']} ({s['strategy']}, {s['num_workers']} workers)"),
             ("parameters", f"{s['parameters']:,}"),

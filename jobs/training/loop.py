@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from jobs.training import checkpoint as ckpt
+from jobs.runs import checkpoint as ckpt
 from jobs.training.config import TrainConfig
-from jobs.training.tasks import task_named
+from jobs.tasks import task_named
 
 
 @dataclass

@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from jobs.training.config import session_config
 from jobs.training.loop import WorkerSpec
-from jobs.training.storage import pick_run_dir, read_run_file
-from jobs.training.tasks import task_named
+from jobs.runs.storage import pick_run_dir, read_run_file
+from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.session_plan import SessionPlan, plan_sessions
@@ -105,7 +105,7 @@ def train_sessions(cfg: DictConfig, train) -> SessionPlan | None:
 
 def initial_weights(cfg: DictConfig, fresh) -> dict:
     """train.init_from's weights, checked to fit the model this config builds from this data."""
-    from jobs.training.model_io import load_model
+    from jobs.runs.model_io import load_model
 
     source = cfg.train.init_from
     model, meta = load_model(source)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 # Re-exported: the demo, evaluation and other jobs use them from here.
-from jobs.training.evaluation import evaluate_split  # noqa: F401
-from jobs.training.storage import RUN_FILE, write_json  # noqa: F401
+from jobs.tasks.scoring import evaluate_split  # noqa: F401
+from jobs.runs.storage import RUN_FILE, write_json  # noqa: F401
 
 
 def run_training(cfg: DictConfig, resume: bool = False, address: str | None = None,
@@ -21,7 +21,7 @@ def run_training(cfg: DictConfig, resume: bool = False, address: str | None = No
     """Train per `cfg`; returns the summary (also written to <run dir>/summary.json).
 
     parent_run_id: log the run as an MLflow child of that run (a nightly retraining run)."""
-    from jobs.training import tracking
+    from jobs.runs import tracking
     from jobs.training.finish import finish, summary_table
     from jobs.training.launch import build_trainer, fit, train_run_config
     from jobs.training.phases import Phases

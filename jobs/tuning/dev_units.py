@@ -4,14 +4,16 @@ run as dev_per_utterance.json."""
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 
 import torch
 
+from jobs.runs.model_io import load_checkpoint_dir
+from jobs.training.finish import best_checkpoint
+from jobs.training.loop import dev_batches
+
 DEV_UNITS_FILE = "dev_per_utterance.json"
-ASR_UNITS = ("char_errors", "char_total", "word_errors", "word_total")   # utterance_counts' first four
 
 
 @torch.no_grad()
@@ -19,12 +21,7 @@ def score_dev_units(plan, result) -> list[dict]:
     """[{utt_id, char_errors, char_total, word_errors, word_total}] for ASR, [{utt_id, bits,
     tokens}] for generators: the trial's dev metric split by utterance, i.e. the same dev batches
     (jobs/training/loop.dev_batches: the same utterances, generators' the same crops) and counts
-    (jobs/training/evaluation.utterance_counts), so the units add up to the best checkpoint's dev figure."""
-    from jobs.training.evaluation import utterance_counts
-    from jobs.training.finish import best_checkpoint
-    from jobs.training.loop import dev_batches
-    from jobs.training.model_io import load_checkpoint_dir
-
+    (the task's utterance_counts), so the units add up to the best checkpoint's dev figure."""
     cfg = plan.cfg
     checkpoint, _ = best_checkpoint(result)
     with tempfile.TemporaryDirectory(prefix="lact-dev-units-") as tmp:
@@ -36,9 +33,8 @@ def score_dev_units(plan, result) -> list[dict]:
     units = []
     try:
         for batch in batches:
-            for utt_id, c in zip(batch["utt_ids"], utterance_counts(model, batch, cfg.task, tokenizer)):
-                units.append({"utt_id": utt_id, **dict(zip(ASR_UNITS, map(int, c[:4])))} if cfg.task == "asr"
-                             else {"utt_id": utt_id, "bits": float(c[0]) / math.log(2), "tokens": int(c[1])})
+            counts = plan.task.utterance_counts(model, batch, tokenizer)
+            units += [plan.task.dev_unit(utt_id, c) for utt_id, c in zip(batch["utt_ids"], counts)]
     finally:
         torch.set_num_threads(threads)
     return units

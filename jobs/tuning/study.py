@@ -15,9 +15,9 @@ import tempfile
 
 from omegaconf import DictConfig, OmegaConf
 
-from jobs.training import tracking
+from jobs.runs import tracking
 from jobs.training.run import write_json
-from jobs.training.tasks import task_named
+from jobs.tasks import task_named
 from jobs.tuning import report, seeds
 from jobs.tuning.dev_units import DEV_UNITS_FILE
 from jobs.tuning.config import base_training_config, evaluations, points, skipped_points, trial_config

@@ -28,7 +28,7 @@ from __future__ import annotations
 import sys
 import time
 
-from jobs.training.storage import write_json
+from jobs.runs.storage import write_json
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.manifest import read_json_or_none
@@ -200,7 +200,7 @@ def position_nll_per_seed(models: dict[int, dict[str, str]], data: str, report: 
 
     from jobs.evaluation.data import read_split
     from jobs.evaluation.position_nll import nll_by_position
-    from jobs.training.model_io import load_model
+    from jobs.runs.model_io import load_model
 
     split = read_split(data, features=False, audio_tokens=True)
     out: dict[int, dict[str, dict]] = {}
@@ -295,7 +295,7 @@ def generation_study(models: dict, data: str, report: str, config) -> tuple[str,
 def evaluate_study(studies: list[str], data: str, report: str | None, reference: str | None, config) -> int:
     """`lact-audio evaluate --study ...`: the models of `studies`, evaluated and pooled; the report
     under `report` (default: the first study's eval/)."""
-    from jobs.training.model_io import load_model
+    from jobs.runs.model_io import load_model
 
     studies = [uris.absolute(s) for s in studies]
     report = uris.absolute(report or uris.join(studies[0], "eval"))

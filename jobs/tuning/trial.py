@@ -39,13 +39,13 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     from omegaconf import OmegaConf
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from jobs.training import tracking
+    from jobs.runs import tracking
     from jobs.training.finish import finish
     from jobs.training.launch import build_trainer, fit, train_run_config
     from jobs.training.phases import Phases
     from jobs.training.plan import make_plan
     from jobs.training.config import TrainConfig
-    from jobs.training.storage import write_json
+    from jobs.runs.storage import write_json
     from jobs.tuning.dev_units import DEV_UNITS_FILE, score_dev_units
     from pipeline import uri as uris
 

@@ -30,9 +30,9 @@ def version_of_run(name: str, run_id: str) -> str:
 
 def score_version(name: str, version: str, cfg, test_uri: str) -> dict:
     """Per-utterance scores and metrics of one registered version on a split, the same way for
-    every version (jobs/retraining/scoring.py)."""
-    from jobs.retraining.scoring import utterance_scores
-    from jobs.training.model_io import load_model
+    every version (jobs/nightly/scoring.py)."""
+    from jobs.nightly.scoring import utterance_scores
+    from jobs.runs.model_io import load_model
     from pipeline.manifest import read_manifest
 
     model, meta = load_model(f"models:/{name}/{version}")

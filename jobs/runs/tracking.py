@@ -60,7 +60,7 @@ def run_for(plan, parent_run_id: str | None = None):
     from omegaconf import OmegaConf
 
     from jobs.training.config import flatten
-    from jobs.training.storage import RUN_FILE, write_json
+    from jobs.runs.storage import RUN_FILE, write_json
 
     cfg = plan.cfg
     uri = setup(cfg.tracking.experiment)
@@ -123,7 +123,7 @@ def log_curves(run_id: str, out_dir: str, task) -> list[str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from jobs.training.tasks import task_named
+    from jobs.tasks import task_named
 
     client = MlflowClient()
     plots = {"train_loss.png": ["train_loss"],

@@ -72,7 +72,7 @@ def entrypoint(kind: str, command_args: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.job_control import api_call, follow_logs
+    from jobs.commands.job_control import api_call, follow_logs
     from pipeline.ray_connection import job_client, job_runtime_env, sendable_env
 
     command = entrypoint(args.kind, split_own_options(args))

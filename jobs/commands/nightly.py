@@ -25,20 +25,20 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from jobs.retraining.config import load_nightly
+    from jobs.nightly.config import load_nightly
 
     overrides = list(args.overrides)
     # The action is a bare word before the overrides (an override always has `=`).
     action = overrides.pop(0) if overrides and overrides[0] in ACTIONS else "night"
     nightly = load_nightly(args.config, overrides)
     if action == "status":
-        from jobs.retraining.operations import status
+        from jobs.nightly.operations import status
 
         lines, alert = status(nightly)
         print("\n".join(lines))
         return 1 if alert else 0
     if action == "rollback":
-        from jobs.retraining.operations import rollback
+        from jobs.nightly.operations import rollback
 
         d = rollback(nightly)
         print(f"nightly rollback: {d['registered_name']}@{d['alias']} is version {d['serving_version']} "
@@ -46,7 +46,7 @@ def run(args) -> int:
               f"decision {d['decision_file']}")
         return 0
 
-    from jobs.retraining.run import run_nightly
+    from jobs.nightly.run import run_nightly
 
     d = run_nightly(nightly, address=args.address, progress=not args.quiet)
     scores = (f" ({d['metric']}: challenger {d['challenger_score']:.4f}, champion "

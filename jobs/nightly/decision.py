@@ -4,8 +4,8 @@
                                      created exclusively: two runs never share a folder
     <output>/state.json              the data (split content hashes) of the last finished run,
                                      written last, so a failed run is retried by the next one
-    <output>/test_split.json         the frozen test split (jobs/retraining/frozen.py)
-    <output>/nightly.lock            the lease of the running night (jobs/retraining/lock.py)
+    <output>/test_split.json         the frozen test split (jobs/nightly/frozen.py)
+    <output>/nightly.lock            the lease of the running night (jobs/nightly/lock.py)
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def config_from_args(args):
 
     from jobs.inference.recognizer import WindowConfig
     from jobs.inference.serving import ServeConfig
-    from jobs.training.tracking import tracking_uri
+    from jobs.runs.tracking import tracking_uri
     from pipeline import uri as uris
     from pipeline.errors import UserError
 

@@ -1,23 +1,20 @@
 """Per-utterance scores of one model on a split, for the paired comparison of champion and
 challenger: for each utterance (errors, total) in the split's fixed order, with the project's own
-decoding and metrics (jobs/training/evaluation.py: greedy CTC + jiwer for ASR, next-token NLL for
+decoding and metrics (jobs/tasks/: greedy CTC + jiwer for ASR, next-token NLL for
 generation). The split-level metrics are the sums of the same counts, so they equal
 evaluate_split's."""
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from jobs.tasks import task_named
+from pipeline.loading import LocalLoader
 
 
 def utterance_scores(model, cfg, split_uri: str) -> dict:
     """{"utt_ids", "errors", "totals", "metrics"}: errors/totals are char edits/reference chars (ASR)
     or NLL nats/predicted tokens (generation), one pair per utterance."""
-    from jobs.training.evaluation import utterance_counts
-    from jobs.training.tasks import task_named
-    from pipeline.loading import LocalLoader
-
     task = task_named(cfg.task)
     loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, task=task.name, shuffle=False,
                          max_audio_tokens=cfg.data.max_audio_tokens)
@@ -26,11 +23,8 @@ def utterance_scores(model, cfg, split_uri: str) -> dict:
     utt_ids, rows = [], []
     for batch in loader.epoch(0):
         utt_ids += list(batch["utt_ids"])
-        rows += utterance_counts(model, batch, task.name, tokenizer)
+        rows += task.utterance_counts(model, batch, tokenizer)
     counts = torch.stack(rows) if rows else torch.zeros((0, len(task.count_fields)), dtype=torch.float64)
     metrics = task.metrics(counts.sum(0) if rows else torch.zeros(len(task.count_fields), dtype=torch.float64))
-    if task.name == "asr":
-        errors, totals = counts[:, 0], counts[:, 1]
-    else:   # bits per token: nats / ln 2 over the same tokens
-        errors, totals = counts[:, 0] / math.log(2), counts[:, 1]
+    errors, totals = task.errors_and_totals(counts)
     return {"utt_ids": utt_ids, "errors": errors.tolist(), "totals": totals.tolist(), "metrics": metrics}

@@ -1,7 +1,7 @@
 """One nightly retraining run, step by step, under the nightly lock (one night at a time):
 
     1. preprocess the corpus (idempotent: shards whose inputs did not change are kept as they are);
-       the test split only at the first night, which freezes it (jobs/retraining/frozen.py)
+       the test split only at the first night, which freezes it (jobs/nightly/frozen.py)
     2. check the frozen test split (same content hash, no test speaker in the training split)
     3. compare the splits' content hashes with the last finished run's: unchanged -> no-new-data
     4. train a challenger (fine-tuned from the champion, or from scratch); the challenger is the
@@ -25,11 +25,11 @@ from datetime import datetime, timezone
 
 from omegaconf import DictConfig, OmegaConf
 
-from jobs.retraining import decision as decisions
-from jobs.retraining import frozen as frozen_split
-from jobs.retraining import registry
-from jobs.retraining.config import training_config
-from jobs.retraining.lock import NightLock
+from jobs.nightly import decision as decisions
+from jobs.nightly import frozen as frozen_split
+from jobs.nightly import registry
+from jobs.nightly.config import training_config
+from jobs.nightly.lock import NightLock
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
@@ -44,7 +44,7 @@ def run_nightly(nightly: DictConfig, address: str | None = None, progress: bool 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from jobs.training import tracking
+    from jobs.runs import tracking
 
     output = output_of(nightly)
     uris.ensure_writable(output, "nightly output (config key 'output')")
@@ -95,8 +95,8 @@ def _failed(nightly: DictConfig, output: str, run_id: str, started: datetime, ex
 
 def _night(nightly: DictConfig, output: str, run_id: str, address: str | None, progress: bool,
            started: datetime, lock: NightLock) -> dict:
-    from jobs.training.tasks import task_named
-    from jobs.training.tracking import registered_name
+    from jobs.tasks import task_named
+    from jobs.runs.tracking import registered_name
 
     cfg = training_config(nightly)
     task = task_named(cfg.task)

@@ -66,7 +66,7 @@ def train_arms(config: str, arms: dict[str, dict], overrides: list[str], clock: 
 
 def run(args: argparse.Namespace) -> int:
     from jobs.training.run import write_json
-    from jobs.training.tracking import tracking_uri
+    from jobs.runs.tracking import tracking_uri
     from pipeline import uri as uris
     from pipeline.errors import UserError
     from pipeline.preprocess import PreprocessConfig, run_preprocess

@@ -11,17 +11,17 @@ from datetime import datetime, timezone
 
 from omegaconf import DictConfig
 
-from jobs.retraining import decision as decisions
-from jobs.retraining import frozen as frozen_split
-from jobs.retraining import registry
-from jobs.retraining.config import training_config
-from jobs.retraining.lock import NightLock, holder
-from jobs.retraining.run import output_of
+from jobs.nightly import decision as decisions
+from jobs.nightly import frozen as frozen_split
+from jobs.nightly import registry
+from jobs.nightly.config import training_config
+from jobs.nightly.lock import NightLock, holder
+from jobs.nightly.run import output_of
 from pipeline.errors import UserError
 
 
 def _model(nightly: DictConfig) -> str:
-    from jobs.training.tracking import registered_name
+    from jobs.runs.tracking import registered_name
 
     cfg = training_config(nightly)
     return registered_name(cfg.task, cfg.model.architecture, cfg.tracking.registered_name)
@@ -30,7 +30,7 @@ def _model(nightly: DictConfig) -> str:
 def _use_tracking() -> None:
     import mlflow
 
-    from jobs.training import tracking
+    from jobs.runs import tracking
 
     mlflow.set_tracking_uri(tracking.tracking_uri())
 

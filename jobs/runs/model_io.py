@@ -8,7 +8,7 @@ import tempfile
 
 import torch
 
-from jobs.training import checkpoint as ckpt
+from jobs.runs import checkpoint as ckpt
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
@@ -33,7 +33,7 @@ def load_model(model_uri: str) -> tuple[torch.nn.Module, dict]:
     if model_uri.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
         import mlflow
 
-        from jobs.training.tracking import tracking_uri
+        from jobs.runs.tracking import tracking_uri
 
         mlflow.set_tracking_uri(tracking_uri())
         try:

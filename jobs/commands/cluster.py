@@ -1,5 +1,5 @@
 """`lact-audio cluster up [--workers N] [--s3] | down | status`: a local multi-node stack (Ray head and
-workers with token auth, an MLflow server, optionally an S3 server) on loopback; see jobs/local_cluster.py."""
+workers with token auth, an MLflow server, optionally an S3 server) on loopback; see jobs/cluster/local.py."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs import local_cluster
+    from jobs.cluster import local as local_cluster
 
     if args.action == "up":
         print(f"starting a Ray head, {args.workers} worker node(s), MLflow{' and S3' if args.s3 else ''} ...",
