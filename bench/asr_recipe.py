@@ -30,7 +30,7 @@ def main() -> int:
     from omegaconf import OmegaConf
 
     from jobs.training.config import load_config, session_config
-    from jobs.training.evaluation import evaluate_split
+    from jobs.tasks.scoring import evaluate_split
     from jobs.training.loop import Trainer, WorkerSpec
     from jobs.training.plan import model_config
     from models.lact_layer import fast_weight_changes, skip_fast_weight_updates
@@ -74,7 +74,7 @@ def main() -> int:
     if changes:   # CER by position in a test speaker's session, state carried or fresh
         from jobs.evaluation.adaptation import chained_state
         from jobs.evaluation.data import read_split
-        from jobs.training.tasks import task_named
+        from jobs.tasks import task_named
 
         split = read_split(f"{root}/{cfg.data.test}")
         tokenizer = task_named("asr").tokenizer(split.manifest, f"{root}/{cfg.data.test}")

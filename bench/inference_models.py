@@ -35,7 +35,7 @@ def bench_checkpoint(root: str, name: str, split: str) -> str:
     import torch
     import yaml
 
-    from jobs.training import checkpoint as ckpt
+    from jobs.runs import checkpoint as ckpt
     from models import LaCTAudioConfig, build_model
 
     architecture, path = CONFIGS[name]

@@ -66,7 +66,7 @@ def make_batch(frames: int, batch: int, mel_bins: int, vocab: int, seed: int = 0
 
 
 def train_step(model, batch: dict) -> None:
-    from jobs.training.tasks import ctc_loss
+    from jobs.tasks.asr import ctc_loss
 
     model.zero_grad(set_to_none=True)
     logits, out_lengths = model(batch["features"], batch["feature_lengths"])

@@ -67,8 +67,8 @@ def through_train(data: str, steps: int, window: int, batch: int, threads: int) 
 def plain_loop(data: str, steps: int, window: int, batch: int, threads: int) -> dict:
     import torch
 
-    from jobs.training.augment import SpecAugment
-    from jobs.training.tasks import ctc_loss
+    from jobs.tasks.spec_augment import SpecAugment
+    from jobs.tasks.asr import ctc_loss
     from jobs.training.plan import model_config
     from jobs.training.config import load_config
     from models import LaCTAudioConfig, build_model

@@ -102,7 +102,7 @@ def write_checkpoint(directory: str, task: str, architecture: str, vocab_size: i
     """An untrained tiny model saved the way training saves its checkpoints."""
     import torch
 
-    from jobs.training import checkpoint as ckpt
+    from jobs.runs import checkpoint as ckpt
     from models import LaCTAudioConfig, build_model
 
     # Generators see ~4000 audio tokens per utterance: large chunks keep the chunk loop short.

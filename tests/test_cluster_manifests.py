@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from jobs.cli import COMMANDS, build_parser
-from jobs.submit import JOB_KINDS
+from jobs.commands.submit import JOB_KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from jobs.cli import main
-from jobs.retraining.config import load_nightly
-from jobs.retraining.decision import (FAILED, KEPT, PROMOTED, all_decisions, decide, failure_signature,
+from jobs.nightly.config import load_nightly
+from jobs.nightly.decision import (FAILED, KEPT, PROMOTED, all_decisions, decide, failure_signature,
                                       repeated_failure, write_new_decision)
-from jobs.retraining.lock import NightLock, holder
+from jobs.nightly.lock import NightLock, holder
 from pipeline.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_missing_or_broken_file(tmp_path):
 def test_decisions_of_the_same_second_keep_their_order_past_nine_folders(tmp_path):
     # Nights that fail fast start in the same second; the tenth folder of a day (<day>_10) must
     # still sort after the ninth, or `nightly status` reads an older night as the latest.
-    from jobs.retraining.decision import write_new_decision
+    from jobs.nightly.decision import write_new_decision
 
     day = datetime(2026, 12, 4, tzinfo=timezone.utc)
     for i in range(12):

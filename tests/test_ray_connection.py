@@ -8,7 +8,7 @@ import argparse
 import pytest
 
 from jobs import cli
-from jobs.submit import entrypoint, split_own_options
+from jobs.commands.submit import entrypoint, split_own_options
 from pipeline import ray_connection
 from pipeline.errors import UserError
 
@@ -73,7 +73,7 @@ def test_the_local_token_file_is_created_owner_only(tmp_path):
     import os
     import stat
 
-    from jobs.local_cluster import write_private
+    from jobs.cluster.local import write_private
 
     path = tmp_path / "auth_token"
     path.write_text("old")

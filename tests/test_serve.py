@@ -32,8 +32,8 @@ def registry(tmp_path_factory):
     import mlflow
 
     from eval_split import write_split
-    from jobs.training import tracking
-    from jobs.training.model_io import load_checkpoint_dir
+    from jobs.runs import tracking
+    from jobs.runs.model_io import load_checkpoint_dir
 
     root = tmp_path_factory.mktemp("serve")
     split = write_split(str(root))

@@ -3,7 +3,7 @@ console script in a subprocess (its own local Ray, as on a laptop) on a free loo
 model registered in a real MLflow store. It answers GET /healthz and a POSTed WAV (requests), and on
 SIGTERM (docker stop, systemd, the end of a pod) it stops as on Ctrl-C: deletes the application, shuts
 its Ray down and exits 130 ("interrupted", the CLI's code for a KeyboardInterrupt), leaving no process
-behind and the port closed. (Before jobs/serve.py handled SIGTERM itself, Ray's handler left the command
+behind and the port closed. (Before jobs/commands/serve.py handled SIGTERM itself, Ray's handler left the command
 aborted, exit 134, with Ray's dashboard and runtime-env agents running. Ctrl-C takes the same path.)
 
 tests/test_serve.py covers the deployment itself (uploads, batching, alias moves) through the Python API.
@@ -61,8 +61,8 @@ def registered(tmp_path, monkeypatch) -> dict:
     import mlflow
 
     from eval_split import write_split
-    from jobs.training import tracking
-    from jobs.training.model_io import load_checkpoint_dir
+    from jobs.runs import tracking
+    from jobs.runs.model_io import load_checkpoint_dir
 
     split = write_split(str(tmp_path))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -62,7 +62,7 @@ def test_warmup_then_cosine_to_the_floor():
 
 
 def test_spec_augment_masks_but_keeps_shape():
-    from jobs.training.augment import SpecAugment
+    from jobs.tasks.spec_augment import SpecAugment
 
     torch.manual_seed(0)
     x = torch.randn(4, 200, 80)
@@ -71,7 +71,7 @@ def test_spec_augment_masks_but_keeps_shape():
 
 
 def test_asr_counts_match_jiwer():
-    from jobs.training.evaluation import asr_counts, asr_metrics
+    from jobs.tasks.asr import asr_counts, asr_metrics
 
     m = asr_metrics(asr_counts(["a b c", "d e"], ["a x c", ""]))
     assert m["wer"] == pytest.approx(3 / 5) and m["cer"] == pytest.approx(4 / 8)
@@ -113,9 +113,9 @@ def test_nan_loss_batch_is_skipped_and_counted_weights_untouched():
 
 
 def test_checkpoint_round_trip_and_corruption_detected(tmp_path):
-    from jobs.training.checkpoint import verify
+    from jobs.runs.checkpoint import verify
     from jobs.training.loop import Trainer
-    from jobs.training.model_io import load_model
+    from jobs.runs.model_io import load_model
 
     trainer = Trainer(worker_spec())
     for _ in range(2):

@@ -194,7 +194,7 @@ def test_killed_worker_restarts_from_latest_checkpoint(ddp_run, tmp_path):
     (FailureConfig max_failures=1), completes, and every registered checkpoint is whole."""
     from mlflow.tracking import MlflowClient
 
-    from jobs.training.checkpoint import verify
+    from jobs.runs.checkpoint import verify
     from pipeline import uri as uris
 
     assert ddp_run["killed"] is not None, "no checkpoint was registered before the run ended"

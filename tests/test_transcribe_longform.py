@@ -62,7 +62,7 @@ def trained_asr(toy_corpus, tmp_path_factory):
 
 
 def cer(refs: list[str], hyps: list[str]) -> float:
-    from jobs.training.evaluation import asr_counts, asr_metrics
+    from jobs.tasks.asr import asr_counts, asr_metrics
 
     return asr_metrics(asr_counts(refs, hyps))["cer"]
 

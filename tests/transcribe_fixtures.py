@@ -21,7 +21,7 @@ ARCHS = {"causal": ("lact", True), "bidirectional": ("lact", False), "full": ("b
 
 
 def write_asr_checkpoint(directory: str, split: str, architecture: str, causal: bool, seed: int = 0) -> str:
-    from jobs.training import checkpoint as ckpt
+    from jobs.runs import checkpoint as ckpt
     from models import LaCTAudioConfig, build_model
 
     manifest = json.loads(open(os.path.join(split, "manifest.json")).read())
