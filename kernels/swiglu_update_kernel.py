@@ -115,6 +115,25 @@ def swiglu_update_grads_backward(inputs, saved, grads, need):
 
 
 @jit
+def _accumulate_token_block(acc0, acc1, acc2, kt, vt, lr0, lr1, lr2, w0t, w1s, w2t):
+    """One block of tokens' terms added to the program's dw0, dw1, dw2 slices (the formulas above):
+    kt, vt [BN, BD]; lr0/lr1/lr2 [BN] fp32; w0t, w2t, w1s [BD, BH]; acc0, acc2 [BH, BD], acc1 [BD, BH]."""
+    gate = tl.dot(kt, w0t)                                               # [BN, BH] fp32
+    up = tl.dot(kt, w2t)
+    dhidden = tl.dot(vt, w1s)
+    sig = tl.sigmoid(gate)
+    silu = gate * sig
+    hidden = silu * up
+    dgate = dhidden * up * sig * (1.0 + gate * (1.0 - sig)) * lr0[:, None]
+    dup = dhidden * silu * lr2[:, None]
+    v_lr = (vt.to(tl.float32) * lr1[:, None]).to(kt.dtype)
+    acc0 += tl.dot(tl.trans(dgate.to(kt.dtype)), kt)                     # [BH, BD]
+    acc2 += tl.dot(tl.trans(dup.to(kt.dtype)), kt)
+    acc1 += tl.dot(tl.trans(v_lr), hidden.to(kt.dtype))                  # [BD, BH]
+    return acc0, acc1, acc2
+
+
+@jit
 def _swiglu_update_grads_kernel(
     w0_ptr, w1_ptr, w2_ptr, k_ptr, v_ptr, lr0_ptr, lr1_ptr, lr2_ptr,
     dw0_ptr, dw1_ptr, dw2_ptr,
@@ -159,18 +178,7 @@ def _swiglu_update_grads_kernel(
         lr0 = tl.load(lr0_ptr + b * s_l0b + rows * s_l0n, mask=row_ok, other=0.0).to(tl.float32)
         lr1 = tl.load(lr1_ptr + b * s_l1b + rows * s_l1n, mask=row_ok, other=0.0).to(tl.float32)
         lr2 = tl.load(lr2_ptr + b * s_l2b + rows * s_l2n, mask=row_ok, other=0.0).to(tl.float32)
-        gate = tl.dot(kt, w0t)                                               # [BN, BH] fp32
-        up = tl.dot(kt, w2t)
-        dhidden = tl.dot(vt, w1s)
-        sig = tl.sigmoid(gate)
-        silu = gate * sig
-        hidden = silu * up
-        dgate = dhidden * up * sig * (1.0 + gate * (1.0 - sig)) * lr0[:, None]
-        dup = dhidden * silu * lr2[:, None]
-        v_lr = (vt.to(tl.float32) * lr1[:, None]).to(kt.dtype)
-        acc0 += tl.dot(tl.trans(dgate.to(kt.dtype)), kt)                     # [BH, BD]
-        acc2 += tl.dot(tl.trans(dup.to(kt.dtype)), kt)
-        acc1 += tl.dot(tl.trans(v_lr), hidden.to(kt.dtype))                  # [BD, BH]
+        acc0, acc1, acc2 = _accumulate_token_block(acc0, acc1, acc2, kt, vt, lr0, lr1, lr2, w0t, w1s, w2t)
         n_start += BLOCK_N
     out_ty = dw0_ptr.dtype.element_ty
     hmask = h_ok[:, None] & d_ok[None, :]

@@ -1,4 +1,4 @@
-"""Per-split manifest.json and the run's summary.json: small JSON files written atomically.
+"""Per-split manifest.json (and the name of the run's summary.json), written with pipeline.files.
 
     read_manifest(split_uri) -> dict    (split_uri = OUTPUT/<split>, local path or s3://)
 
@@ -13,7 +13,9 @@ import hashlib
 import json
 
 from pipeline.errors import UserError
-from pipeline.uri import exists, filesystem, join
+from pipeline.files import read_json, write_json
+from pipeline.files import read_json_or_none  # noqa: F401  (jobs/ imports it from here until switched to pipeline.files)
+from pipeline.uri import join
 
 # 2: features as one binary float16 value per utterance (1: a list<float16> column)
 FORMAT_VERSION = 2
@@ -31,28 +33,6 @@ def content_hash(manifest: dict) -> str:
     body = {k: manifest.get(k) for k in keys}
     body["shards"] = [(s["path"], s["num_rows"], s["sha256"]) for s in manifest["shards"]]
     return hashlib.sha256(canonical_json(body)).hexdigest()
-
-
-def write_bytes_atomic(uri: str, data: bytes) -> None:
-    """Readers never see a half-written file: temp name + rename locally, one PUT on object stores."""
-    from pipeline.shards import write_atomic
-
-    write_atomic(uri, data)
-
-
-def write_json(uri: str, obj) -> None:
-    write_bytes_atomic(uri, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n")
-
-
-def read_json(uri: str):
-    fs, path = filesystem(uri)
-    with fs.open(path, "rb") as f:
-        return json.loads(f.read())
-
-
-def read_json_or_none(uri: str):
-    """read_json, or None where the file does not exist (yet)."""
-    return read_json(uri) if exists(uri) else None
 
 
 def write_manifest(split_uri: str, manifest: dict) -> dict:

@@ -18,7 +18,8 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 
-from pipeline.manifest import SUMMARY, write_json
+from pipeline.files import write_json
+from pipeline.manifest import SUMMARY
 from pipeline.phase_timer import PhaseTimer
 from pipeline.preprocessing.config import PreprocessConfig, is_training_split  # noqa: F401  (the public names)
 from pipeline.ray_connection import ray_session
@@ -75,6 +76,23 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
+def _summary(config: PreprocessConfig, counts: dict, results: list[dict], cpus: int | None,
+             ray_start_seconds: float, started: float) -> dict:
+    """summary.json but for its phase_seconds: what was done, with what, and where the time went."""
+    return {
+        "corpus": config.corpus,
+        "input": config.input_uri,
+        "output": config.output_uri,
+        "config": {k: v for k, v in asdict(config).items() if k not in ("progress",)},
+        **counts,
+        "ray_cpus": cpus,                       # None: nothing to do, Ray was not started
+        "ray_start_seconds": round(ray_start_seconds, 3),
+        "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 3),
+        "task_phase_seconds": _task_phase_seconds(results),
+        "seconds": round(time.time() - started, 3),
+    }
+
+
 def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict:
     """The whole run; returns the summary (also written to OUTPUT/summary.json)."""
     from pipeline.features import AudioFeatureExtractor
@@ -119,18 +137,7 @@ def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict
     counts = finish(config, plan, results, {
         "feature": feature, "text_tokenizer": text_tokenizer.to_manifest(),
         "audio_tokenizer": audio_tokenizer.to_manifest() if audio_tokenizer else None})
-    summary = {
-        "corpus": config.corpus,
-        "input": config.input_uri,
-        "output": config.output_uri,
-        "config": {k: v for k, v in asdict(config).items() if k not in ("progress",)},
-        **counts,
-        "ray_cpus": cpus,                       # None: nothing to do, Ray was not started
-        "ray_start_seconds": round(lazy_ray.start_seconds, 3),
-        "task_cpu_seconds": round(sum(r["cpu_seconds"] for r in results), 3),
-        "task_phase_seconds": _task_phase_seconds(results),
-        "seconds": round(time.time() - started, 3),
-    }
+    summary = _summary(config, counts, results, cpus, lazy_ray.start_seconds, started)
     timer.done("finish")
     summary["phase_seconds"] = timer.rounded()
     write_json(join(config.output_uri, SUMMARY), summary)

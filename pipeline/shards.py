@@ -23,17 +23,16 @@ files it no longer lists are removed after that.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import uuid
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserError
-from pipeline.uri import filesystem, is_remote
+from pipeline.files import TEMP_PREFIX, write_atomic  # noqa: F401  (jobs/ still imports write_atomic from here)
+from pipeline.uri import filesystem
 
 SHARD_METADATA = b"lact_audio.shard"
 SHARD_NAME = re.compile(r"^shard-(\d{5})(-[0-9a-f]+)?\.parquet$")
@@ -136,20 +135,6 @@ def to_parquet_bytes(table: pa.Table, info: dict) -> pa.Buffer:
     return sink.getvalue()
 
 
-def write_atomic(uri: str, data: bytes | pa.Buffer) -> None:
-    fs, path = filesystem(uri)
-    if is_remote(uri):
-        # one PUT (or a multipart upload that only appears when complete); botocore takes bytes
-        fs.pipe_file(path, data if isinstance(data, bytes) else data.to_pybytes())
-        return
-    parent = path.rsplit("/", 1)[0]
-    fs.makedirs(parent, exist_ok=True)
-    tmp = f"{parent}/.tmp-{uuid.uuid4().hex}-{path.rsplit('/', 1)[1]}"
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
-    fs.mv(tmp, path)
-
-
 def read_shard_info(uri: str) -> dict | None:
     """The key and side results stored in a shard's footer; None when absent or unreadable."""
     fs, path = filesystem(uri)
@@ -160,15 +145,6 @@ def read_shard_info(uri: str) -> dict | None:
         return None
     raw = metadata.get(SHARD_METADATA)
     return json.loads(raw) if raw else None
-
-
-def sha256_of(uri: str) -> str:
-    fs, path = filesystem(uri)
-    digest = hashlib.sha256()
-    with fs.open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_names(folder_uri: str) -> set[str]:
@@ -185,7 +161,7 @@ def remove_stale(split_uri: str, keep: set[str]) -> list[str]:
     """Delete shard files of an earlier, larger run and leftover temp files; returns what was removed."""
     fs, path = filesystem(split_uri)
     names = sorted(file_names(split_uri))
-    stale = [n for n in names if (SHARD_NAME.match(n) and n not in keep) or n.startswith(".tmp-")]
+    stale = [n for n in names if (SHARD_NAME.match(n) and n not in keep) or n.startswith(TEMP_PREFIX)]
     for name in stale:
         fs.rm(f"{path.rstrip('/')}/{name}")
     return stale

@@ -52,9 +52,10 @@ def write_split(root: str, recordings: dict[str, int] | None = None) -> str:
     "SPEAKER-CHAPTER" -> utterances (default SPEAKERS, all in chapter 1)."""
     from pipeline.audio_tokenizer import MuLawTokenizer
     from pipeline.features import AudioFeatureExtractor
+    from pipeline.files import write_atomic
     from pipeline.manifest import SUMMARY, write_manifest
     from pipeline.normalizer import CMVNStats, FeatureNormalizer
-    from pipeline.shards import build_table, shard_name, to_parquet_bytes, write_atomic
+    from pipeline.shards import build_table, shard_name, to_parquet_bytes
     from pipeline.text_tokenizer import CharTokenizer
 
     raw = os.path.join(root, "raw")

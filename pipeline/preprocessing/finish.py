@@ -8,6 +8,7 @@ import io
 from collections import Counter, defaultdict
 
 from pipeline.errors import UserError
+from pipeline.files import write_atomic
 from pipeline.manifest import write_manifest
 from pipeline.normalizer import CMVNStats, FeatureNormalizer
 from pipeline.preprocessing.config import PreprocessConfig
@@ -41,7 +42,7 @@ def _cmvn(plan: Plan, by_split: dict[str, list[dict]], n_mels: int, output: str)
 def finish(config: PreprocessConfig, plan: Plan, results: list[dict], shared: dict) -> dict:
     """Write quarantine and manifests; returns the counts for the summary. `shared` is what every
     manifest carries besides its own shards: feature, text_tokenizer, audio_tokenizer."""
-    from pipeline.shards import remove_stale, write_atomic
+    from pipeline.shards import remove_stale
 
     output = config.output_uri
     by_split: dict[str, list[dict]] = defaultdict(list)

@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pipeline.errors import UserError
-from pipeline.manifest import FORMAT_VERSION, MANIFEST, canonical_json, read_json
+from pipeline.files import read_json
+from pipeline.manifest import FORMAT_VERSION, MANIFEST, canonical_json
 from pipeline.preprocessing.config import PreprocessConfig, is_training_split
 from pipeline.quarantine import EMPTY_AFTER_NORMALIZATION, OOV_CHARACTERS
 from pipeline.records import Rejection, Utterance

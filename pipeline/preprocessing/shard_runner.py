@@ -16,6 +16,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from itertools import accumulate
 
+from pipeline.files import sha256_of
 from pipeline.preprocessing.config import PreprocessConfig
 from pipeline.preprocessing.plan import ShardTask
 
@@ -68,7 +69,7 @@ def map_items(items: list[str | bytes], fn, settings: dict, sizes: list[int] | N
 
 def completed_shard(task: ShardTask) -> dict | None:
     """The result of a shard that already exists with this key (one footer read), else None."""
-    from pipeline.shards import read_shard_info, sha256_of
+    from pipeline.shards import read_shard_info
 
     info = read_shard_info(task.uri)
     if info is None or info.get("key") != task.key:

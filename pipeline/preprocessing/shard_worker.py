@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from pipeline.audio import AudioError, decode, read_bytes, validate_and_resample
+from pipeline.files import write_atomic
 from pipeline.normalizer import CMVNStats
 from pipeline.phase_timer import PhaseTimer
 from pipeline.preprocessing.frame_buffer import FrameBuffer
@@ -110,7 +111,7 @@ def _outcome(utt: dict, fetched, settings: dict, extractor, frames: FrameBuffer,
 
 def build_shard(task: dict, settings: dict) -> dict:
     """One planned shard (plan.ShardTask as a dict) -> written to task["uri"]; returns its result."""
-    from pipeline.shards import build_table, to_parquet_bytes, write_atomic
+    from pipeline.shards import build_table, to_parquet_bytes
 
     cpu_start, clock = time.process_time(), PhaseTimer()
     extractor, frames = _extractor(settings["feature"]), _frame_buffer(settings["feature"]["n_mels"])

@@ -11,7 +11,8 @@ import io
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.manifest import FORMAT_VERSION, read_json, write_json
+from pipeline.files import read_json, write_atomic, write_json
+from pipeline.manifest import FORMAT_VERSION
 from pipeline.preprocessing.config import PreprocessConfig
 from pipeline.preprocessing.plan import Plan, content_key
 from pipeline.uri import filesystem, join
@@ -34,8 +35,6 @@ def _cached_artifact(output: str, name: str, key: str) -> bytes | None:
 
 
 def _store_artifact(output: str, name: str, key: str, data: bytes) -> None:
-    from pipeline.shards import write_atomic
-
     write_atomic(join(output, "tokenizers", name), data)
     write_json(join(output, "tokenizers", f"{name}.json"), {"key": key, "sha256": hashlib.sha256(data).hexdigest()})
 

@@ -63,45 +63,13 @@ def _records(fs, split_paths: dict[str, str]) -> Iterator[Utterance | Rejection]
 
 
 def _read_split(fs, split: str, split_path: str) -> Iterator[Utterance | Rejection]:
-    audio: dict[str, str] = {}            # utt id -> relative audio path
-    transcripts: dict[str, str] = {}      # "SPEAKER/CHAPTER" -> relative trans.txt path
-    for rel in files_below(fs, split_path):
-        parts = rel.split("/")
-        if len(parts) != 3:
-            continue  # README, SPEAKERS.TXT or stray files: not part of the layout
-        speaker, chapter, name = parts
-        if name == f"{speaker}-{chapter}.trans.txt":
-            transcripts[f"{speaker}/{chapter}"] = rel
-            continue
-        stem, dot, ext = name.rpartition(".")
-        if dot and f".{ext.lower()}" in AUDIO_EXTENSIONS and stem.startswith(f"{speaker}-{chapter}-"):
-            previous = audio.get(stem)
-            if previous is None or _preference(rel) < _preference(previous):
-                audio[stem] = rel
+    audio, transcripts = _split_files(fs, split_path)
 
     def audio_uri(rel: str) -> str:
         return to_uri(fs, f"{split_path}/{rel}")
 
     # Pass 1: parse every transcript line of the split, so duplicates are known before yielding.
-    lines: list[tuple[str, str, str]] = []   # (utt id, text, where)
-    rejections: list[Rejection] = []
-    for chapter_key, rel in sorted(transcripts.items()):
-        speaker, chapter = chapter_key.split("/")
-        raw = fs.cat_file(f"{split_path}/{rel}")
-        for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
-            where = f"{split}/{rel}:{number}"
-            if not line.strip():
-                continue
-            utt_id, _, text = line.strip().partition(" ")
-            match = UTT_ID.match(utt_id)
-            if not match or match.group(1) != speaker or match.group(2) != chapter:
-                rejections.append(Rejection(
-                    utt_id=where, audio_uri="", split=split, reason="malformed_row",
-                    detail=f"expected '{speaker}-{chapter}-NNNN TRANSCRIPT', got {line[:120]!r}",
-                ))
-                continue
-            lines.append((utt_id, text.strip(), where))
-
+    lines, rejections = _transcript_lines(fs, split, split_path, transcripts)
     counts = Counter(utt_id for utt_id, _, _ in lines)
     listed = set(counts)
     records: list[Utterance | Rejection] = list(rejections)
@@ -128,6 +96,52 @@ def _read_split(fs, split: str, split_path: str) -> Iterator[Utterance | Rejecti
         records.append(Rejection(utt_id, audio_uri(rel), split, "missing_transcript", why))
     records.sort(key=lambda r: (r.utt_id, isinstance(r, Rejection)))
     yield from records
+
+
+def _split_files(fs, split_path: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The split's audio (utt id -> relative path, FLAC preferred) and its transcripts
+    ("SPEAKER/CHAPTER" -> relative trans.txt path)."""
+    audio: dict[str, str] = {}
+    transcripts: dict[str, str] = {}
+    for rel in files_below(fs, split_path):
+        parts = rel.split("/")
+        if len(parts) != 3:
+            continue  # README, SPEAKERS.TXT or stray files: not part of the layout
+        speaker, chapter, name = parts
+        if name == f"{speaker}-{chapter}.trans.txt":
+            transcripts[f"{speaker}/{chapter}"] = rel
+            continue
+        stem, dot, ext = name.rpartition(".")
+        if dot and f".{ext.lower()}" in AUDIO_EXTENSIONS and stem.startswith(f"{speaker}-{chapter}-"):
+            previous = audio.get(stem)
+            if previous is None or _preference(rel) < _preference(previous):
+                audio[stem] = rel
+    return audio, transcripts
+
+
+def _transcript_lines(fs, split: str, split_path: str,
+                      transcripts: dict[str, str]) -> tuple[list[tuple[str, str, str]], list[Rejection]]:
+    """Every well-formed transcript line as (utt id, text, where), and a malformed_row Rejection
+    for each line that is not `SPEAKER-CHAPTER-UTT TEXT` of its chapter."""
+    lines: list[tuple[str, str, str]] = []
+    rejections: list[Rejection] = []
+    for chapter_key, rel in sorted(transcripts.items()):
+        speaker, chapter = chapter_key.split("/")
+        raw = fs.cat_file(f"{split_path}/{rel}")
+        for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+            where = f"{split}/{rel}:{number}"
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            match = UTT_ID.match(utt_id)
+            if not match or match.group(1) != speaker or match.group(2) != chapter:
+                rejections.append(Rejection(
+                    utt_id=where, audio_uri="", split=split, reason="malformed_row",
+                    detail=f"expected '{speaker}-{chapter}-NNNN TRANSCRIPT', got {line[:120]!r}",
+                ))
+                continue
+            lines.append((utt_id, text.strip(), where))
+    return lines, rejections
 
 
 def _preference(rel: str) -> int:

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.files import write_json
 from pipeline.synthetic.commonvoice import TRAINING_SPLIT as COMMONVOICE_TRAINING_SPLIT
 from pipeline.synthetic.commonvoice import commonvoice_session, commonvoice_text_files, plan_commonvoice
 from pipeline.synthetic.conditions import TABLE as CONDITIONS_TABLE
@@ -65,14 +66,7 @@ def synthesize_corpus(
     if layout not in LAYOUTS:
         raise UserError(f"unknown layout {layout!r}; expected one of: {', '.join(LAYOUTS)}")
     languages = _check_languages(layout, languages)
-    if utterances_per_split is not None:
-        if utterances_per_split < 1:
-            raise UserError(f"utterances per split must be at least 1, got {utterances_per_split}")
-        hours = None
-    elif hours is None or not hours > 0:
-        raise UserError(f"--hours must be a positive number, got {hours}")
-    elif hours > 1000:
-        raise UserError(f"--hours {hours} is more than this synthesiser is meant for (at most 1000)")
+    hours = _check_size(hours, utterances_per_split)
     _check_voicing(voicing, utterances_per_split, languages)
     workers = workers or len(os.sched_getaffinity(0))
     require_engines(voicing.engines)
@@ -84,8 +78,8 @@ def synthesize_corpus(
         return {**previous, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3), "workers": 0, "skipped": True}
     uris.ensure_writable(out_uri, "synthetic corpus output")
     fs, root = uris.filesystem(out_uri)
-    marker = f"{root.rstrip('/')}/{MARKER}"
-    fs.pipe_file(marker, (json.dumps({"settings": settings, "complete": False}, indent=1, sort_keys=True) + "\n").encode())
+    marker_uri = uris.join(out_uri, MARKER)
+    write_json(marker_uri, {"settings": settings, "complete": False}, indent=1)
 
     if layout == "librispeech":
         clips, speakers = plan_librispeech(hours, utterances_per_split, seed, voicing)
@@ -96,13 +90,44 @@ def synthesize_corpus(
         clips, table, conditions_summary = with_conditions(layout, clips, seed)
         fs.pipe_file(f"{root.rstrip('/')}/{CONDITIONS_TABLE}", table.encode("utf-8"))
     seconds = _render(out_uri, clips, workers, progress)
+    _write_text_files(out_uri, layout, clips, seconds, seed)
+
+    summary = _summary(layout, seed, languages, settings, clips, speakers, seconds)
+    if conditions_summary is not None:
+        summary["conditions"] = conditions_summary
+    write_json(marker_uri, summary, indent=1)
+    return {**summary, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3),
+            "workers": workers if len(clips) >= IN_PROCESS_BELOW else 1, "skipped": False}
+
+
+def _write_text_files(out_uri: str, layout: str, clips: list[Clip], seconds: dict[str, float], seed: int) -> None:
+    """The layout's transcripts and listings, once the clips' lengths are measured."""
     if layout == "librispeech":
         text_files = librispeech_text_files(clips, seconds)
     else:
         text_files = commonvoice_text_files(clips, seconds, seed)
+    fs, root = uris.filesystem(out_uri)
     for rel, text in sorted(text_files.items()):
         fs.pipe_file(f"{root.rstrip('/')}/{rel}", text.encode("utf-8"))
 
+
+def _check_size(hours: float | None, utterances_per_split: int | None) -> float | None:
+    """The corpus's hours (None when sized by utterances_per_split) once both are usable."""
+    if utterances_per_split is not None:
+        if utterances_per_split < 1:
+            raise UserError(f"utterances per split must be at least 1, got {utterances_per_split}")
+        return None
+    if hours is None or not hours > 0:
+        raise UserError(f"--hours must be a positive number, got {hours}")
+    if hours > 1000:
+        raise UserError(f"--hours {hours} is more than this synthesiser is meant for (at most 1000)")
+    return hours
+
+
+def _summary(layout: str, seed: int, languages: list[str], settings: dict, clips: list[Clip],
+             speakers: dict, seconds: dict[str, float]) -> dict:
+    """What the marker records of a finished corpus. No paths or timings: the same seed gives a
+    byte-identical tree wherever it is written."""
     splits: dict[str, dict] = {}
     for clip in clips:
         key = clip.split if layout == "librispeech" else f"{clip.speaker.language}/{clip.split}"
@@ -111,17 +136,12 @@ def synthesize_corpus(
         entry["seconds"] += seconds[clip.utt_id]
     for entry in splits.values():
         entry["hours"] = round(entry.pop("seconds") / 3600.0, 4)
-    summary = {  # no paths or timings: the same seed gives a byte-identical tree wherever it is written
+    return {
         "layout": layout, "seed": seed, "languages": languages, "settings": settings,
         "hours": round(sum(seconds.values()) / 3600.0, 4), "utterances": len(clips), "splits": splits,
         "speakers": {s.speaker_id: {"split": split, **s.to_dict()} for split, group in speakers.items() for s in group},
         "complete": True,
     }
-    if conditions_summary is not None:
-        summary["conditions"] = conditions_summary
-    fs.pipe_file(marker, (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode())
-    return {**summary, "out_uri": out_uri, "elapsed_seconds": round(time.perf_counter() - started, 3),
-            "workers": workers if len(clips) >= IN_PROCESS_BELOW else 1, "skipped": False}
 
 
 def _check_languages(layout: str, languages: list[str] | None) -> list[str]:
