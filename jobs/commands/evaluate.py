@@ -8,6 +8,8 @@ not imported for `--help`.
 
 from __future__ import annotations
 
+from pipeline.errors import UserError
+
 HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a preprocessed split; "
         "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency; "
         "--study evaluates a finished arms x seeds study")
@@ -16,8 +18,6 @@ HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a pr
 def _numbers(flag: str, text, kind=float, allow_max: bool = False) -> list:
     """'60,300' -> [60.0, 300.0] (allow_max: the word max stays a word); a bad list is the
     user's mistake (one line, exit 2)."""
-    from pipeline.errors import UserError
-
     if not isinstance(text, str):
         return list(text)
     try:
@@ -54,40 +54,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-utterances", type=int, default=None,
                         help="evaluate only the first N utterances (speaker order)")
     sizes = parser.add_argument_group("full-suite sizes")
-    sizes.add_argument("--long-form-seconds", default="30,120,300,max",
-                       help="long-form recording lengths; max: each chapter whole, the longest the split "
-                            "allows (default %(default)s)")
-    sizes.add_argument("--long-form-recordings", type=int, default=30,
-                       help="long-form recordings per length, at most (default %(default)s)")
-    sizes.add_argument("--long-form-speakers", type=int, default=10,
-                       help="speakers wanted per long-form length; fewer is reported (default %(default)s)")
-    sizes.add_argument("--stream-seconds", type=float, default=1800.0,
-                       help="length of the long stream for streaming memory/latency (default %(default)s)")
-    sizes.add_argument("--stream-chunk-frames", type=int, default=100,
-                       help="feature frames per streaming chunk (default %(default)s = 1 s)")
-    sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
-                       help="adaptation utterance counts (default %(default)s)")
-    sizes.add_argument("--session-seconds", default="10,40",
-                       help="MIN,MAX seconds of the sessions decoded in one pass, cut as training cuts "
-                            "its session rows (default %(default)s)")
-    sizes.add_argument("--chained-state", default="trained",
-                       help="chain one utterance's end state into the next: trained (only models whose "
-                            "training carried state across utterances), always, never (default %(default)s)")
-    sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
-                       help="ASR input lengths for latency/memory/FLOPs (default %(default)s)")
-    sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
-                       help="generator input lengths in tokens (default %(default)s)")
-    sizes.add_argument("--nll-position-bins", default="0,512,1024,2048,4096,8192,16384",
-                       help="edges (tokens) of the generator NLL position bins; bins past the longest "
-                            "sequence are omitted (default %(default)s)")
-    sizes.add_argument("--nll-sequences", type=int, default=30,
-                       help="long single-speaker sequences for NLL by position, at most (default %(default)s)")
-    sizes.add_argument("--beam-size", type=int, default=8)
-    sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
-    sizes.add_argument("--prompt-seconds", type=float, default=0.5,
-                       help="audio prompt of each continuation sample (default %(default)s)")
-    sizes.add_argument("--continuation-seconds", type=float, default=0.5,
-                       help="generated audio after each prompt (default %(default)s)")
+    add_suite_sizes(sizes)
     parser.add_argument("--bootstrap-seed", type=int, default=0,
                         help="seed of the paired-bootstrap intervals between models (default %(default)s)")
     parser.add_argument("--bootstrap-resamples", type=int, default=10000,
@@ -145,3 +112,40 @@ def run(args) -> int:
     print(f"wrote {uris.join(uris.absolute(report), 'metrics.json')}")
     print(f"report {results['report']}")
     return 0
+
+
+def add_suite_sizes(sizes) -> None:
+    sizes.add_argument("--long-form-seconds", default="30,120,300,max",
+                       help="long-form recording lengths; max: each chapter whole, the longest the split "
+                            "allows (default %(default)s)")
+    sizes.add_argument("--long-form-recordings", type=int, default=30,
+                       help="long-form recordings per length, at most (default %(default)s)")
+    sizes.add_argument("--long-form-speakers", type=int, default=10,
+                       help="speakers wanted per long-form length; fewer is reported (default %(default)s)")
+    sizes.add_argument("--stream-seconds", type=float, default=1800.0,
+                       help="length of the long stream for streaming memory/latency (default %(default)s)")
+    sizes.add_argument("--stream-chunk-frames", type=int, default=100,
+                       help="feature frames per streaming chunk (default %(default)s = 1 s)")
+    sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
+                       help="adaptation utterance counts (default %(default)s)")
+    sizes.add_argument("--session-seconds", default="10,40",
+                       help="MIN,MAX seconds of the sessions decoded in one pass, cut as training cuts "
+                            "its session rows (default %(default)s)")
+    sizes.add_argument("--chained-state", default="trained",
+                       help="chain one utterance's end state into the next: trained (only models whose "
+                            "training carried state across utterances), always, never (default %(default)s)")
+    sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
+                       help="ASR input lengths for latency/memory/FLOPs (default %(default)s)")
+    sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
+                       help="generator input lengths in tokens (default %(default)s)")
+    sizes.add_argument("--nll-position-bins", default="0,512,1024,2048,4096,8192,16384",
+                       help="edges (tokens) of the generator NLL position bins; bins past the longest "
+                            "sequence are omitted (default %(default)s)")
+    sizes.add_argument("--nll-sequences", type=int, default=30,
+                       help="long single-speaker sequences for NLL by position, at most (default %(default)s)")
+    sizes.add_argument("--beam-size", type=int, default=8)
+    sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
+    sizes.add_argument("--prompt-seconds", type=float, default=0.5,
+                       help="audio prompt of each continuation sample (default %(default)s)")
+    sizes.add_argument("--continuation-seconds", type=float, default=0.5,
+                       help="generated audio after each prompt (default %(default)s)")
