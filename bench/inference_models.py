@@ -33,16 +33,14 @@ def bench_split(root: str) -> str:
 def bench_checkpoint(root: str, name: str, split: str) -> str:
     """name: lact (block-causal LaCT, streams) or full_attention (the baseline, windows)."""
     import torch
-    import yaml
 
     from jobs.runs import checkpoint as ckpt
     from models import LaCTAudioConfig, build_model
 
     architecture, path = CONFIGS[name]
-    config = yaml.safe_load(path.read_text())["model"]
-    config.update(vocab_size=29, dropout=0.0)
+    config = LaCTAudioConfig.from_yaml(path).replace(vocab_size=29, dropout=0.0)
     torch.manual_seed(0)
-    model = build_model("asr", architecture, LaCTAudioConfig(**config))
+    model = build_model("asr", architecture, config)
     directory = os.path.join(root, name)
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(), {

@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 
 FAST_WEIGHTS = ("swiglu", "linear")
@@ -164,19 +165,20 @@ class LaCTAudioConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LaCTAudioConfig":
-        """Read a YAML file holding the fields at top level or under a `model:` section."""
+        """Read a YAML file through OmegaConf with this class as the schema: the fields under
+        `model.config:` (the training config's shape, configs/models/*.yaml), or, as older
+        files have them, under `model:` or at top level."""
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"model config file not found: {p}")
         try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ValueError(f"model config {p} is not valid YAML: {e}") from None
-        data = {} if data is None else data
-        if isinstance(data, Mapping) and isinstance(data.get("model"), Mapping):
-            data = data["model"]
+            data = OmegaConf.load(p)
+        except Exception as e:
+            raise ValueError(f"model config {p} is not valid YAML: {str(e).splitlines()[0]}") from None
         try:
-            return cls.from_dict(data)
+            return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), _fields_of(data)))
+        except OmegaConfBaseException as e:
+            raise ValueError(f"{p}: model config key '{e.full_key}': {str(e).splitlines()[0]}") from None
         except ValueError as e:
             raise ValueError(f"{p}: {e}") from None
 
@@ -185,3 +187,13 @@ class LaCTAudioConfig:
 
     def replace(self, **changes: Any) -> "LaCTAudioConfig":
         return dataclasses.replace(self, **changes)
+
+
+def _fields_of(data) -> DictConfig:
+    """The mapping of LaCTAudioConfig fields in a loaded YAML file (see from_yaml)."""
+    if not isinstance(data, DictConfig):
+        raise ValueError(f"model config must be a mapping of field: value, got {type(data).__name__}")
+    model = data.get("model")
+    if not isinstance(model, DictConfig):
+        return data
+    return model.config if isinstance(model.get("config"), DictConfig) else model

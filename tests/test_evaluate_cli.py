@@ -260,3 +260,13 @@ def test_report_directory_on_s3(workspace, s3_bucket):
     assert {"metrics.json", "report.md"} <= names
     metrics = json.loads(fs.cat(f"{report.removeprefix('s3://')}/metrics.json"))
     assert metrics["report"] == f"{report}/report.md" and metrics["utterances"] == 17
+
+
+def test_flag_defaults_are_the_suite_config_defaults():
+    # one place for the defaults: the flags (read without torch for --help) must give SuiteConfig()
+    from jobs.cli import build_parser
+    from jobs.commands.evaluate import config_from_args
+    from jobs.evaluation.suite import SuiteConfig
+
+    args = build_parser().parse_args(["evaluate", "--model", "m", "--data", "d"])
+    assert config_from_args(args) == SuiteConfig()

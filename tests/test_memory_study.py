@@ -42,7 +42,7 @@ def test_streaming_study_is_the_memory_study_block_causal_without_full_attention
     for p in trials:
         cfg, same = trial_config(study, p), trial_config(base, p)
         assert cfg.model.config.lact_causal is True and not same.model.config.get("lact_causal", False)
-        del cfg.model.config["lact_causal"]
+        cfg.model.config.lact_causal = None   # unset, as in the memory study
         for part in ("data", "model", "optim"):
             assert cfg[part] == same[part], part
         assert cfg.train.max_steps == same.train.max_steps == 800

@@ -24,6 +24,12 @@ def test_from_yaml_top_level_and_model_section(tmp_path):
     b = LaCTAudioConfig.from_yaml(tmp_path / "b.yaml")
     assert (a.hidden_size, a.num_attention_heads, a.use_muon) == (64, 2, False)
     assert (b.hidden_size, b.num_lact_heads) == (64, 4)
+    # the training config's shape (configs/models/*.yaml): the fields under model.config
+    (tmp_path / "c.yaml").write_text("model:\n  architecture: lact\n  config:\n    hidden_size: 64\n"
+                                     "    num_lact_heads: 4\n    mlp_multi: 3\n")
+    c = LaCTAudioConfig.from_yaml(tmp_path / "c.yaml")
+    assert (c.hidden_size, c.num_lact_heads, c.mlp_multi) == (64, 4, 3.0)
+    assert c == LaCTAudioConfig(hidden_size=64, num_lact_heads=4, mlp_multi=3)
 
 
 @pytest.mark.parametrize("bad, key", [
@@ -53,6 +59,12 @@ def test_yaml_errors_name_the_file_and_key(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("model:\n  hidden_size: 100\n  num_attention_heads: 3\n")
     with pytest.raises(ValueError, match=r"bad\.yaml.*num_attention_heads"):
+        LaCTAudioConfig.from_yaml(p)
+    p.write_text("model:\n  config: {hidden_size: 64, windw_size: 8}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*windw_size"):
+        LaCTAudioConfig.from_yaml(p)
+    p.write_text("model:\n  config: {num_layers: many}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*num_layers"):
         LaCTAudioConfig.from_yaml(p)
     with pytest.raises(ValueError, match="not found"):
         LaCTAudioConfig.from_yaml(tmp_path / "missing.yaml")

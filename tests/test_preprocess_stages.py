@@ -185,3 +185,12 @@ def test_planning_pauses_the_cyclic_collector_and_gives_it_back_as_it_was():
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def test_flag_defaults_are_the_preprocess_config_defaults():
+    # one place for the defaults: the flags (read without torch for --help) give PreprocessConfig's
+    from jobs.cli import build_parser
+    from jobs.commands.preprocess import config_from_args
+
+    args = build_parser().parse_args(["preprocess", "--corpus", "librispeech", "--input", "i", "--output", "o"])
+    assert config_from_args(args) == PreprocessConfig("librispeech", "i", "o")

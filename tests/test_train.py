@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from jobs.training.config import flatten, load_config
+from jobs.training.config import as_plain, flatten, load_config, model_fields, nested
 from jobs.training.schedule import lr_factor
 from pipeline.errors import UserError
 
@@ -28,6 +28,11 @@ TINY = {"hidden_size": 32, "num_layers": 1, "num_attention_heads": 2, "num_lact_
     (["data.root=x", "optim.lr=0"], "optim.lr"),
     (["data.root=x", "model.architecture=rnn"], "model.architecture"),
     (["data.root=x", "nonsense=1"], "nonsense"),
+    # model.config is LaCTAudioConfig's fields, typed: a misspelt field or a wrong type stops here
+    (["data.root=x", "model.config.chunk_sise=16"], "model.config.chunk_sise"),
+    (["data.root=x", "model.config.chunk_size=long"], "model.config.chunk_size"),
+    (["data.root=x", "model.config.num_layers=2.5"], "model.config.num_layers"),
+    (["data.root=x", "model.config.base_lr=fast"], "model.config.base_lr"),
     ([], "data.root"),
 ])
 def test_bad_config_is_one_line_error_naming_the_key(overrides, key):
@@ -42,6 +47,35 @@ def test_shipped_configs_load_and_flatten():
         cfg = load_config(os.path.join(CONFIGS, f"{name}.yaml"))
         flat = flatten(cfg)
         assert flat["train.max_steps"] == cfg.train.max_steps and "model.config.hidden_size" in flat
+
+
+def test_model_config_from_yaml_is_checked_against_the_schema(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {root: x}\nmodel:\n  config: {hidden_size: 64, windw_size: 8}\n")
+    with pytest.raises(UserError, match="model.config.windw_size") as err:
+        load_config(str(bad))
+    assert "\n" not in str(err.value)
+
+
+def test_model_config_keeps_only_the_keys_set_as_written():
+    # the checkpoints, the run file and the MLflow params hold model.config as the config wrote it:
+    # unset fields stay out (the model's defaults), an int stays an int
+    cfg = load_config(None, ["data.root=x", "model.config.base_lr=100", "model.config.dropout=0.0"])
+    assert model_fields(cfg) == {"base_lr": 100, "dropout": 0.0}
+    assert isinstance(model_fields(cfg)["base_lr"], int)
+    assert as_plain(cfg)["model"]["config"] == {"base_lr": 100, "dropout": 0.0}
+    assert {k for k in flatten(cfg) if k.startswith("model.config.")} == {
+        "model.config.base_lr", "model.config.dropout"}
+
+
+def test_changes_merge_like_the_overrides_they_replace():
+    # a study's `config:` and a trial's point are merged as nested layers, after the file
+    a = load_config(os.path.join(CONFIGS, "demo-asr.yaml"),
+                    ["train.max_steps=6", "model.config.chunk_size=16", "data.test=null", "name=x"])
+    b = load_config(os.path.join(CONFIGS, "demo-asr.yaml"), changes=[
+        {"train": {"max_steps": 6}, "data": {"test": None}},
+        nested({"model.config.chunk_size": 16, "name": "x"})])
+    assert as_plain(a) == as_plain(b)
 
 
 def test_override_without_equals_and_missing_file_are_user_errors(tmp_path):
@@ -185,7 +219,7 @@ def test_layer_options_are_reachable_from_overrides_and_validated():
     values = model_config(cfg, manifest)
     assert values["fast_rotary"] is True and values["scale_leftover_step"] is True
     for bad, key in ((["model.config.fast_rotary=maybe"], "fast_rotary"),
-                     (["model.config.scale_leftover_step=3"], "scale_leftover_step"),
+                     (["model.config.scale_leftover_step=often"], "scale_leftover_step"),
                      (["model.config.hidden_size=30", "model.config.num_attention_heads=3",
                        "model.config.fast_rotary=true"], "even LaCT head dim")):
         with pytest.raises(UserError, match=key) as err:

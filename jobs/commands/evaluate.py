@@ -2,9 +2,13 @@
    `lact-audio evaluate --study STUDY_DIR [--study ...] --data URI [--reference ARM]` (a Tune study's arms)
 
 The suites live in jobs/evaluation/ (suite.py runs them); this module only reads the flags.
+The flags' defaults are SuiteConfig's (tests/test_evaluate_cli.py holds them equal): torch is
+not imported for `--help`.
 """
 
 from __future__ import annotations
+
+from pipeline.errors import UserError
 
 HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a preprocessed split; "
         "--suite full adds long-form, streaming, adaptation, ablation, quantised, efficiency; "
@@ -14,8 +18,6 @@ HELP = ("evaluate trained models (checkpoint URIs or models:/name@alias) on a pr
 def _numbers(flag: str, text, kind=float, allow_max: bool = False) -> list:
     """'60,300' -> [60.0, 300.0] (allow_max: the word max stays a word); a bad list is the
     user's mistake (one line, exit 2)."""
-    from pipeline.errors import UserError
-
     if not isinstance(text, str):
         return list(text)
     try:
@@ -52,44 +54,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-utterances", type=int, default=None,
                         help="evaluate only the first N utterances (speaker order)")
     sizes = parser.add_argument_group("full-suite sizes")
-    sizes.add_argument("--long-form-seconds", default="30,120,300,max",
-                       help="long-form recording lengths; max: each chapter whole, the longest the split "
-                            "allows (default 30,120,300,max)")
-    sizes.add_argument("--long-form-recordings", type=int, default=30,
-                       help="long-form recordings per length, at most (default 30)")
-    sizes.add_argument("--long-form-speakers", type=int, default=10,
-                       help="speakers wanted per long-form length; fewer is reported (default 10)")
-    sizes.add_argument("--stream-seconds", type=float, default=1800.0,
-                       help="length of the long stream for streaming memory/latency (default 1800)")
-    sizes.add_argument("--stream-chunk-frames", type=int, default=100,
-                       help="feature frames per streaming chunk (default 100 = 1 s)")
-    sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
-                       help="adaptation utterance counts (default 0,1,2,4,8)")
-    sizes.add_argument("--session-seconds", default="10,40",
-                       help="MIN,MAX seconds of the sessions decoded in one pass, cut as training cuts "
-                            "its session rows (default 10,40)")
-    sizes.add_argument("--chained-state", default="trained",
-                       help="chain one utterance's end state into the next: trained (only models whose "
-                            "training carried state across utterances), always, never (default trained)")
-    sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
-                       help="ASR input lengths for latency/memory/FLOPs (default 5,15,30,60)")
-    sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
-                       help="generator input lengths in tokens (default 1024,2048,4096,8192)")
-    sizes.add_argument("--nll-position-bins", default="0,512,1024,2048,4096,8192,16384",
-                       help="edges (tokens) of the generator NLL position bins; bins past the longest "
-                            "sequence are omitted (default 0,512,1024,2048,4096,8192,16384)")
-    sizes.add_argument("--nll-sequences", type=int, default=30,
-                       help="long single-speaker sequences for NLL by position, at most (default 30)")
-    sizes.add_argument("--beam-size", type=int, default=8)
-    sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
-    sizes.add_argument("--prompt-seconds", type=float, default=0.5,
-                       help="audio prompt of each continuation sample (default 0.5)")
-    sizes.add_argument("--continuation-seconds", type=float, default=0.5,
-                       help="generated audio after each prompt (default 0.5)")
+    add_suite_sizes(sizes)
     parser.add_argument("--bootstrap-seed", type=int, default=0,
-                        help="seed of the paired-bootstrap intervals between models (default 0)")
+                        help="seed of the paired-bootstrap intervals between models (default %(default)s)")
     parser.add_argument("--bootstrap-resamples", type=int, default=10000,
-                        help="paired-bootstrap resamples (default 10000)")
+                        help="paired-bootstrap resamples (default %(default)s)")
     sizes.add_argument("--time-limit", type=float, default=600.0,
                        help="seconds one measurement may take before it is recorded as time_limit")
 
@@ -143,3 +112,40 @@ def run(args) -> int:
     print(f"wrote {uris.join(uris.absolute(report), 'metrics.json')}")
     print(f"report {results['report']}")
     return 0
+
+
+def add_suite_sizes(sizes) -> None:
+    sizes.add_argument("--long-form-seconds", default="30,120,300,max",
+                       help="long-form recording lengths; max: each chapter whole, the longest the split "
+                            "allows (default %(default)s)")
+    sizes.add_argument("--long-form-recordings", type=int, default=30,
+                       help="long-form recordings per length, at most (default %(default)s)")
+    sizes.add_argument("--long-form-speakers", type=int, default=10,
+                       help="speakers wanted per long-form length; fewer is reported (default %(default)s)")
+    sizes.add_argument("--stream-seconds", type=float, default=1800.0,
+                       help="length of the long stream for streaming memory/latency (default %(default)s)")
+    sizes.add_argument("--stream-chunk-frames", type=int, default=100,
+                       help="feature frames per streaming chunk (default %(default)s = 1 s)")
+    sizes.add_argument("--adaptation-counts", default="0,1,2,4,8",
+                       help="adaptation utterance counts (default %(default)s)")
+    sizes.add_argument("--session-seconds", default="10,40",
+                       help="MIN,MAX seconds of the sessions decoded in one pass, cut as training cuts "
+                            "its session rows (default %(default)s)")
+    sizes.add_argument("--chained-state", default="trained",
+                       help="chain one utterance's end state into the next: trained (only models whose "
+                            "training carried state across utterances), always, never (default %(default)s)")
+    sizes.add_argument("--efficiency-seconds", default="5,15,30,60",
+                       help="ASR input lengths for latency/memory/FLOPs (default %(default)s)")
+    sizes.add_argument("--efficiency-tokens", default="1024,2048,4096,8192",
+                       help="generator input lengths in tokens (default %(default)s)")
+    sizes.add_argument("--nll-position-bins", default="0,512,1024,2048,4096,8192,16384",
+                       help="edges (tokens) of the generator NLL position bins; bins past the longest "
+                            "sequence are omitted (default %(default)s)")
+    sizes.add_argument("--nll-sequences", type=int, default=30,
+                       help="long single-speaker sequences for NLL by position, at most (default %(default)s)")
+    sizes.add_argument("--beam-size", type=int, default=8)
+    sizes.add_argument("--samples", type=int, default=2, help="continuation samples per generator")
+    sizes.add_argument("--prompt-seconds", type=float, default=0.5,
+                       help="audio prompt of each continuation sample (default %(default)s)")
+    sizes.add_argument("--continuation-seconds", type=float, default=0.5,
+                       help="generated audio after each prompt (default %(default)s)")

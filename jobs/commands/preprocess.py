@@ -32,10 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def run(args: argparse.Namespace) -> int:
-    from pipeline.preprocess import PreprocessConfig, run_preprocess
+def config_from_args(args: argparse.Namespace):
+    """The flags as a PreprocessConfig; their defaults are its defaults (a test holds them equal:
+    torch is not imported for `--help`)."""
+    from pipeline.preprocess import PreprocessConfig
 
-    config = PreprocessConfig(
+    return PreprocessConfig(
         corpus=args.corpus, input_uri=args.input, output_uri=args.output,
         splits=[s for value in args.splits for s in _list(value)] if args.splits else None,
         languages=args.languages, audio_tokens=args.audio_tokens, text_tokenizer=args.text_tokenizer,
@@ -43,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds, min_seconds=args.min_seconds, rows_per_shard=args.rows_per_shard,
         progress=not args.quiet,
     )
-    summary = run_preprocess(config, address=args.address)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.preprocess import run_preprocess
+
+    summary = run_preprocess(config_from_args(args), address=args.address)
     brief = {k: summary[k] for k in ("inputs", "written", "quarantined", "quarantined_by_reason", "repaired",
                                       "hours", "shards_written", "shards_skipped", "seconds", "output")}
     print(json.dumps(brief, indent=2))

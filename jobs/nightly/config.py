@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from jobs.training.config import as_overrides, flatten, load_config, load_job_config
+from jobs.training.config import load_config, load_job_config, nested
 from pipeline.errors import UserError
+from pipeline.preprocessing.config import PreprocessConfig
 
 INIT_CHOICES = ("champion", "scratch")
 
@@ -31,8 +32,8 @@ class CorpusSection:
     input: str = MISSING                  # corpus root, local or s3://
     languages: Optional[list[str]] = None  # Common Voice
     audio_tokens: Optional[str] = None    # mulaw | kmeans (generation needs them)
-    text_tokenizer: str = "char"
-    rows_per_shard: int = 64
+    text_tokenizer: str = PreprocessConfig.text_tokenizer
+    rows_per_shard: int = PreprocessConfig.rows_per_shard
 
 
 @dataclass
@@ -95,14 +96,14 @@ def validate(nightly: DictConfig) -> None:
 def training_config(nightly: DictConfig, init_from: str | None = None) -> DictConfig:
     """The challenger's training config: base config <- `config:` <- what the nightly fixes
     (registration under the challenger alias, the start weights)."""
-    changes = flatten(OmegaConf.create(OmegaConf.to_container(nightly.config, resolve=True)))
     promotion = nightly.promotion
-    changes.update({"name": nightly.name, "tracking.register": True,
-                    "tracking.alias": promotion.challenger_alias})
+    fixed = {"name": nightly.name, "tracking.register": True,
+             "tracking.alias": promotion.challenger_alias}
     if promotion.registered_name:
-        changes["tracking.registered_name"] = promotion.registered_name
+        fixed["tracking.registered_name"] = promotion.registered_name
+    changes = [OmegaConf.to_container(nightly.config, resolve=True), nested(fixed)]
     try:
-        cfg = load_config(nightly.base_config, as_overrides(changes))
+        cfg = load_config(nightly.base_config, changes=changes)
     except UserError as exc:
         raise UserError(f"nightly config key 'config' (on {nightly.base_config}): {exc}") from exc
     cfg.train.init_from = init_from

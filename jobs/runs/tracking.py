@@ -57,9 +57,8 @@ def run_for(plan, parent_run_id: str | None = None):
     the run file so that `--resume` (or a restarted Tune trial) logs into the same run. With
     parent_run_id the run is a child (a Tune trial under its study's run)."""
     import mlflow
-    from omegaconf import OmegaConf
 
-    from jobs.training.config import flatten
+    from jobs.training.config import as_plain, flatten
     from jobs.runs.storage import RUN_FILE, write_json
 
     cfg = plan.cfg
@@ -76,7 +75,7 @@ def run_for(plan, parent_run_id: str | None = None):
                              "strategy": cfg.train.strategy})
         write_json(uris.join(plan.run_uri, RUN_FILE), {
             "mlflow_run_id": active.info.run_id, "tracking_uri": uri,
-            "config": OmegaConf.to_container(cfg, resolve=True)})
+            "config": as_plain(cfg)})
         yield active.info.run_id, uri
     finally:
         mlflow.end_run()

@@ -7,14 +7,16 @@ unknown key, a wrong type or a bad choice raises UserError naming the key, in on
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Union, get_type_hints
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from jobs.tasks import TASKS
 from models.arms import ALIASES as ARCHITECTURE_ALIASES, ARCHITECTURES
+from models.config import LaCTAudioConfig
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.sessions import SessionConfig
@@ -25,12 +27,27 @@ OmegaConf.register_new_resolver("work_dir", lambda path="": uris.join(uris.work_
                                 if path else uris.work_home(), replace=True)
 
 
+def _unset_or(kind: type) -> Any:
+    # A float field keeps the int a file wrote (the model config the checkpoints store is what
+    # the config said); LaCTAudioConfig turns it into a float.
+    return Optional[Union[int, float]] if kind is float else Optional[kind]
+
+
+# `model.config`: every LaCTAudioConfig field, typed, None = not set (the model's default). Only
+# the keys set reach the model config, the run file and the MLflow params (model_fields).
+_MODEL_TYPES = get_type_hints(LaCTAudioConfig)
+ModelConfigFields = make_dataclass(
+    "ModelConfigFields", [(f.name, _unset_or(_MODEL_TYPES[f.name]), field(default=None))
+                          for f in fields(LaCTAudioConfig)])
+ModelConfigFields.__module__ = __name__  # so that pickle finds it (Ray ships WorkerSpec.config)
+
+
 @dataclass
 class ModelSection:
     # lact | window | static_fast_weights | full_attention (alias baseline): models/arms.py
     architecture: str = "lact"
     # models.LaCTAudioConfig fields; vocab sizes and mel_bins come from the data's manifest.
-    config: dict[str, Any] = field(default_factory=dict)
+    config: ModelConfigFields = field(default_factory=ModelConfigFields)
 
 
 @dataclass
@@ -124,7 +141,7 @@ class TrainConfig:
 
 
 CHOICES = {
-    "task": ("asr", "generation"),
+    "task": tuple(TASKS),
     "model.architecture": (*ARCHITECTURES, *ARCHITECTURE_ALIASES),
     "train.strategy": ("ddp", "deepspeed"),
     "train.zero_stage": (1, 2, 3),
@@ -142,33 +159,40 @@ def _one_line(exc: OmegaConfBaseException) -> str:
     return f"config key '{key}': {message}" if key else f"config: {message}"
 
 
-def load_config(path: str | None, overrides: list[str] | None = None) -> DictConfig:
-    """Schema <- YAML file <- key=value overrides, validated; errors are one-line UserErrors."""
-    cfg = OmegaConf.structured(TrainConfig)
-    layers = []
-    if path:
-        file = Path(path)
-        if not file.is_file():
-            raise UserError(f"config file not found: {path}")
-        try:
-            layers.append(OmegaConf.load(file))
-        except Exception as exc:
-            raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    for item in overrides or []:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"override {item!r} is not key=value")
-    if overrides:
-        try:
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
-        except OmegaConfBaseException as exc:
-            raise UserError(f"bad override: {_one_line(exc)}") from exc
+def load_config(path: str | None, overrides: list[str] | None = None,
+                changes: list[Mapping[str, Any]] | None = None) -> DictConfig:
+    """Schema <- YAML file <- `changes` (nested mappings: a study's or the nightly's changes, a
+    trial's point) <- key=value overrides, validated; errors are one-line UserErrors."""
+    layers = [_yaml_layer(path)] if path else []
+    layers += [OmegaConf.create(dict(change)) for change in changes or []]
+    layers += [_override_layer(overrides)] if overrides else []
     try:
-        cfg = OmegaConf.merge(cfg, *layers)
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), *layers)
         OmegaConf.to_container(cfg, throw_on_missing=True)
     except OmegaConfBaseException as exc:
         raise UserError(_one_line(exc)) from exc
     validate(cfg)
     return cfg
+
+
+def _yaml_layer(path: str) -> DictConfig:
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        return OmegaConf.load(file)
+    except Exception as exc:
+        raise UserError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+
+
+def _override_layer(overrides: list[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"override {item!r} is not key=value")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as exc:
+        raise UserError(f"bad override: {_one_line(exc)}") from exc
 
 
 def validate(cfg: DictConfig) -> None:
@@ -201,6 +225,32 @@ def as_overrides(values: dict[str, Any]) -> list[str]:
     return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
 
 
+def nested(values: Mapping[str, Any]) -> dict[str, Any]:
+    """{"model.config.chunk_size": 16, "optim.lr": 0.1} -> {"model": {"config": {...}}, ...}:
+    dotted keys as a layer load_config merges (`changes`)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        *parents, last = key.split(".")
+        node = out
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    return out
+
+
+def model_fields(cfg: DictConfig) -> dict[str, Any]:
+    """The LaCTAudioConfig fields `model.config` sets (unset ones take the model's default)."""
+    values = OmegaConf.to_container(cfg.model.config, resolve=True)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def as_plain(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain data, resolved, for the run file: `model.config` holds the keys set."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain["model"]["config"] = model_fields(cfg)
+    return plain
+
+
 def flatten(cfg: DictConfig) -> dict[str, Any]:
     """Nested config -> {"train.max_steps": 1000, ...} for MLflow params."""
     out: dict[str, Any] = {}
@@ -212,7 +262,7 @@ def flatten(cfg: DictConfig) -> dict[str, Any]:
         else:
             out[prefix] = node
 
-    walk("", OmegaConf.to_container(cfg, resolve=True))
+    walk("", as_plain(cfg))
     return out
 
 

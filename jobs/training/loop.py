@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -40,7 +41,7 @@ class WorkerSpec:
     step_logger: object = None            # rank 0's MLflow logger actor (tracking.start_step_logger)
     init_weights: object = None           # train.init_from's state dict, or a Ray ObjectRef to it
 
-    @property
+    @cached_property
     def task(self):
         return task_named(self.config.task)
 

@@ -8,13 +8,16 @@ before Ray starts (data splits, the model config completed from the data, the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from jobs.training.config import session_config
+from jobs.training.config import model_fields, session_config
 from jobs.training.loop import WorkerSpec
 from jobs.runs.storage import pick_run_dir, read_run_file
 from jobs.tasks import task_named
+from models import LaCTAudioConfig, count_parameters
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.session_plan import SessionPlan, plan_sessions
@@ -32,7 +35,7 @@ class RunPlan:
     init_weights: dict | None = None   # train.init_from's state dict (fine-tuning), else None
     sessions: SessionPlan | None = None  # data.sessions: the train split's sessions, planned
 
-    @property
+    @cached_property
     def task(self):
         return task_named(self.cfg.task)
 
@@ -71,8 +74,6 @@ def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None
 
     run_name: use exactly this folder (Tune trials), continuing it when it was started before;
     otherwise a fresh `<name>-<time>-<id>`, or with resume the newest earlier run of the name."""
-    from models.factory import count_parameters
-
     splits = data_splits(cfg)
     model_values = model_config(cfg, splits["train"].manifest)
     storage = uris.absolute(cfg.output or uris.join(uris.work_home(), "train"))
@@ -83,10 +84,11 @@ def make_plan(cfg: DictConfig, resume: bool = False, run_name: str | None = None
         run_name, previous = pick_run_dir(storage, cfg.name, resume)
     plan = RunPlan(cfg, splits, model_values, 0, storage, run_name, previous)
     plan.sessions = train_sessions(cfg, splits["train"])
-    fresh = plan.worker_spec(None, None).build_model()
-    plan.parameters = count_parameters(fresh)
+    with torch.device("meta"):  # sizes only: no memory, no initialisation
+        shapes = plan.worker_spec(None, None).build_model()
+    plan.parameters = count_parameters(shapes)
     if cfg.train.init_from:
-        plan.init_weights = initial_weights(cfg, fresh)
+        plan.init_weights = initial_weights(cfg, shapes)
     return plan
 
 
@@ -103,7 +105,7 @@ def train_sessions(cfg: DictConfig, train) -> SessionPlan | None:
     return plan
 
 
-def initial_weights(cfg: DictConfig, fresh) -> dict:
+def initial_weights(cfg: DictConfig, shapes) -> dict:
     """train.init_from's weights, checked to fit the model this config builds from this data."""
     from jobs.runs.model_io import load_model
 
@@ -114,7 +116,7 @@ def initial_weights(cfg: DictConfig, fresh) -> dict:
             raise UserError(f"config key 'train.init_from': {source} is a {meta.get(key)} model, "
                             f"this run trains {ours}")
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    ours = fresh.state_dict()
+    ours = shapes.state_dict()
     for name, tensor in ours.items():  # e.g. a vocabulary that grew changes the output layer
         if name not in weights or weights[name].shape != tensor.shape:
             found = tuple(weights[name].shape) if name in weights else "absent"
@@ -146,10 +148,8 @@ def data_splits(cfg: DictConfig) -> dict:
 
 def model_config(cfg: DictConfig, train_manifest: dict) -> dict:
     """The model section completed from the data (vocab sizes, mel bins) and validated."""
-    from models import LaCTAudioConfig
-
     task_named(cfg.task).check_data(train_manifest)
-    values = dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+    values = model_fields(cfg)
     values["mel_bins"] = int(train_manifest["feature"]["n_mels"])
     values["vocab_size"] = int(train_manifest["text_tokenizer"]["vocab_size"])
     if train_manifest.get("audio_tokenizer"):

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from jobs.training.config import as_overrides, flatten, load_config, load_job_config
+from jobs.training.config import load_config, load_job_config, model_fields, nested
+from models import LaCTAudioConfig
 from jobs.tuning import space as spaces
 from pipeline.errors import UserError
 
@@ -142,26 +143,27 @@ def evaluations(cfg: DictConfig) -> int:
 
 
 def base_training_config(study: DictConfig) -> DictConfig:
-    changes = flatten(OmegaConf.create(OmegaConf.to_container(study.config, resolve=True)))
     try:
-        return load_config(study.base_config, as_overrides(changes))
+        return load_config(study.base_config, changes=[study_changes(study)])
     except UserError as exc:
         raise UserError(f"study config key 'config' (on {study.base_config}): {exc}") from exc
 
 
-def trial_config(study: DictConfig, point: dict) -> DictConfig:
-    """The training config of one trial; a point the model cannot take names its parameter."""
-    from models import LaCTAudioConfig
+def study_changes(study: DictConfig) -> dict:
+    """The study's `config:` changes to its base training config, resolved."""
+    return OmegaConf.to_container(study.config, resolve=True)
 
-    changes = flatten(OmegaConf.create(OmegaConf.to_container(study.config, resolve=True)))
-    changes.update(spaces.overrides(point))
-    changes["name"] = study.name
+
+def trial_config(study: DictConfig, point: dict) -> DictConfig:
+    """The training config of one trial: base config <- the study's changes <- the point; a
+    point the model cannot take names its parameter."""
+    point_changes = nested({**spaces.overrides(point), "name": study.name})
     try:
-        cfg = load_config(study.base_config, as_overrides(changes))
+        cfg = load_config(study.base_config, changes=[study_changes(study), point_changes])
     except UserError as exc:
         raise UserError(f"search.space {point}: {exc}") from exc
     try:
-        LaCTAudioConfig.from_dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+        LaCTAudioConfig.from_dict(model_fields(cfg))
     except ValueError as exc:
         raise UnsupportedPoint(f"search.space {point}: {exc}") from exc
     return cfg

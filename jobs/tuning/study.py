@@ -16,6 +16,7 @@ import tempfile
 from omegaconf import DictConfig, OmegaConf
 
 from jobs.runs import tracking
+from jobs.training.config import model_fields
 from jobs.training.run import write_json
 from jobs.tasks import task_named
 from jobs.tuning import report, seeds
@@ -180,7 +181,7 @@ def settings(study: DictConfig, point: dict) -> dict:
     from models import LaCTAudioConfig
 
     cfg = trial_config(study, point)
-    m = LaCTAudioConfig.from_dict(OmegaConf.to_container(cfg.model.config, resolve=True))
+    m = LaCTAudioConfig.from_dict(model_fields(cfg))
     flags = {"model.config.use_momentum": m.use_momentum, "model.config.use_muon": m.use_muon}
     rule = next(name for name, values in UPDATE_RULES.items() if values == flags)
     return {"arm": point.get("arm", "lact"), "update_rule": rule, "chunk_size": m.chunk_size,

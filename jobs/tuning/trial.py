@@ -36,7 +36,6 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     """Tune's function trainable; `tune_config["params"]` is the trial's point."""
     import mlflow
     import ray.tune
-    from omegaconf import OmegaConf
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from jobs.runs import tracking
@@ -44,7 +43,7 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     from jobs.training.launch import build_trainer, fit, train_run_config
     from jobs.training.phases import Phases
     from jobs.training.plan import make_plan
-    from jobs.training.config import TrainConfig
+    from jobs.training.config import load_config
     from jobs.runs.storage import write_json
     from jobs.tuning.dev_units import DEV_UNITS_FILE, score_dev_units
     from pipeline import uri as uris
@@ -53,7 +52,7 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     point = tune_config["params"]
     trial_id = ray.tune.get_context().get_trial_id()
     # resolved by the study's driver: a trial on another node needs no config files
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), context.configs[point_key(point)])
+    cfg = load_config(None, changes=[context.configs[point_key(point)]])
     cfg.output = context.storage
     plan = make_plan(cfg, run_name=train_run_name(trial_id))
     with tracking.run_for(plan, parent_run_id=context.parent_run_id) as (run_id, tracking_uri):
