@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import uri as uris
@@ -151,6 +152,37 @@ def write_private(path: Path, text: str) -> str:
     return text
 
 
+@dataclass
+class _Stack:
+    """The stack up() is about to start: its token, ids, addresses and environments."""
+
+    root: Path
+    workers: int
+    token_file: Path
+    token: str
+    cluster_id: str
+    temp_dir: Path               # Ray's own temp dir (short: Ray's socket paths live in it)
+    env: dict[str, str]          # every process's environment
+    ray_env: dict[str, str]      # what the Ray nodes (and so every job) get on top
+    s3_env: dict[str, str]
+    gcs_port: int
+    dashboard_port: int
+    mlflow_port: int
+    s3_endpoint: str | None
+
+    @property
+    def ray_address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+
 def up(workers: int = 1, s3: bool = False) -> dict:
     """Start the stack and write state.json; returns the state."""
     if workers < 0:
@@ -160,67 +192,78 @@ def up(workers: int = 1, s3: bool = False) -> dict:
     if old and any(_process(entry) for entry in old["pids"].values()):
         raise UserError(f"a local cluster is already up ({root / STATE_FILE}); run `lact-audio cluster down` first")
     (root / "logs").mkdir(parents=True, exist_ok=True)
+    stack = _plan_stack(root, workers, s3)
+    launcher = _Launcher(root, stack.env)
+    try:
+        _start_stack(launcher, stack)
+    except BaseException:
+        _stop_all(launcher.entries())
+        shutil.rmtree(stack.temp_dir, ignore_errors=True)
+        raise
+    state = {"ray_address": stack.ray_address, "dashboard_url": stack.dashboard_url,
+             "mlflow_uri": stack.mlflow_uri, "s3_endpoint": stack.s3_endpoint,
+             "token_file": str(stack.token_file), "pids": launcher.entries(), "workers": workers,
+             "cluster_id": stack.cluster_id, "ray_temp_dir": str(stack.temp_dir)}
+    (root / STATE_FILE).write_text(json.dumps(state, indent=2))
+    return state
 
+
+def _plan_stack(root: Path, workers: int, s3: bool) -> _Stack:
+    """A new token, cluster id, free ports and the environments; nothing started yet."""
     token_file = root / "auth_token"
     token = write_private(token_file, secrets.token_hex(32))
     cluster_id = uuid.uuid4().hex
-    temp_dir = Path(tempfile.gettempdir()) / f"lact-ray-{cluster_id[:8]}"   # short: Ray's socket paths live in it
     env = {k: v for k, v in os.environ.items()
            if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN", "MLFLOW_TRACKING_URI")}
     env.update(LACT_CLUSTER_ID=cluster_id, PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-
     gcs_port, dashboard_port, mlflow_port = _free_port(), _free_port(), _free_port()
-    ray_address, dashboard_url = f"127.0.0.1:{gcs_port}", f"http://127.0.0.1:{dashboard_port}"
-    mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
     s3_endpoint = f"http://127.0.0.1:{_free_port()}" if s3 else None
     s3_env = {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": s3_endpoint, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint} if s3 else {}
     # Every Ray process (and so every job) finds the MLflow server and the S3 server by itself.
     ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file),
-               "MLFLOW_TRACKING_URI": mlflow_uri, **s3_env,
+               "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}", **s3_env,
                # On SIGTERM a node drains before stopping, 30 s by default; a head node is never reported
                # drained, so `down` would wait that long for nothing (there is no Serve traffic to finish).
                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2"}
+    return _Stack(root=root, workers=workers, token_file=token_file, token=token, cluster_id=cluster_id,
+                  temp_dir=Path(tempfile.gettempdir()) / f"lact-ray-{cluster_id[:8]}", env=env,
+                  ray_env=ray_env, s3_env=s3_env, gcs_port=gcs_port, dashboard_port=dashboard_port,
+                  mlflow_port=mlflow_port, s3_endpoint=s3_endpoint)
 
-    launcher = _Launcher(root, env)
-    try:
-        if s3:
-            launcher.start("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                                  "-p", s3_endpoint.rsplit(":", 1)[1]])
-        # Its own temp dir: `ray start` records "the latest cluster" there, and a plain ray.init() anywhere on
-        # the machine would join the one recorded in the default /tmp/ray.
-        node = [str(BIN / "ray"), "start", "--block", "--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1",
-                "--num-cpus", str(NODE_CPUS),
-                "--object-store-memory", str(OBJECT_STORE_BYTES), "--disable-usage-stats"]
-        artifacts = f"s3://{BUCKET}/mlartifacts" if s3 else (root / "mlartifacts").as_uri()
-        # MLflow starts first and comes up while Ray does (its database migrations take a while).
-        launcher.start("mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                                  "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                                  "--artifacts-destination", artifacts], s3_env)
-        launcher.start_ray_node("ray-head", node + [
-            "--head", "--port", str(gcs_port), "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard_port),
-            "--include-dashboard", "true", "--dashboard-agent-listen-port", str(_free_port())], ray_env,
-            lambda: _ray_nodes_alive(dashboard_url, token) >= 1, "the Ray head")
-        if s3:
-            launcher.wait_until("s3", lambda: _http_ok(s3_endpoint), "the S3 server")
-            import boto3
 
-            boto3.client("s3", endpoint_url=s3_endpoint, region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
-                         aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                         aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=BUCKET)
-        for i in range(1, workers + 1):
-            launcher.start_ray_node(f"ray-worker-{i}", node + ["--address", ray_address, "--dashboard-agent-listen-port",
-                                                               str(_free_port())], ray_env,
-                                    lambda i=i: _ray_nodes_alive(dashboard_url, token) >= 1 + i, f"Ray worker node {i}")
-        launcher.wait_until("mlflow", lambda: _http_ok(f"{mlflow_uri}/health"), "the MLflow server")
-    except BaseException:
-        _stop_all(launcher.entries())
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        raise
-    state = {"ray_address": ray_address, "dashboard_url": dashboard_url, "mlflow_uri": mlflow_uri,
-             "s3_endpoint": s3_endpoint, "token_file": str(token_file), "pids": launcher.entries(),
-             "workers": workers, "cluster_id": cluster_id, "ray_temp_dir": str(temp_dir)}
-    (root / STATE_FILE).write_text(json.dumps(state, indent=2))
-    return state
+def _start_stack(launcher: _Launcher, stack: _Stack) -> None:
+    """S3 server, MLflow server, Ray head, the bucket, the worker nodes; each waited for."""
+    root, token, dashboard_url, s3_endpoint = stack.root, stack.token, stack.dashboard_url, stack.s3_endpoint
+    if s3_endpoint:
+        launcher.start("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                              "-p", s3_endpoint.rsplit(":", 1)[1]])
+    # Its own temp dir: `ray start` records "the latest cluster" there, and a plain ray.init() anywhere on
+    # the machine would join the one recorded in the default /tmp/ray.
+    node = [str(BIN / "ray"), "start", "--block", "--temp-dir", str(stack.temp_dir), "--node-ip-address", "127.0.0.1",
+            "--num-cpus", str(NODE_CPUS),
+            "--object-store-memory", str(OBJECT_STORE_BYTES), "--disable-usage-stats"]
+    artifacts = f"s3://{BUCKET}/mlartifacts" if s3_endpoint else (root / "mlartifacts").as_uri()
+    # MLflow starts first and comes up while Ray does (its database migrations take a while).
+    launcher.start("mlflow", [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(stack.mlflow_port),
+                              "--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                              "--artifacts-destination", artifacts], stack.s3_env)
+    launcher.start_ray_node("ray-head", node + [
+        "--head", "--port", str(stack.gcs_port), "--dashboard-host", "127.0.0.1",
+        "--dashboard-port", str(stack.dashboard_port),
+        "--include-dashboard", "true", "--dashboard-agent-listen-port", str(_free_port())], stack.ray_env,
+        lambda: _ray_nodes_alive(dashboard_url, token) >= 1, "the Ray head")
+    if s3_endpoint:
+        launcher.wait_until("s3", lambda: _http_ok(s3_endpoint), "the S3 server")
+        import boto3
+
+        boto3.client("s3", endpoint_url=s3_endpoint, region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+                     aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                     aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=BUCKET)
+    for i in range(1, stack.workers + 1):
+        launcher.start_ray_node(f"ray-worker-{i}", node + ["--address", stack.ray_address, "--dashboard-agent-listen-port",
+                                                           str(_free_port())], stack.ray_env,
+                                lambda i=i: _ray_nodes_alive(dashboard_url, token) >= 1 + i, f"Ray worker node {i}")
+    launcher.wait_until("mlflow", lambda: _http_ok(f"{stack.mlflow_uri}/health"), "the MLflow server")
 
 
 def exports(state: dict) -> list[str]:

@@ -3,6 +3,8 @@ from a trained generator (engine: jobs/inference/generation.py)."""
 
 from __future__ import annotations
 
+from pipeline.errors import UserError
+
 HELP = "generate audio with a trained generator (continuing --prompt-audio, or from silence)"
 
 
@@ -24,7 +26,6 @@ def run(args) -> int:
     from jobs.inference.generation import GenerateOptions, generate
     from jobs.inference.model import GENERATION, load
     from pipeline import uri as uris
-    from pipeline.errors import UserError
 
     if args.temperature < 0 or (args.top_k is not None and args.top_k < 1):
         raise UserError("--temperature must be >= 0 and --top-k >= 1")

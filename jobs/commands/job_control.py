@@ -4,10 +4,10 @@ cluster through Ray's Jobs API. They are ordinary Ray jobs: `ray job list|logs|s
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 
-from pipeline.errors import UserError
+from jobs.cluster.jobs_api import api_call, follow_logs
+from pipeline.ray_connection import job_client
 
 HELP = "list, inspect, follow or stop Ray jobs on a cluster (Ray Jobs API)"
 
@@ -30,34 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             sub.add_argument("--follow", action="store_true", help="keep printing until the job ends")
 
 
-def api_call(what: str, call, *args):
-    """One Jobs API request; a refusal or an unknown job becomes a one-line UserError."""
-    from ray.exceptions import AuthenticationError
-
-    try:
-        return call(*args)
-    except AuthenticationError as exc:
-        raise UserError(f"{what}: the cluster refused the token") from exc
-    except (RuntimeError, ConnectionError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{what}: {first}") from exc
-
-
-def follow_logs(client, job_id: str) -> None:
-    async def tail():
-        async for lines in client.tail_job_logs(job_id):
-            print(lines, end="", flush=True)
-
-    api_call(f"following the logs of {job_id}", asyncio.run, tail())
-
-
 def _time(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.ray_connection import job_client
-
     client = job_client(args.address)
     if args.action == "list":
         jobs = sorted(api_call("listing jobs", client.list_jobs), key=lambda j: j.start_time or 0)

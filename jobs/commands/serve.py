@@ -1,8 +1,10 @@
 """`lact-audio serve --model models:/NAME@champion [--port 8000] [--replicas N]`: the model on Ray
 Serve (POST /v1/transcribe, GET /healthz), following its alias. The deployment is in
-jobs/inference/serving.py."""
+jobs/inference/serving.py, the foreground session in jobs/inference/serving_session.py."""
 
 from __future__ import annotations
+
+from pipeline.errors import UserError
 
 HELP = ("serve an ASR model on Ray Serve: POST /v1/transcribe (audio bytes or multipart) -> JSON with "
         "segments, GET /healthz; a models:/NAME@alias model follows its alias")
@@ -33,13 +35,9 @@ def add_arguments(parser) -> None:
 
 
 def config_from_args(args):
-    import os
-
     from jobs.inference.recognizer import WindowConfig
     from jobs.inference.serving import ServeConfig
-    from jobs.runs.tracking import tracking_uri
-    from pipeline import uri as uris
-    from pipeline.errors import UserError
+    from jobs.inference.serving_session import replica_env
 
     if args.replicas < 1 or args.max_batch_size < 1 or args.beam < 1:
         raise UserError("--replicas, --max-batch-size and --beam must be >= 1")
@@ -50,48 +48,22 @@ def config_from_args(args):
         windows.frames(100.0)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    # replicas may run on other nodes or in a Ray started earlier: give them this shell's registry
-    env = {"MLFLOW_TRACKING_URI": tracking_uri(), "LACT_AUDIO_HOME": uris.work_home()}
-    env.update({k: v for k, v in os.environ.items() if k.startswith(("AWS_", "MLFLOW_S3_"))})
     return ServeConfig(model=args.model, data=args.data, replicas=args.replicas,
                        cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
                        max_batch_size=args.max_batch_size, batch_wait_s=args.batch_wait,
                        poll_seconds=args.poll, beam_size=args.beam if args.beam > 1 else None,
-                       windows=windows, env=env)
+                       windows=windows, env=replica_env())
 
 
 def run(args) -> int:
     """Blocks until Ctrl-C or SIGTERM: then the application is deleted, a Ray started here is shut
     down, and the CLI exits 130 ("interrupted")."""
     import os
-    import signal
-    import time
 
-    from jobs.inference.model import ASR, load
-    from jobs.inference.serving import APP_NAME, start
-    from pipeline.errors import UserError
-    from pipeline.ray_connection import ray_session
+    from jobs.inference.serving_session import serve_until_stopped
 
     config = config_from_args(args)
     if args.detach and not (args.address or os.environ.get("RAY_ADDRESS")):
         raise UserError("--detach needs a cluster (--address or RAY_ADDRESS): a Ray started here stops with the command")
-    load(config.model, config.data).require(ASR)   # a bad model is a one-line error here, not a replica crash
-    with ray_session(args.address):
-        from ray import serve
-
-        url = start(config, host=args.host, port=args.port)
-        print(f"serving {config.model} at {url}/v1/transcribe (health: {url}/healthz)", flush=True)
-        if args.detach:
-            return 0
-        # SIGTERM (docker stop, systemd, a pod's end) stops it as Ctrl-C does. Ray's own handler,
-        # set by ray.init, left the command aborted (exit 134) with Ray's agents still running.
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            while True:      # until Ctrl-C or SIGTERM
-                time.sleep(3600)
-        finally:
-            serve.delete(APP_NAME)
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+    serve_until_stopped(config, args.address, args.host, args.port, args.detach)
+    return 0

@@ -12,11 +12,12 @@ Paths are resolved on the cluster: use s3:// URIs for data and outputs, or absol
 from __future__ import annotations
 
 import argparse
-import secrets
 import shlex
-import time
 
+from jobs.cli import COMMANDS, build_parser
+from jobs.cluster import jobs_api
 from pipeline.errors import UserError
+from pipeline.ray_connection import job_client, sendable_env
 
 HELP = "run preprocess / train / tune / evaluate / nightly as a Ray job on a cluster"
 JOB_KINDS = ("preprocess", "train", "tune", "evaluate", "nightly")
@@ -64,33 +65,20 @@ def split_own_options(args: argparse.Namespace) -> list[str]:
 def entrypoint(kind: str, command_args: list[str]) -> str:
     """The job's shell command, after checking the arguments with the CLI's parser (argparse exits 2
     with its usage line on a mistake, before anything is submitted)."""
-    from jobs.cli import COMMANDS, build_parser
-
     if kind in COMMANDS:  # nightly is checked once its command exists
         build_parser().parse_args([kind, *command_args])
     return shlex.join(["lact-audio", kind, *command_args])
 
 
 def run(args: argparse.Namespace) -> int:
-    from jobs.commands.job_control import api_call, follow_logs
-    from pipeline.ray_connection import job_client, job_runtime_env, sendable_env
-
     command = entrypoint(args.kind, split_own_options(args))
     env_vars = sendable_env(getattr(args, "env", []))   # refused before anything is sent
     client = job_client(args.address)
-    job_id = f"lact-{args.kind}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-    api_call("submitting the job", lambda: client.submit_job(
-        entrypoint=command, submission_id=job_id,
-        runtime_env=job_runtime_env(working_dir=True, env_vars=env_vars),
-        metadata={"lact_audio_kind": args.kind}))
+    job_id = jobs_api.submit(client, args.kind, command, env_vars)
     print(f"submitted {job_id}: {command}", flush=True)
     if not args.wait:
         print(f"follow it with: lact-audio jobs logs {job_id} --follow")
         return 0
-    follow_logs(client, job_id)
-    info = api_call(f"job {job_id}", client.get_job_info, job_id)
-    while not info.status.is_terminal():  # the log stream can close a moment before the status flips
-        time.sleep(1)
-        info = api_call(f"job {job_id}", client.get_job_info, job_id)
+    info = jobs_api.follow_to_end(client, job_id)
     print(f"{job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
     return 0 if info.status.value == "SUCCEEDED" else 1

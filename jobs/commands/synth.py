@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.errors import UserError
+
 HELP = "synthesise a speech corpus (espeak-ng, optionally Festival) in the LibriSpeech or Common Voice layout"
 
 
@@ -52,7 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import UserError
     from pipeline.synthetic import Voicing, parse_engines, synthesize_corpus
 
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()] if args.languages else None

@@ -1,12 +1,14 @@
 """`lact-audio transcribe --model M AUDIO... [--format txt|json|srt|vtt] [--output-dir DIR]`
 and, for a corpus on Ray Data, `lact-audio transcribe --model M --input DIR --output X.parquet`.
 
-The engines are in jobs/inference/ (transcriber.py for files, batch.py for Ray Data).
+The engines are in jobs/inference/ (file_outputs.py for files, batch.py for Ray Data).
 """
 
 from __future__ import annotations
 
 import sys
+
+from pipeline.errors import UserError
 
 HELP = ("transcribe audio with a trained ASR model: files/folders/globs/s3:// to txt, json, srt or vtt; "
         "or a whole corpus on Ray Data to a Parquet table (--input/--output), resumable")
@@ -46,7 +48,6 @@ def add_arguments(parser) -> None:
 def decode_options(args):
     from jobs.inference.recognizer import WindowConfig
     from jobs.inference.transcriber import DecodeOptions
-    from pipeline.errors import UserError
 
     if args.beam < 1:
         raise UserError(f"--beam must be >= 1, got {args.beam}")
@@ -59,27 +60,10 @@ def decode_options(args):
                          progress=not args.no_progress)
 
 
-def _output_path(output_dir: str, uri: str, fmt: str, used: set[str]) -> str:
-    """<dir>/<file name without extension>.<fmt>; a repeated name gets -2, -3, ..."""
-    from pipeline import uri as uris
-
-    stem = uri.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    name, n = f"{stem}.{fmt}", 1
-    while name in used:
-        n += 1
-        name = f"{stem}-{n}.{fmt}"
-    used.add(name)
-    return uris.join(output_dir, name)
-
-
-def transcribe_files(args) -> int:
+def transcribe_listed(args) -> int:
+    """AUDIO files, folders and globs: each unreadable input named on stderr; exit 1 if any."""
     from jobs.inference import inputs
-    from jobs.inference.model import ASR, load
-    from jobs.inference.transcriber import transcribe
-    from jobs.inference.writers import render
-    from pipeline import uri as uris
-    from pipeline.audio import AudioError
-    from pipeline.shards import write_atomic
+    from jobs.inference.file_outputs import transcribe_files
 
     files, problems = inputs.expand(args.audio)
     for line in problems:
@@ -87,31 +71,11 @@ def transcribe_files(args) -> int:
     options = decode_options(args)
     if not files:
         return 1
-    model = load(args.model, args.data).require(ASR)
-    tokenizer = model.text_tokenizer()
-    if args.output_dir:
-        uris.ensure_writable(uris.absolute(args.output_dir), "--output-dir")
-    failed, used = len(problems), set()
-    for uri in files:
-        try:
-            result = transcribe(model, uri, options, tokenizer=tokenizer)
-        except AudioError as exc:
-            print(f"lact-audio transcribe: {uri}: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        text = render(result, args.format)
-        if args.output_dir:
-            target = _output_path(uris.absolute(args.output_dir), uri, args.format, used)
-            write_atomic(target, text.encode())
-            print(target)
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    return 1 if failed else 0
+    failed = transcribe_files(files, args.model, args.data, options, args.format, args.output_dir)
+    return 1 if failed or problems else 0
 
 
 def run(args) -> int:
-    from pipeline.errors import UserError
 
     if args.input or args.output:
         if not (args.input and args.output):
@@ -130,4 +94,4 @@ def run(args) -> int:
         return 1 if summary.failed else 0
     if not args.audio:
         raise UserError("nothing to transcribe: give AUDIO files, or --input and --output for a corpus")
-    return transcribe_files(args)
+    return transcribe_listed(args)

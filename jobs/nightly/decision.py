@@ -14,6 +14,7 @@ import json
 import re
 from datetime import datetime, timezone
 
+from jobs.evaluation.paired_bootstrap import paired_bootstrap
 from pipeline import uri as uris
 from pipeline.manifest import read_json, write_json
 
@@ -30,8 +31,6 @@ def decide(champion: tuple[list, list] | None, challenger: tuple[list, list], ma
     Promoted only when the challenger gains at least `margin` AND the paired bootstrap interval of
     the gain (champion - challenger) lies wholly above 0: a tie, or a gain that the choice of test
     utterances could explain, keeps the champion. No champion yet: the challenger becomes it."""
-    from jobs.evaluation.paired_bootstrap import paired_bootstrap
-
     if champion is None:
         return PROMOTED, "no champion yet: the challenger becomes the first champion", None
     (champ_errors, totals), (chall_errors, chall_totals) = champion, challenger

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.loading import open_split
 from pipeline.manifest import read_json, read_manifest, write_json
 
 FROZEN = "test_split.json"
@@ -25,8 +26,6 @@ FROZEN = "test_split.json"
 def split_speakers(split_uri: str) -> set[str]:
     """Speakers of a preprocessed split, read from its shards' speaker column alone."""
     import pyarrow.parquet as pq
-
-    from pipeline.loading import open_split
 
     speakers: set[str] = set()
     for shard in open_split(split_uri).shard_uris:

@@ -13,35 +13,25 @@ from omegaconf import DictConfig
 
 from jobs.nightly import decision as decisions
 from jobs.nightly import frozen as frozen_split
-from jobs.nightly import registry
 from jobs.nightly.config import training_config
 from jobs.nightly.lock import NightLock, holder
 from jobs.nightly.run import output_of
+from jobs.runs import tracking
 from pipeline.errors import UserError
 
 
 def _model(nightly: DictConfig) -> str:
-    from jobs.runs.tracking import registered_name
-
     cfg = training_config(nightly)
-    return registered_name(cfg.task, cfg.model.architecture, cfg.tracking.registered_name)
-
-
-def _use_tracking() -> None:
-    import mlflow
-
-    from jobs.runs import tracking
-
-    mlflow.set_tracking_uri(tracking.tracking_uri())
+    return tracking.registered_name(cfg.task, cfg.model.architecture, cfg.tracking.registered_name)
 
 
 def rollback(nightly: DictConfig) -> dict:
-    _use_tracking()
+    tracking.use_store()
     output, name = output_of(nightly), _model(nightly)
     alias, previous_alias = nightly.promotion.alias, nightly.promotion.previous_alias
     with NightLock(output, nightly.lock_hours, "rollback"):
-        serving = registry.version_with_alias(name, alias)
-        previous = registry.version_with_alias(name, previous_alias)
+        serving = tracking.version_with_alias(name, alias)
+        previous = tracking.version_with_alias(name, previous_alias)
         if previous is None:
             raise UserError(f"{name}@{previous_alias} does not exist: there is no earlier champion to roll back to")
         if serving is None:
@@ -52,20 +42,20 @@ def rollback(nightly: DictConfig) -> dict:
                     "serving_version": previous, "previous_champion_version": serving,
                     "reason": f"rolled back by hand: {alias} {serving} -> {previous}, {previous_alias} -> {serving}"}
         decision["decision_file"] = decisions.write_new_decision(output, decision)
-        registry.move_alias(name, alias, previous)
-        registry.move_alias(name, previous_alias, serving)
-        registry.tag_version(name, serving, {"rolled_back_at": decision["date"]})
+        tracking.set_alias(name, alias, previous)
+        tracking.set_alias(name, previous_alias, serving)
+        tracking.tag_version(name, serving, {"rolled_back_at": decision["date"]})
     return decision
 
 
 def status(nightly: DictConfig) -> tuple[list[str], bool]:
     """(lines to print, alert): the aliases, the last nights, the frozen test split and the lock;
     alert is True when the latest night failed the same way as the one before."""
-    _use_tracking()
+    tracking.use_store()
     output, name = output_of(nightly), _model(nightly)
     alias, previous_alias = nightly.promotion.alias, nightly.promotion.previous_alias
-    lines = [f"model: {name}@{alias} is version {registry.version_with_alias(name, alias) or 'none'}; "
-             f"@{previous_alias} is version {registry.version_with_alias(name, previous_alias) or 'none'}"]
+    lines = [f"model: {name}@{alias} is version {tracking.version_with_alias(name, alias) or 'none'}; "
+             f"@{previous_alias} is version {tracking.version_with_alias(name, previous_alias) or 'none'}"]
     history = decisions.all_decisions(output)
     nights = [d for d in history if d.get("action") != decisions.ROLLED_BACK]
     if not history:

@@ -1,40 +1,28 @@
-"""The MLflow model registry as the nightly sees it: which version an alias points at, scoring
-a version, and moving an alias (the one step that changes what is served)."""
+"""The MLflow model registry as the nightly sees it: the version a training run registered,
+scoring a version, and moving the aliases (the one step that changes what is served). Reading
+and writing the registry itself goes through jobs/runs/tracking.py."""
 
 from __future__ import annotations
 
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
+from jobs.nightly.scoring import utterance_scores
+from jobs.runs import tracking
+from jobs.runs.model_io import load_model
 from pipeline.errors import UserError
-
-
-def version_with_alias(name: str, alias: str) -> str | None:
-    """The version `name@alias` points at; None when the model or the alias does not exist."""
-    try:
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return None
-        raise
+from pipeline.manifest import read_manifest
 
 
 def version_of_run(name: str, run_id: str) -> str:
     """The version of `name` that the training run `run_id` registered: the challenger is found by
     its own run, never by re-reading an alias that a concurrent train or tune may have moved."""
-    versions = [v for v in MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")]
+    versions = tracking.versions_of_run(name, run_id)
     if not versions:
         raise UserError(f"the training run {run_id} registered no version of {name}")
-    return str(max(int(v.version) for v in versions))
+    return str(max(versions))
 
 
 def score_version(name: str, version: str, cfg, test_uri: str) -> dict:
     """Per-utterance scores and metrics of one registered version on a split, the same way for
     every version (jobs/nightly/scoring.py)."""
-    from jobs.nightly.scoring import utterance_scores
-    from jobs.runs.model_io import load_model
-    from pipeline.manifest import read_manifest
-
     model, meta = load_model(f"models:/{name}/{version}")
     manifest = read_manifest(test_uri)
     # The split's tokenizers decode the model's outputs: a model trained on another vocabulary
@@ -47,19 +35,9 @@ def score_version(name: str, version: str, cfg, test_uri: str) -> dict:
     return utterance_scores(model, cfg, test_uri)
 
 
-def move_alias(name: str, alias: str, version: str) -> None:
-    MlflowClient().set_registered_model_alias(name, alias, version)
-
-
 def promote(name: str, alias: str, previous_alias: str, version: str, old: str | None) -> None:
     """`previous_alias` to the old champion first, then `alias` to the new one: at every moment
     one of them names a version that can serve."""
     if old is not None:
-        move_alias(name, previous_alias, old)
-    move_alias(name, alias, version)
-
-
-def tag_version(name: str, version: str, tags: dict) -> None:
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, str(value))
+        tracking.set_alias(name, previous_alias, old)
+    tracking.set_alias(name, alias, version)

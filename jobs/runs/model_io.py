@@ -9,13 +9,13 @@ import tempfile
 import torch
 
 from jobs.runs import checkpoint as ckpt
+from jobs.runs import tracking
+from models import LaCTAudioConfig, build_model
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
 
 def build_from_meta(meta: dict) -> torch.nn.Module:
-    from models import LaCTAudioConfig, build_model
-
     return build_model(meta["task"], meta["architecture"],
                        LaCTAudioConfig.from_dict(meta["model_config"]))
 
@@ -31,17 +31,10 @@ def load_checkpoint_dir(directory: str) -> tuple[torch.nn.Module, dict]:
 def load_model(model_uri: str) -> tuple[torch.nn.Module, dict]:
     """MODEL for `lact-audio evaluate`: models:/name@alias, runs:/..., or a checkpoint URI."""
     if model_uri.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
-        import mlflow
-
-        from jobs.runs.tracking import tracking_uri
-
-        mlflow.set_tracking_uri(tracking_uri())
         try:
-            info = mlflow.models.get_model_info(model_uri)
-            model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+            model, meta = tracking.load_logged_model(model_uri)
         except Exception as exc:
             raise UserError(f"cannot load model {model_uri}: {str(exc).splitlines()[0]}") from exc
-        meta = dict(info.metadata or {})
         if "task" not in meta:
             raise UserError(f"model {model_uri} was not logged by lact-audio train (no task metadata)")
         return model.eval(), meta

@@ -1,8 +1,11 @@
-"""MLflow tracking: the embedded default store, per-step logging from rank 0, plots, the logged
-and registered model.
+"""MLflow tracking, the one module that talks to MLflow: the embedded default store, runs (the
+active one, or one addressed by id), per-step logging from rank 0, plots, the logged, registered
+and loaded model and the registry's versions and aliases.
 
 Default: a SQLite store `<work dir>/mlflow.db` with artifacts in `<work dir>/mlartifacts`, both
 absolute (Train workers run in another cwd). `MLFLOW_TRACKING_URI` selects a server instead.
+MLflow itself is imported inside the functions: it takes seconds, and Train workers, inference
+replicas loading a checkpoint and `lact-audio --help` never need it.
 """
 
 from __future__ import annotations
@@ -31,12 +34,20 @@ def artifact_location() -> str | None:
     return "file://" + os.path.join(uris.work_home(), ARTIFACT_DIR)
 
 
-def setup(experiment: str) -> str:
-    """Point mlflow at the store and the experiment (created with its artifact location)."""
+def use_store() -> str:
+    """Point mlflow at the store (no experiment: reading a model or the registry)."""
     import mlflow
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def setup(experiment: str) -> str:
+    """Point mlflow at the store and the experiment (created with its artifact location)."""
+    import mlflow
+
+    uri = use_store()
     if mlflow.get_experiment_by_name(experiment) is None:
         try:
             location = artifact_location()
@@ -49,36 +60,121 @@ def setup(experiment: str) -> str:
     return uri
 
 
-@contextmanager
-def run_for(plan, parent_run_id: str | None = None):
-    """The MLflow run of a training plan, continued on resume; yields (run_id, tracking URI).
-
-    A fresh run gets the config, the data identity and the size as params, and its id goes into
-    the run file so that `--resume` (or a restarted Tune trial) logs into the same run. With
-    parent_run_id the run is a child (a Tune trial under its study's run)."""
+def start_run(run_id: str | None = None, run_name: str | None = None, tags: dict | None = None) -> str:
+    """Make a run the active one (run_id: continue that one); returns its id. End it with end_run."""
     import mlflow
 
-    from jobs.training.config import as_plain, flatten
-    from jobs.runs.storage import RUN_FILE, write_json
+    return mlflow.start_run(run_id=run_id, run_name=run_name, tags=tags).info.run_id
 
-    cfg = plan.cfg
-    uri = setup(cfg.tracking.experiment)
-    run_id = plan.previous.get("mlflow_run_id") if plan.previous else None
-    tags = {"mlflow.parentRunId": parent_run_id} if parent_run_id and not run_id else None
-    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else plan.run_name, tags=tags)
-    try:
-        if plan.previous is None:
-            mlflow.log_params({k: str(v)[:500] for k, v in flatten(cfg).items()})
-            mlflow.log_params({f"data.{k}": str(v) for k, v in plan.data_identity.items()})
-            mlflow.log_params({"model.parameters": plan.parameters, "run_dir": plan.run_uri})
-            mlflow.set_tags({"task": cfg.task, "architecture": plan.architecture,
-                             "strategy": cfg.train.strategy})
-        write_json(uris.join(plan.run_uri, RUN_FILE), {
-            "mlflow_run_id": active.info.run_id, "tracking_uri": uri,
-            "config": as_plain(cfg)})
-        yield active.info.run_id, uri
-    finally:
-        mlflow.end_run()
+
+def end_run() -> None:
+    """End the active run (FINISHED)."""
+    import mlflow
+
+    mlflow.end_run()
+
+
+@contextmanager
+def started_run(run_id: str | None = None, run_name: str | None = None):
+    """An active MLflow run for the length of a block (run_id: continue that one); yields its id.
+    It ends FINISHED, or FAILED when the block raises."""
+    import mlflow
+
+    with mlflow.start_run(run_id=run_id, run_name=run_name) as run:
+        yield run.info.run_id
+
+
+# ---- the active run ----------------------------------------------------------------------------
+def log_params(params: dict) -> None:
+    import mlflow
+
+    mlflow.log_params(params)
+
+
+def log_metrics(metrics: dict) -> None:
+    import mlflow
+
+    mlflow.log_metrics(metrics)
+
+
+def set_tags(tags: dict) -> None:
+    import mlflow
+
+    mlflow.set_tags(tags)
+
+
+def log_dict(value: dict, name: str) -> None:
+    import mlflow
+
+    mlflow.log_dict(value, name)
+
+
+def log_artifact(path: str, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(path, artifact_path=artifact_path)
+
+
+# ---- a run addressed by its id -------------------------------------------------------------------
+class RunById:
+    """A run written through the client by its id, while other runs come and go as the active
+    one (the nightly's run around its training run)."""
+
+    def __init__(self, run_id: str):
+        from mlflow.tracking import MlflowClient
+
+        self.run_id = run_id
+        self.client = MlflowClient()
+
+    @classmethod
+    def create(cls, experiment: str, run_name: str) -> RunById:
+        """A new run in `experiment` (after setup(experiment))."""
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+        return cls(MlflowClient().create_run(experiment_id, run_name=run_name).info.run_id)
+
+    def set_tags(self, tags: dict) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+    def log_metric(self, key: str, value: float) -> None:
+        self.client.log_metric(self.run_id, key, value)
+
+    def log_param(self, key: str, value) -> None:
+        self.client.log_param(self.run_id, key, value)
+
+    def log_dict(self, value: dict, name: str) -> None:
+        self.client.log_dict(self.run_id, value, name)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def end(self, status: str) -> None:
+        """status: FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(self.run_id, status)
+
+
+def kill_running_children(parent_run_id: str) -> None:
+    """Child runs of `parent_run_id` still RUNNING (trials that never reached their finish step)
+    are marked KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    for run in client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                  "and attributes.status = 'RUNNING'"):
+        client.set_terminated(run.info.run_id, "KILLED")
+
+
+def metric_history(run_id: str, keys) -> dict[str, list]:
+    """key -> the run's logged values of that metric (mlflow Metric objects), in step order."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    return {key: sorted(client.get_metric_history(run_id, key), key=lambda m: m.step) for key in keys}
 
 
 class StepLogger:
@@ -114,25 +210,20 @@ def start_step_logger(uri: str, run_id: str):
 
 
 def log_curves(run_id: str, out_dir: str, task) -> list[str]:
-    """Loss and dev-metric curves from the run's metric history -> PNGs logged to the run."""
+    """Loss and dev-metric curves (the task object's shown metrics) from the run's metric
+    history -> PNGs logged to the run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mlflow
-    from mlflow.tracking import MlflowClient
 
-    from jobs.tasks import task_named
-
-    client = MlflowClient()
     plots = {"train_loss.png": ["train_loss"],
-             "dev_metrics.png": [f"dev_{m}" for m in task_named(task).shown_metrics]}
+             "dev_metrics.png": [f"dev_{m}" for m in task.shown_metrics]}
     written = []
     for filename, keys in plots.items():
         fig, ax = plt.subplots(figsize=(6, 4))
         drawn = False
-        for key in keys:
-            history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        for key, history in metric_history(run_id, keys).items():
             if history:
                 ax.plot([m.step for m in history], [m.value for m in history], marker=".", label=key)
                 drawn = True
@@ -143,7 +234,7 @@ def log_curves(run_id: str, out_dir: str, task) -> list[str]:
             path = os.path.join(out_dir, filename)
             fig.tight_layout()
             fig.savefig(path, dpi=90)
-            mlflow.log_artifact(path, artifact_path="plots")
+            log_artifact(path, artifact_path="plots")
             written.append(path)
         plt.close(fig)
     return written
@@ -178,3 +269,49 @@ def register(model_uri: str, name: str, alias: str | None) -> str:
         MlflowClient().set_registered_model_alias(name, alias, version.version)
         return f"models:/{name}@{alias}"
     return f"models:/{name}/{version.version}"
+
+
+def load_logged_model(model_uri: str):
+    """(model on the CPU, the metadata it was logged with) from models:/, runs:/ or
+    mlflow-artifacts:/ (MLflow's errors pass through)."""
+    import mlflow
+
+    use_store()
+    info = mlflow.models.get_model_info(model_uri)
+    model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    return model, dict(info.metadata or {})
+
+
+# ---- the registry --------------------------------------------------------------------------------
+def version_with_alias(name: str, alias: str) -> str | None:
+    """The version `name@alias` points at; None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def versions_of_run(name: str, run_id: str) -> list[int]:
+    """The versions of `name` that the run `run_id` registered."""
+    from mlflow.tracking import MlflowClient
+
+    return [int(v.version) for v in MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")]
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, alias, version)
+
+
+def tag_version(name: str, version: str, tags: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))

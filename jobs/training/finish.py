@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import tempfile
 
-import mlflow
-
 from jobs.runs import tracking
+from jobs.runs.model_io import load_checkpoint_dir
+from jobs.runs.storage import checkpoint_uri, write_json
+from jobs.tasks import task_named
+from jobs.tasks.scoring import evaluate_split
 from jobs.training.phases import Phases
 from jobs.training.plan import RunPlan
-from jobs.runs.storage import checkpoint_uri, write_json
 from pipeline import uri as uris
 
 
@@ -27,24 +28,21 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
     """Log, register and summarise a finished run (inside its active MLflow run).
 
     register: override the config's tracking.register (Tune registers only its best trial)."""
-    from jobs.tasks.scoring import evaluate_split
-    from jobs.runs.model_io import load_checkpoint_dir
-
     cfg, task = plan.cfg, plan.task
     register = cfg.tracking.register if register is None else register
     best_ckpt, best_metrics = best_checkpoint(result)
     with tempfile.TemporaryDirectory(prefix="lact-best-") as tmp:
         local = best_ckpt.to_directory(os.path.join(tmp, "best_checkpoint"))
         model, meta = load_checkpoint_dir(local)
-        mlflow.log_artifact(os.path.join(local, "model.pt"), artifact_path="best_checkpoint")
-        mlflow.log_artifact(os.path.join(local, "meta.json"), artifact_path="best_checkpoint")
+        tracking.log_artifact(os.path.join(local, "model.pt"), artifact_path="best_checkpoint")
+        tracking.log_artifact(os.path.join(local, "meta.json"), artifact_path="best_checkpoint")
         test_metrics = evaluate_split(model, cfg, plan.splits["test"].uri) if "test" in plan.splits else {}
         phases.done("best_and_test")
         history = metric_history(run_id)
         final = {f"test_{k}": v for k, v in test_metrics.items() if isinstance(v, float)}
         final.update(train_seconds=train_seconds, parameters=plan.parameters)
-        mlflow.log_metrics(final)
-        mlflow.set_tags({"best_checkpoint": checkpoint_uri(best_ckpt, plan.storage),
+        tracking.log_metrics(final)
+        tracking.set_tags({"best_checkpoint": checkpoint_uri(best_ckpt, plan.storage),
                          "latest_checkpoint": checkpoint_uri(result.checkpoint, plan.storage) or ""})
         tracking.log_curves(run_id, tmp, task)
         phases.done("log_metrics_and_plots")
@@ -72,7 +70,7 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
         "mlflow_run_id": run_id, "tracking_uri": tracking_uri, "model_uri": model_uri,
     }
     write_json(uris.join(plan.run_uri, "summary.json"), summary)
-    mlflow.log_dict(summary, "summary.json")
+    tracking.log_dict(summary, "summary.json")
     phases.done("summary")
     summary["phase_seconds"] = phases.rounded()
     return summary
@@ -83,19 +81,11 @@ def _mean(values: list[float]) -> float:
 
 
 def metric_history(run_id: str) -> dict[str, list[float]]:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient()
-    out = {}
-    for key in ("audio_seconds_per_second", "steps_per_second", "train_loss"):
-        out[key] = [m.value for m in sorted(client.get_metric_history(run_id, key),
-                                            key=lambda m: m.step)]
-    return out
+    history = tracking.metric_history(run_id, ("audio_seconds_per_second", "steps_per_second", "train_loss"))
+    return {key: [m.value for m in metrics] for key, metrics in history.items()}
 
 
 def summary_table(s: dict) -> str:
-    from jobs.tasks import task_named
-
     rows = [("model", f"{s['task']} / {s['architecture']} ({s['strategy']}, {s['num_workers']} workers)"),
             ("parameters", f"{s['parameters']:,}"),
             ("steps", f"{s['steps']} (skipped batches: {s['skipped_batches']})"),

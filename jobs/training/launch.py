@@ -13,6 +13,7 @@ import time
 from jobs.training.loop import WorkerSpec, train_loop_per_worker
 from jobs.training.phases import Phases
 from jobs.training.plan import RunPlan
+from pipeline.loading import ray_dataset
 
 
 def train_run_config(plan: RunPlan, callbacks: list | None = None):
@@ -33,8 +34,6 @@ def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
     import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
-
-    from pipeline.loading import ray_dataset
 
     # Ray Train's controller notices a finished worker group on its next health check (default
     # every 2 s): a run would idle up to that long after its last step. Ray forwards this

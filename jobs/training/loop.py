@@ -23,8 +23,12 @@ from functools import cached_property
 import torch
 
 from jobs.runs import checkpoint as ckpt
-from jobs.training.config import TrainConfig
 from jobs.tasks import task_named
+from jobs.training.config import TrainConfig
+from jobs.training.strategies import make_strategy
+from models import LaCTAudioConfig, build_model
+from models.lact_layer import memory_stats, track_memory
+from pipeline.loading import LocalLoader, iter_worker_batches
 
 
 @dataclass
@@ -50,8 +54,6 @@ class WorkerSpec:
         return self.config.model.architecture
 
     def build_model(self):
-        from models import LaCTAudioConfig, build_model
-
         return build_model(self.task.name, self.architecture,
                            LaCTAudioConfig.from_dict(self.model_config))
 
@@ -72,8 +74,6 @@ class Trainer:
     """The loop's state and steps; also used in one process (no Ray) by tests and the bench."""
 
     def __init__(self, spec: WorkerSpec, rank: int = 0, world: int = 1, distributed: bool = False):
-        from jobs.training.strategies import make_strategy
-
         self.spec = spec
         self.cfg = spec.config
         self.task = spec.task
@@ -171,8 +171,6 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
     and rank); with data.sessions the shard's rows are sessions already (launch.build_trainer)."""
     import ray.train
 
-    from pipeline.loading import iter_worker_batches
-
     shard = ray.train.get_dataset_shard("train")
     cfg, epoch = spec.config, first_epoch
     while True:
@@ -191,8 +189,6 @@ def dev_batches(dev_uri: str, data, task) -> tuple[list[dict], object]:
     """The dev batches every worker scores (small: loaded locally, in a fixed order, capped by
     data.max_dev_utterances, audio tokens cropped as in training) and the task's tokenizer that
     decodes them; a study's per-utterance dev units (jobs/tuning/dev_units.py) score the same."""
-    from pipeline.loading import LocalLoader
-
     dev = LocalLoader(dev_uri, batch_size=data.eval_batch_size, task=task.name,
                       shuffle=False, max_audio_tokens=data.max_audio_tokens)
     batches, kept = [], 0
@@ -208,14 +204,25 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
     """Ray Train entry point."""
     import ray.train
 
-    from models.lact_layer import memory_stats, track_memory
-
     loop_entered_at = time.time()  # phase timings of the run (phases.Phases)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    restored = ray.train.get_checkpoint()
     # Rank 0 sends its metrics to the run's MLflow logger actor (tracking.start_step_logger).
     tracker = spec.step_logger if rank == 0 else None
+    trainer, batches, dev = start_worker(spec, rank, world, tracker)
+    if trainer.step >= trainer.cfg.train.max_steps:  # restored from the final checkpoint
+        return
+    run_steps(trainer, batches, dev, world, tracker, loop_entered_at)
+    if tracker is not None:  # every metric is written before the worker exits
+        ray.get(tracker.log.remote({}, trainer.step))
+
+
+def start_worker(spec: WorkerSpec, rank: int, world: int, tracker) -> tuple[Trainer, Iterator[dict], tuple]:
+    """The worker's Trainer (restored from Ray Train's checkpoint after a restart), its batches
+    and the dev set (batches, tokenizer)."""
+    import ray.train
+
+    restored = ray.train.get_checkpoint()
     # Building the model and optimizer is seconds of imports (torch's compiler stack); starting
     # the Ray Data shard is mostly waiting on other processes: start it in the background.
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lact-first-batch")
@@ -227,17 +234,49 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
         trainer = Trainer(spec, rank, world, distributed=True)
         if directory:
             trainer.restore(directory)
-    cfg = trainer.cfg
-    dev_batches, tokenizer = dev_set(spec)
+    dev = dev_set(spec)
     if tracker is not None and restored is not None:
         tracker.log.remote({"resumed_from_step": trainer.step}, trainer.step)
     batches = itertools.chain([first_batch.result()], stream)
     background.shutdown()
-    if trainer.step >= cfg.train.max_steps:  # restored from the final checkpoint
-        return
+    return trainer, batches, dev
 
-    max_steps, log_every, eval_every = cfg.train.max_steps, cfg.train.log_every, cfg.train.eval_every
-    window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+
+class ThroughputWindow:
+    """What the steps since the last log line or evaluation did: audio seconds, applied losses,
+    steps and wall time (evaluation time is not training throughput)."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.audio, self.start, self.losses, self.steps = 0.0, time.perf_counter(), [], 0
+
+    def add(self, batch: dict, out: dict) -> None:
+        self.audio += float(batch["durations"].sum())
+        self.steps += 1
+        if out["applied"]:
+            self.losses.append(out["loss"])
+
+    def rates(self, world: int) -> dict:
+        """Mean loss, audio seconds per second over all workers (a collective: every worker
+        calls it), this worker's steps per second."""
+        elapsed = time.perf_counter() - self.start
+        totals = torch.tensor([self.audio, elapsed])
+        if world > 1:
+            torch.distributed.all_reduce(totals)
+        return {"train_loss": sum(self.losses) / max(len(self.losses), 1),
+                "audio_seconds_per_second": float(totals[0]) / max(float(totals[1]) / world, 1e-9),
+                "steps_per_second": self.steps / max(elapsed, 1e-9)}
+
+
+def run_steps(trainer: Trainer, batches: Iterator[dict], dev: tuple, world: int, tracker,
+              loop_entered_at: float) -> None:
+    """Train to max_steps: log every log_every steps, evaluate, checkpoint and report to Ray
+    Train every eval_every steps (and at the last)."""
+    max_steps, log_every, eval_every = (trainer.cfg.train.max_steps, trainer.cfg.train.log_every,
+                                        trainer.cfg.train.eval_every)
+    window = ThroughputWindow()
     first_step_at = None
     module = trainer.strategy.module
     for batch in batches:
@@ -245,46 +284,45 @@ def train_loop_per_worker(spec: WorkerSpec) -> None:
         # LaCT layers record their fast-weight change and fast-branch share on logged steps only
         logged_next = (trainer.step + 1) % log_every == 0 or trainer.step + 1 == max_steps
         track_memory(module, tracker is not None and logged_next)
-        out = trainer.train_step(batch)
-        window_audio += float(batch["durations"].sum())
-        window_steps += 1
-        if out["applied"]:
-            window_losses.append(out["loss"])
+        window.add(batch, trainer.train_step(batch))
         step = trainer.step
-        if step % log_every == 0 or step == max_steps:
-            elapsed = time.perf_counter() - window_start
-            totals = torch.tensor([window_audio, elapsed])
-            if world > 1:
-                torch.distributed.all_reduce(totals)
-            audio_per_s = float(totals[0]) / max(float(totals[1]) / world, 1e-9)
+        logged = step % log_every == 0 or step == max_steps
+        evaluated = step % eval_every == 0 or step == max_steps
+        if logged:
+            rates = window.rates(world)
             if tracker is not None:
-                tracker.log.remote({"train_loss": sum(window_losses) / max(len(window_losses), 1),
-                                    "lr": trainer.strategy.lr, "audio_seconds_per_second": audio_per_s,
-                                    "steps_per_second": window_steps / max(elapsed, 1e-9),
+                tracker.log.remote({"train_loss": rates["train_loss"], "lr": trainer.strategy.lr,
+                                    "audio_seconds_per_second": rates["audio_seconds_per_second"],
+                                    "steps_per_second": rates["steps_per_second"],
                                     "skipped_batches": trainer.skipped} | memory_stats(module), step)
-            window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
-        if step % eval_every == 0 or step == max_steps:
-            metrics = trainer.evaluate(dev_batches, tokenizer)
-            score = trainer.task.score(metrics)
-            trainer.best = min(trainer.best, score)
-            report = {f"dev_{k}": v for k, v in metrics.items() if k not in ("greedy",)}
-            report.update(dev_score=score, step=step, skipped_batches=trainer.skipped,
-                          start_step=trainer.start_step, best_dev_score=trainer.best,
-                          loop_entered_at=loop_entered_at, first_step_at=first_step_at)
-            if tracker is not None:
-                # the dev pass's fast-weight change and fast-branch share per layer (LaCT only)
-                memory = {f"dev_{k}": v for k, v in memory_stats(module).items()}
-                tracker.log.remote({k: v for k, v in report.items()
-                                    if k.startswith("dev_") and isinstance(v, float)} | memory, step)
-            with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
-                trainer.write_checkpoint(directory, report)
-                has_files = bool(os.listdir(directory))
-                report["last_report_at"] = time.time()
-                ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(directory)
-                                 if has_files else None)
-            # evaluation time is not training throughput
-            window_audio, window_start, window_losses, window_steps = 0.0, time.perf_counter(), [], 0
+        if evaluated:
+            evaluate_and_report(trainer, dev, tracker, {"loop_entered_at": loop_entered_at,
+                                                        "first_step_at": first_step_at})
+        if logged or evaluated:
+            window.reset()
         if trainer.step >= max_steps:
             break
-    if tracker is not None:  # every metric is written before the worker exits
-        ray.get(tracker.log.remote({}, trainer.step))
+
+
+def evaluate_and_report(trainer: Trainer, dev: tuple, tracker, timing: dict) -> None:
+    """Score the dev set, log it, write a checkpoint and report both to Ray Train."""
+    import ray.train
+
+    step, module = trainer.step, trainer.strategy.module
+    metrics = trainer.evaluate(*dev)
+    score = trainer.task.score(metrics)
+    trainer.best = min(trainer.best, score)
+    report = {f"dev_{k}": v for k, v in metrics.items() if k not in ("greedy",)}
+    report.update(dev_score=score, step=step, skipped_batches=trainer.skipped,
+                  start_step=trainer.start_step, best_dev_score=trainer.best, **timing)
+    if tracker is not None:
+        # the dev pass's fast-weight change and fast-branch share per layer (LaCT only)
+        memory = {f"dev_{k}": v for k, v in memory_stats(module).items()}
+        tracker.log.remote({k: v for k, v in report.items()
+                            if k.startswith("dev_") and isinstance(v, float)} | memory, step)
+    with tempfile.TemporaryDirectory(prefix="lact-ckpt-") as directory:
+        trainer.write_checkpoint(directory, report)
+        has_files = bool(os.listdir(directory))
+        report["last_report_at"] = time.time()
+        ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(directory)
+                         if has_files else None)

@@ -12,6 +12,14 @@ import json
 import os
 from dataclasses import dataclass
 
+from jobs.runs.storage import write_json
+from jobs.training.config import load_config
+from jobs.training.phases import Phases
+from jobs.training.plan import make_plan
+from jobs.training.run import train_planned
+from jobs.tuning.dev_units import DEV_UNITS_FILE, score_dev_units
+from pipeline import uri as uris
+
 
 @dataclass
 class StudyContext:
@@ -34,19 +42,8 @@ def train_run_name(trial_id: str) -> str:
 
 def run_trial(tune_config: dict, context: StudyContext) -> None:
     """Tune's function trainable; `tune_config["params"]` is the trial's point."""
-    import mlflow
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
-
-    from jobs.runs import tracking
-    from jobs.training.finish import finish
-    from jobs.training.launch import build_trainer, fit, train_run_config
-    from jobs.training.phases import Phases
-    from jobs.training.plan import make_plan
-    from jobs.training.config import load_config
-    from jobs.runs.storage import write_json
-    from jobs.tuning.dev_units import DEV_UNITS_FILE, score_dev_units
-    from pipeline import uri as uris
 
     os.environ.update({k: v for k, v in context.env.items() if v})
     point = tune_config["params"]
@@ -54,14 +51,12 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
     # resolved by the study's driver: a trial on another node needs no config files
     cfg = load_config(None, changes=[context.configs[point_key(point)]])
     cfg.output = context.storage
+    phases = Phases()
     plan = make_plan(cfg, run_name=train_run_name(trial_id))
-    with tracking.run_for(plan, parent_run_id=context.parent_run_id) as (run_id, tracking_uri):
-        mlflow.set_tags({"tune_study": context.name, "tune_trial_id": trial_id})
-        mlflow.log_params({f"tune.{k}": v for k, v in point.items()})
-        spec = plan.worker_spec(tracking_uri, run_id, tracking.start_step_logger(tracking_uri, run_id))
-        trainer = build_trainer(plan, spec, train_run_config(plan, [TuneReportCallback()]))
-        phases = Phases()
-        result, seconds = fit(trainer, spec, plan.run_name, phases)
-        # the study registers only its best trial
-        finish(plan, result, seconds, run_id, tracking_uri, phases, register=False)
-        write_json(uris.join(plan.run_uri, DEV_UNITS_FILE), {"units": score_dev_units(plan, result)})
+    phases.done("validate")
+    _, result = train_planned(plan, phases, parent_run_id=context.parent_run_id,
+                              tags={"tune_study": context.name, "tune_trial_id": trial_id},
+                              params={f"tune.{k}": v for k, v in point.items()},
+                              callbacks=[TuneReportCallback()],
+                              register=False)   # the study registers only its best trial
+    write_json(uris.join(plan.run_uri, DEV_UNITS_FILE), {"units": score_dev_units(plan, result)})
