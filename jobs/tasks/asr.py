@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from jobs.tasks.spec_augment import SpecAugment
 from models.decoding import ctc_greedy_decode
+from pipeline.split_reader import FEATURES_AND_TEXT
 from pipeline.text_tokenizer import load_text_tokenizer
 
 ASR_FIELDS = ("char_errors", "char_total", "word_errors", "word_total", "utterances")
@@ -63,6 +64,7 @@ class ASRTask:
     dev_metric = "cer"                    # lower is better; picks checkpoints and Tune trials
     shown_metrics = ("cer", "wer")        # what summaries and tables print
     count_fields = ASR_FIELDS
+    content = FEATURES_AND_TEXT           # what its batches carry (pipeline.split_reader)
 
     def check_data(self, train_manifest: dict) -> None:
         """ASR trains on the features and text tokens every preprocessed split has."""

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import UserError
+from pipeline.split_reader import AUDIO_TOKENS
 
 GEN_FIELDS = ("nll_nats", "tokens", "utterances")
 
@@ -52,6 +53,7 @@ class GenerationTask:
     dev_metric = "nll_bits"
     shown_metrics = ("nll_bits",)
     count_fields = GEN_FIELDS
+    content = AUDIO_TOKENS
 
     def check_data(self, train_manifest: dict) -> None:
         if not train_manifest.get("audio_tokenizer"):

@@ -176,7 +176,7 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
     cfg, epoch = spec.config, first_epoch
     while True:
         yield from iter_worker_batches(
-            shard, spec.train_manifest, cfg.data.batch_size, task=spec.task.name,
+            shard, spec.train_manifest, cfg.data.batch_size, content=spec.task.content,
             seed=cfg.train.seed, epoch=epoch, rank=rank, pool_size=cfg.data.pool_size,
             max_audio_tokens=cfg.data.max_audio_tokens)
         epoch += 1
@@ -192,7 +192,7 @@ def dev_batches(dev_uri: str, data, task) -> tuple[list[dict], object]:
     decodes them; a study's per-utterance dev units (jobs/tuning/dev_units.py) score the same."""
     from pipeline.loading import LocalLoader
 
-    dev = LocalLoader(dev_uri, batch_size=data.eval_batch_size, task=task.name,
+    dev = LocalLoader(dev_uri, batch_size=data.eval_batch_size, content=task.content,
                       shuffle=False, max_audio_tokens=data.max_audio_tokens)
     batches, kept = [], 0
     for batch in dev.epoch(0):
