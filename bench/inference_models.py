@@ -36,13 +36,13 @@ def bench_checkpoint(root: str, name: str, split: str) -> str:
     import yaml
 
     from jobs.training import checkpoint as ckpt
-    from models import LaCTAudioConfig, build_model
+    from models import ASR_MODELS, LaCTAudioConfig, build_model
 
     architecture, path = CONFIGS[name]
     config = yaml.safe_load(path.read_text())["model"]
     config.update(vocab_size=29, dropout=0.0)
     torch.manual_seed(0)
-    model = build_model("asr", architecture, LaCTAudioConfig(**config))
+    model = build_model(ASR_MODELS, architecture, LaCTAudioConfig(**config))
     directory = os.path.join(root, name)
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(), {

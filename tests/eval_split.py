@@ -103,6 +103,7 @@ def write_checkpoint(directory: str, task: str, architecture: str, vocab_size: i
     import torch
 
     from jobs.training import checkpoint as ckpt
+    from jobs.tasks import task_named
     from models import LaCTAudioConfig, build_model
 
     # Generators see ~4000 audio tokens per utterance: large chunks keep the chunk loop short.
@@ -111,7 +112,7 @@ def write_checkpoint(directory: str, task: str, architecture: str, vocab_size: i
                   window_size=8, vocab_size=vocab_size, dropout=0.0, mel_bins=80,
                   audio_vocab_size=256, lact_causal=causal)
     torch.manual_seed(seed)
-    model = build_model(task, architecture, LaCTAudioConfig(**config))
+    model = build_model(task_named(task).models, architecture, LaCTAudioConfig(**config))
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(),
                              {"task": task, "architecture": architecture, "model_config": config})

@@ -13,6 +13,7 @@ from eval_split import SPEAKERS, one_torch_thread, write_split  # noqa: F401 (au
 from jobs.evaluation import accuracy, adaptation, efficiency, long_form, recordings, streaming
 from jobs.evaluation.data import read_split
 from jobs.evaluation.limits import OUT_OF_MEMORY, TIME_LIMIT, run_limited
+from jobs.tasks import task_named
 from models import LaCTAudioConfig, build_model
 
 
@@ -33,7 +34,7 @@ def tiny(task="asr", arch="lact", causal=False, vocab=20, seed=0):
     config = LaCTAudioConfig(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2,
                              chunk_size=16, window_size=8, vocab_size=vocab, dropout=0.0, mel_bins=80,
                              audio_vocab_size=256, lact_causal=causal)
-    return build_model(task, arch, config).eval()
+    return build_model(task_named(task).models, arch, config).eval()
 
 
 def test_perfect_hypothesis_scores_zero_and_one_wrong_word_does_not():

@@ -22,14 +22,14 @@ ARCHS = {"causal": ("lact", True), "bidirectional": ("lact", False), "full": ("b
 
 def write_asr_checkpoint(directory: str, split: str, architecture: str, causal: bool, seed: int = 0) -> str:
     from jobs.training import checkpoint as ckpt
-    from models import LaCTAudioConfig, build_model
+    from models import ASR_MODELS, LaCTAudioConfig, build_model
 
     manifest = json.loads(open(os.path.join(split, "manifest.json")).read())
     config = dict(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2, chunk_size=16,
                   window_size=8, vocab_size=len(manifest["text_tokenizer"]["symbols"]) + 1, dropout=0.0,
                   mel_bins=80, lact_causal=causal)
     torch.manual_seed(seed)
-    model = build_model("asr", architecture, LaCTAudioConfig(**config))
+    model = build_model(ASR_MODELS, architecture, LaCTAudioConfig(**config))
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(), {
         "task": "asr", "architecture": architecture, "model_config": config, "text_tokenizer_split": split})

@@ -9,6 +9,7 @@ import tempfile
 import torch
 
 from jobs.runs import checkpoint as ckpt
+from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
@@ -16,7 +17,7 @@ from pipeline.errors import UserError
 def build_from_meta(meta: dict) -> torch.nn.Module:
     from models import LaCTAudioConfig, build_model
 
-    return build_model(meta["task"], meta["architecture"],
+    return build_model(task_named(meta["task"]).models, meta["architecture"],
                        LaCTAudioConfig.from_dict(meta["model_config"]))
 
 

@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from models.factory import GENERATION_MODELS
 from pipeline.errors import UserError
 from pipeline.split_reader import AUDIO_TOKENS
 
@@ -54,6 +55,20 @@ class GenerationTask:
     shown_metrics = ("nll_bits",)
     count_fields = GEN_FIELDS
     content = AUDIO_TOKENS
+    models = GENERATION_MODELS
+    evaluation_steps = {
+        "quick": ("nll",),
+        "long-form": ("nll", "nll_by_position"),
+        "full": ("nll", "nll_by_position", "tokenizer_round_trip", "continuations", "efficiency"),
+    }
+    report_sections = ("audio_token_nll",)
+    paired_metrics = {"nll_bits": ("bits", "tokens")}
+    paired_sections = ("position_bins",)
+    efficiency_unit = "tokens"            # efficiency inputs: audio tokens
+
+    def forward(self, model, x: torch.Tensor):
+        """One unbatched input ([L] audio tokens) through the model."""
+        return model(x[None])
 
     def check_data(self, train_manifest: dict) -> None:
         if not train_manifest.get("audio_tokenizer"):

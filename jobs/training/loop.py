@@ -51,7 +51,7 @@ class WorkerSpec:
     def build_model(self):
         from models import LaCTAudioConfig, build_model
 
-        return build_model(self.task.name, self.architecture,
+        return build_model(self.task.models, self.architecture,
                            LaCTAudioConfig.from_dict(self.model_config))
 
     def initial_model(self):
