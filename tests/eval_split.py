@@ -17,6 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from jobs.tasks import task_named
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Autouse in the evaluation test modules that import it. Tiny models: two threads on a shared 2-core machine spin more than they compute
@@ -103,7 +106,6 @@ def write_checkpoint(directory: str, task: str, architecture: str, vocab_size: i
     import torch
 
     from jobs.training import checkpoint as ckpt
-    from jobs.tasks import task_named
     from models import LaCTAudioConfig, build_model
 
     # Generators see ~4000 audio tokens per utterance: large chunks keep the chunk loop short.

@@ -16,13 +16,14 @@ import soundfile as sf
 import torch
 
 from eval_split import tone, write_split
+from models.factory import ASR_MODELS
 
 ARCHS = {"causal": ("lact", True), "bidirectional": ("lact", False), "full": ("baseline", False)}
 
 
 def write_asr_checkpoint(directory: str, split: str, architecture: str, causal: bool, seed: int = 0) -> str:
     from jobs.training import checkpoint as ckpt
-    from models import ASR_MODELS, LaCTAudioConfig, build_model
+    from models import LaCTAudioConfig, build_model
 
     manifest = json.loads(open(os.path.join(split, "manifest.json")).read())
     config = dict(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2, chunk_size=16,

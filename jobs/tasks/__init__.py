@@ -17,7 +17,8 @@ from jobs.tasks.generation import GenerationTask
 from pipeline.errors import UserError
 
 Task = ASRTask | GenerationTask
-TASKS: dict[str, Task] = {task.name: task for task in (ASRTask(), GenerationTask())}
+ASR, GENERATION = ASRTask(), GenerationTask()
+TASKS: dict[str, Task] = {task.name: task for task in (ASR, GENERATION)}
 
 
 def task_named(name) -> Task:

@@ -81,6 +81,8 @@ class ASRTask:
     paired_metrics = PAIRED_METRICS       # metric -> (errors, total) of a per-utterance row
     paired_sections = ("long_form", "sessions")
     efficiency_unit = "seconds"           # efficiency inputs: seconds of features
+    study_pooling = "long_form"           # what `evaluate --study` pools across seeds
+    model_noun = "an ASR model"           # what a command needing this task asks for
 
     def forward(self, model, x: torch.Tensor):
         """One unbatched input ([T, n_mels] features) through the model."""

@@ -65,6 +65,8 @@ class GenerationTask:
     paired_metrics = {"nll_bits": ("bits", "tokens")}
     paired_sections = ("position_bins",)
     efficiency_unit = "tokens"            # efficiency inputs: audio tokens
+    study_pooling = "nll_by_position"
+    model_noun = "a generator model"
 
     def forward(self, model, x: torch.Tensor):
         """One unbatched input ([L] audio tokens) through the model."""
