@@ -210,3 +210,22 @@ def test_time_limit_puts_an_outer_alarm_back():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_every_name_a_task_lists_has_its_evaluation_step_section_and_study():
+    """The task objects name what the evaluation engine runs for them (issue 30: no engine
+    compares task names); every name must exist on the engine's side."""
+    from jobs.evaluation.comparison import PAIRED_SECTIONS
+    from jobs.evaluation.report import SECTIONS
+    from jobs.evaluation.steps import STEPS
+    from jobs.evaluation.suite import FULL, LONG_FORM, QUICK
+    from jobs.tasks import TASKS
+    from jobs.tuning.study_eval import STUDIES
+
+    for task in TASKS.values():
+        assert set(task.evaluation_steps) == {QUICK, LONG_FORM, FULL}
+        assert all(step in STEPS for steps in task.evaluation_steps.values() for step in steps)
+        assert set(task.report_sections) <= set(SECTIONS)
+        assert set(task.paired_sections) <= set(PAIRED_SECTIONS)
+        assert task.study_pooling in STUDIES
+        assert task.dev_metric in task.paired_metrics
