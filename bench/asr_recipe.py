@@ -45,7 +45,7 @@ def main() -> int:
 
     cfg = load_config(str(REPO / "configs" / "demo-asr.yaml"), [f"data.root={args.data}", *args.overrides])
     root = cfg.data.root
-    train = LocalLoader(f"{root}/{cfg.data.train}", batch_size=cfg.data.batch_size, task="asr",
+    train = LocalLoader(f"{root}/{cfg.data.train}", batch_size=cfg.data.batch_size,
                         shuffle=True, pool_size=cfg.data.pool_size, seed=cfg.train.seed,
                         sessions=session_config(cfg.data))
     trainer = Trainer(WorkerSpec(OmegaConf.to_object(cfg), model_config(cfg, train.manifest)))

@@ -35,12 +35,12 @@ def bench_checkpoint(root: str, name: str, split: str) -> str:
     import torch
 
     from jobs.runs import checkpoint as ckpt
-    from models import LaCTAudioConfig, build_model
+    from models import ASR_MODELS, LaCTAudioConfig, build_model
 
     architecture, path = CONFIGS[name]
     config = LaCTAudioConfig.from_yaml(path).replace(vocab_size=29, dropout=0.0)
     torch.manual_seed(0)
-    model = build_model("asr", architecture, config)
+    model = build_model(ASR_MODELS, architecture, config)
     directory = os.path.join(root, name)
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(), {

@@ -3,7 +3,7 @@
 One LaCT series per window size (--windows, default 64 and 2048: the speech default and the
 LLM recipe's window), each point of each model in its own process; the baseline has no window.
 
-Offline: forward + backward time and peak memory of `build_model("asr", "lact"|"baseline")`
+Offline: forward + backward time and peak memory of `build_model(ASR_MODELS, "lact"|"baseline")`
 (same width/depth, parameter counts within 5%; the baseline's attention is PyTorch's fused
 scaled_dot_product_attention) at encoder lengths T (input = 4*T log-mel frames, 4x conv
 subsampling), one batch element, training mode, loss = mean(logits^2).
@@ -123,11 +123,11 @@ def run_point(series: str, length: int, runs: int, config_path: str | None, thre
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     import kernels
-    from models import build_model, count_parameters
+    from models import ASR_MODELS, build_model, count_parameters
 
     arch, window = split_series(series)
     cfg = bench_config(config_path, window)
-    model = build_model("asr", arch, cfg)
+    model = build_model(ASR_MODELS, arch, cfg)
     model.train()
     # Warm-up on a tiny input: lazy imports and first-call setup are not what is measured. Tiny,
     # so that the memory it leaves cached does not hide part of the run's peak. Long inputs go
@@ -220,14 +220,14 @@ def run_streaming(total_tokens: int, piece_tokens: int, config_path: str | None)
     import torch
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    from models import build_model
+    from models import ASR_MODELS, GENERATION_MODELS, build_model
 
     cfg = bench_config(config_path)
     out = {"total_tokens": total_tokens, "piece_tokens": piece_tokens}
 
     # LaCT ASR, block-causal, fed mel frames through streaming_inference.
     cfg.lact_causal = True
-    asr = build_model("asr", "lact", cfg).eval()
+    asr = build_model(ASR_MODELS, "lact", cfg).eval()
     state, rows, pos = None, [], 0
     with torch.no_grad():
         while pos < total_tokens:
@@ -240,7 +240,7 @@ def run_streaming(total_tokens: int, piece_tokens: int, config_path: str | None)
 
     # Generators: LaCT (LaCTState) against full attention (growing KV cache), same config.
     for arch in ("lact", "baseline"):
-        gen = build_model("generation", arch, cfg).eval()
+        gen = build_model(GENERATION_MODELS, arch, cfg).eval()
         state, rows, pos = None, [], 0
         with torch.no_grad():
             while pos < total_tokens:
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_config": asdict(cfg),
         "code": code_fingerprint(),
         "method": {
-            "workload": "build_model('asr', arch, config) in train mode, batch 1, input 4*T mel "
+            "workload": "build_model(ASR_MODELS, arch, config) in train mode, batch 1, input 4*T mel "
                         "frames (T encoder frames), loss = mean(logits^2), forward + backward",
             "isolation": "each point in a fresh subprocess, torch.set_num_threads(--threads), "
                          "after a 64-frame warm-up forward/backward and one torch.utils.checkpoint call "

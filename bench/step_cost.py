@@ -142,7 +142,7 @@ def main() -> int:
     args = ap.parse_args()
 
     import torch
-    from models import build_model, count_parameters
+    from models import ASR_MODELS, build_model, count_parameters
 
     torch.set_num_threads(args.threads)
     base_cfg = model_config(Path(args.config), {})
@@ -162,7 +162,7 @@ def main() -> int:
     models = {}
     for name, (arch, cfg) in configs.items():
         torch.manual_seed(0)
-        models[name] = build_model("asr", arch, cfg).train()
+        models[name] = build_model(ASR_MODELS, arch, cfg).train()
         if args.compile:
             models[name] = torch.compile(models[name], dynamic=True)
 

@@ -71,7 +71,7 @@ def plain_loop(data: str, steps: int, window: int, batch: int, threads: int) -> 
     from jobs.tasks.asr import ctc_loss
     from jobs.training.plan import model_config
     from jobs.training.config import load_config
-    from models import LaCTAudioConfig, build_model
+    from models import ASR_MODELS, LaCTAudioConfig, build_model
     from pipeline.loading import LocalLoader
 
     torch.set_num_threads(threads)
@@ -80,7 +80,7 @@ def plain_loop(data: str, steps: int, window: int, batch: int, threads: int) -> 
     loader = LocalLoader(os.path.join(data, "train-clean-100"), batch_size=batch, pool_size=256,
                          audio_tokens=False)
     values = model_config(cfg, loader.manifest)
-    model = build_model("asr", "lact", LaCTAudioConfig.from_dict(values))
+    model = build_model(ASR_MODELS, "lact", LaCTAudioConfig.from_dict(values))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     sa = cfg.spec_augment  # as `lact-audio train` does: masks only when the config enables them
     augment = (SpecAugment(sa.freq_masks, sa.freq_width, sa.time_masks, sa.time_width, sa.time_ratio)

@@ -1,7 +1,8 @@
-"""build_model(task, architecture, config): the one way the trainer gets a model."""
+"""build_model(family, architecture, config): the one way the trainer gets a model."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,20 +14,31 @@ from models.baseline import BaselineASRTransformer, BaselineAudioTransformer
 from models.config import LaCTAudioConfig
 from models.generator import LaCTAudioGenerator
 
-# window and static_fast_weights are LaCT models built from an arm's config (models/arms.py).
-LACT_MODELS = {"asr": LaCTASRModel, "generation": LaCTAudioGenerator}
-FULL_ATTENTION_MODELS = {"asr": BaselineASRTransformer, "generation": BaselineAudioTransformer}
-TASKS = ("asr", "generation")
-__all__ = ["ARCHITECTURES", "TASKS", "build_model", "count_parameters"]
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A model family's classes: the LaCT model (window and static_fast_weights are LaCT models
+    built from an arm's config, models/arms.py) and its full-attention baseline. The task objects
+    (jobs/tasks) name theirs."""
+
+    lact: type[nn.Module]
+    full_attention: type[nn.Module]
 
 
-def build_model(task: str, architecture: str,
+ASR_MODELS = ModelFamily(LaCTASRModel, BaselineASRTransformer)
+GENERATION_MODELS = ModelFamily(LaCTAudioGenerator, BaselineAudioTransformer)
+__all__ = ["ARCHITECTURES", "ASR_MODELS", "GENERATION_MODELS", "ModelFamily", "build_model", "count_parameters"]
+
+
+def build_model(family: ModelFamily, architecture: str,
                 config: LaCTAudioConfig | Mapping[str, Any] | str | Path) -> nn.Module:
-    """task "asr"|"generation"; architecture one of models.arms.ARCHITECTURES (or the alias
-    "baseline"), built from and parameter-matched to the LaCT config; config a LaCTAudioConfig,
-    a mapping of its fields or a YAML path. Raises ValueError on unknown names or bad values."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    """family ASR_MODELS | GENERATION_MODELS; architecture one of models.arms.ARCHITECTURES (or the
+    alias "baseline"), built from and parameter-matched to the LaCT config; config a
+    LaCTAudioConfig, a mapping of its fields or a YAML path. Raises ValueError on unknown names or
+    bad values."""
+    if not isinstance(family, ModelFamily):
+        raise ValueError(f"unknown model family {family!r}; pass models.factory.ASR_MODELS or GENERATION_MODELS "
+                         f"(a task object's .models)")
     architecture = canonical_architecture(architecture)
     if isinstance(config, (str, Path)):
         config = LaCTAudioConfig.from_yaml(config)
@@ -35,8 +47,8 @@ def build_model(task: str, architecture: str,
     elif not isinstance(config, LaCTAudioConfig):
         raise ValueError(f"config must be a LaCTAudioConfig, a mapping or a YAML path, got {type(config).__name__}")
     if architecture == FULL:
-        return FULL_ATTENTION_MODELS[task](config)
-    return LACT_MODELS[task](arm_config(architecture, config))
+        return family.full_attention(config)
+    return family.lact(arm_config(architecture, config))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,6 +1,8 @@
 """Training-time loading of preprocessed shards: duration bucketing, padding with lengths, CMVN.
 
-Two ways to read a split, both yielding the same batches (CONTRACTS.md):
+Shards are read through pipeline.split_reader (as evaluation reads them); what a batch carries is
+a BatchContent the task object supplies (features + text tokens, or audio tokens). Two ways to
+read a split, both yielding the same batches (CONTRACTS.md):
 - `LocalLoader`: a plain iterator over the split's Parquet shards, for tests, notebooks and
   evaluation (no Ray needed);
 - `ray_dataset` + `iter_worker_batches`: a Ray Data dataset that Ray Train splits into one
@@ -27,74 +29,29 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from pipeline import uri as uris
-from pipeline.errors import UserError
 from pipeline.session_plan import SessionPlan, SessionReader, plan_sessions, session_dataset
 from pipeline.sessions import SessionConfig
-from pipeline.shards import feature_matrix, read_columns
+from pipeline.split_reader import (FEATURES_AND_TEXT, BatchContent, FeatureReader, SplitInfo, SplitReader,
+                                   open_split)
 
-# Columns a task needs from the shards.
-ASR_COLUMNS = ["utt_id", "speaker", "text", "duration", "num_frames", "features", "token_ids"]
-GENERATION_COLUMNS = ["utt_id", "text", "duration", "audio_tokens"]
-
-
-def columns_for(task: str, manifest: dict | None = None, audio_tokens: bool | None = None) -> list[str]:
-    """Columns to read; audio tokens too when the split has them (unless audio_tokens=False)."""
-    if task == "asr":
-        columns = list(ASR_COLUMNS)
-        if audio_tokens is None:
-            audio_tokens = bool(manifest and manifest.get("audio_tokenizer"))
-        return columns + (["audio_tokens"] if audio_tokens else [])
-    if task == "generation":
-        return list(GENERATION_COLUMNS)
-    raise UserError(f"task must be 'asr' or 'generation', got {task!r}")
-
-
-@dataclass
-class SplitInfo:
-    """What the loader needs from a split's manifest."""
-
-    uri: str
-    manifest: dict
-    shard_uris: list[str]
-
-    @property
-    def n_mels(self) -> int:
-        return int(self.manifest["feature"]["n_mels"])
-
-    @property
-    def content_hash(self) -> str:
-        return str(self.manifest.get("content_hash", ""))
-
-
-def open_split(split_uri: str) -> SplitInfo:
-    """Read a preprocessed split's manifest; a missing or broken split is a UserError."""
-    from pipeline.manifest import read_manifest
-
-    split_uri = uris.absolute(split_uri)
-    uris.require_exists(split_uri, "data split")
-    manifest = read_manifest(split_uri)
-    shards = [uris.join(split_uri, s["path"]) for s in manifest.get("shards", [])]
-    if not shards:
-        raise UserError(f"data split {split_uri} has no shards in its manifest.json")
-    return SplitInfo(split_uri, manifest, shards)
+# open_split and SplitInfo live in pipeline.split_reader; importers of pipeline.loading still find them
+__all__ = ["BatchContent", "Collator", "LocalLoader", "SplitInfo", "bucket_batches", "iter_worker_batches",
+           "open_split", "pad_sequences", "ray_dataset"]
 
 
 class Collator:
     """Rows (column dict + row indices) -> one padded batch, with CMVN applied to features."""
 
-    def __init__(self, manifest: dict, task: str = "asr", max_audio_tokens: int | None = None,
-                 seed: int = 0):
-        from pipeline.normalizer import FeatureNormalizer
-
-        self.task = task
+    def __init__(self, manifest: dict, content: BatchContent = FEATURES_AND_TEXT,
+                 max_audio_tokens: int | None = None, seed: int = 0):
+        self.content = content
         self.n_mels = int(manifest["feature"]["n_mels"])
-        self.normalizer = FeatureNormalizer.from_manifest(manifest) if task == "asr" else None
+        self.features = FeatureReader(manifest) if content.features else None
         self.max_audio_tokens = max_audio_tokens
         self.rng = random.Random(seed)  # where long audio-token sequences are cropped
 
@@ -105,8 +62,8 @@ class Collator:
             "durations": torch.tensor([float(columns["duration"][i]) for i in index],
                                       dtype=torch.float32),
         }
-        if self.task == "asr":
-            feats = [feature_matrix(columns["features"][i], self.n_mels) for i in index]
+        if self.content.features:
+            feats = [self.features(columns["features"][i]) for i in index]
             batch["features"], batch["feature_lengths"] = self._pad_features(feats)
             batch["tokens"], batch["token_lengths"] = pad_sequences(
                 [columns["token_ids"][i] for i in index])
@@ -121,7 +78,7 @@ class Collator:
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
         out = torch.zeros(len(feats), int(lengths.max()) if len(feats) else 0, self.n_mels)
         for row, f in enumerate(feats):
-            out[row, : f.shape[0]] = torch.from_numpy(self.normalizer(f))
+            out[row, : f.shape[0]] = torch.from_numpy(f)
         return out, lengths
 
     def _crop(self, seq: np.ndarray, length: int) -> np.ndarray:
@@ -172,18 +129,19 @@ class LocalLoader:
     (pipeline/session_plan.py): in recording order, or shuffled per epoch.
     """
 
-    def __init__(self, split_uri: str, batch_size: int = 16, task: str = "asr",
+    def __init__(self, split_uri: str, batch_size: int = 16, content: BatchContent = FEATURES_AND_TEXT,
                  shuffle: bool = True, seed: int = 0, pool_size: int = 512,
                  max_audio_tokens: int | None = None, drop_last: bool = False,
                  audio_tokens: bool | None = None, sessions: SessionConfig | None = None):
         self.split = open_split(split_uri)
-        self.task = task
+        self.content = content
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.pool_size = max(pool_size, batch_size)
         self.drop_last = drop_last
-        self.columns = columns_for(task, self.split.manifest, audio_tokens)
+        self.columns = content.columns(self.split.manifest, audio_tokens)
+        self.reader = SplitReader(self.split, self.columns, why=content.description)
         self.max_audio_tokens = max_audio_tokens
         # sessions are cut once, from the seed; each epoch shuffles their order
         self.session_plan: SessionPlan | None = None
@@ -193,16 +151,6 @@ class LocalLoader:
     @property
     def manifest(self) -> dict:
         return self.split.manifest
-
-    def _read_shard(self, shard_uri: str) -> dict:
-        return read_columns(shard_uri, self.columns, why=f"task {self.task!r}")
-
-    def _rows(self, rng: random.Random) -> Iterator[dict]:
-        shards = list(self.split.shard_uris)
-        if self.shuffle:
-            rng.shuffle(shards)
-        for shard in shards:
-            yield self._read_shard(shard)
 
     def _pools(self, rng: random.Random) -> Iterator[dict]:
         """Pools of pool_size rows (utterances, or sessions) in this epoch's order."""
@@ -215,7 +163,7 @@ class LocalLoader:
                 yield reader.read(numbers[start: start + self.pool_size])
             return
         pool: dict = {c: [] for c in self.columns}
-        for shard_columns in self._rows(rng):
+        for shard_columns in self.reader.shards(rng if self.shuffle else None):
             order = list(range(len(shard_columns["utt_id"])))
             if self.shuffle:
                 rng.shuffle(order)
@@ -230,7 +178,7 @@ class LocalLoader:
 
     def epoch(self, epoch: int = 0) -> Iterator[dict]:
         rng = epoch_rng(self.seed, epoch)
-        collate = Collator(self.manifest, self.task, self.max_audio_tokens, seed=rng.randrange(2**31))
+        collate = Collator(self.manifest, self.content, self.max_audio_tokens, seed=rng.randrange(2**31))
         for pool in self._pools(rng):
             groups = bucket_batches(row_lengths(pool), self.batch_size,
                                     rng if self.shuffle else None, self.drop_last)
@@ -255,10 +203,10 @@ def pyarrow_filesystem(split_uri: str):
     return PyFileSystem(FSSpecHandler(fs)), path
 
 
-def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = False,
+def ray_dataset(split_uri: str, content: BatchContent = FEATURES_AND_TEXT, audio_tokens: bool | None = False,
                 sessions: SessionPlan | None = None, seed: int = 0):
-    """A Ray Data dataset over a split's shards, only the columns the task needs (ASR training
-    leaves audio tokens out unless audio_tokens=True); with a session plan of the split, one
+    """A Ray Data dataset over a split's shards, only the columns `content` needs (training on
+    features leaves audio tokens out unless audio_tokens=True); with a session plan of the split, one
     row per planned session (pipeline/session_plan.py), numbered in an order drawn from seed."""
     import ray.data
 
@@ -275,12 +223,12 @@ def ray_dataset(split_uri: str, task: str = "asr", audio_tokens: bool | None = F
         ds = ray.data.read_parquet(paths, filesystem=fs)
     finally:
         context.use_datasource_v2 = default
-    columns = columns_for(task, split.manifest, audio_tokens)
+    columns = content.columns(split.manifest, audio_tokens)
     ds = ds.select_columns(columns)
     return ds if sessions is None else session_dataset(ds, columns, sessions, split.manifest, seed)
 
 
-def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str = "asr",
+def iter_worker_batches(data_shard, manifest: dict, batch_size: int, content: BatchContent = FEATURES_AND_TEXT,
                         seed: int = 0, epoch: int = 0, rank: int = 0, pool_size: int = 512,
                         max_audio_tokens: int | None = None, drop_last: bool = False) -> Iterator[dict]:
     """Bucketed, padded batches from a Ray Train worker's dataset shard (a DataIterator).
@@ -290,7 +238,7 @@ def iter_worker_batches(data_shard, manifest: dict, batch_size: int, task: str =
     loader does.
     """
     rng = epoch_rng(seed, epoch, rank)
-    collate = Collator(manifest, task, max_audio_tokens, seed=rng.randrange(2**31))
+    collate = Collator(manifest, content, max_audio_tokens, seed=rng.randrange(2**31))
     pool_size = max(pool_size, batch_size)
     for pool in data_shard.iter_batches(batch_size=pool_size, batch_format="numpy",
                                         local_shuffle_buffer_size=pool_size,

@@ -17,6 +17,9 @@ import pytest
 import soundfile as sf
 import torch
 
+from jobs.tasks import task_named
+
+
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Autouse in the evaluation test modules that import it. Tiny models: two threads on a shared 2-core machine spin more than they compute
@@ -112,7 +115,7 @@ def write_checkpoint(directory: str, task: str, architecture: str, vocab_size: i
                   window_size=8, vocab_size=vocab_size, dropout=0.0, mel_bins=80,
                   audio_vocab_size=256, lact_causal=causal)
     torch.manual_seed(seed)
-    model = build_model(task, architecture, LaCTAudioConfig(**config))
+    model = build_model(task_named(task).models, architecture, LaCTAudioConfig(**config))
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(),
                              {"task": task, "architecture": architecture, "model_config": config})

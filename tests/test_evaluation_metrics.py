@@ -13,6 +13,7 @@ from eval_split import SPEAKERS, one_torch_thread, write_split  # noqa: F401 (au
 from jobs.evaluation import accuracy, adaptation, efficiency, long_form, recordings, streaming
 from jobs.evaluation.data import read_split
 from jobs.evaluation.limits import OUT_OF_MEMORY, TIME_LIMIT, run_limited
+from jobs.tasks import task_named
 from models import LaCTAudioConfig, build_model
 
 
@@ -33,7 +34,7 @@ def tiny(task="asr", arch="lact", causal=False, vocab=20, seed=0):
     config = LaCTAudioConfig(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2,
                              chunk_size=16, window_size=8, vocab_size=vocab, dropout=0.0, mel_bins=80,
                              audio_vocab_size=256, lact_causal=causal)
-    return build_model(task, arch, config).eval()
+    return build_model(task_named(task).models, arch, config).eval()
 
 
 def test_perfect_hypothesis_scores_zero_and_one_wrong_word_does_not():
@@ -209,3 +210,22 @@ def test_time_limit_puts_an_outer_alarm_back():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_every_name_a_task_lists_has_its_evaluation_step_section_and_study():
+    """The task objects name what the evaluation engine runs for them (issue 30: no engine
+    compares task names); every name must exist on the engine's side."""
+    from jobs.evaluation.comparison import PAIRED_SECTIONS
+    from jobs.evaluation.report import SECTIONS
+    from jobs.evaluation.steps import STEPS
+    from jobs.evaluation.suite import FULL, LONG_FORM, QUICK
+    from jobs.tasks import TASKS
+    from jobs.tuning.study_eval import STUDIES
+
+    for task in TASKS.values():
+        assert set(task.evaluation_steps) == {QUICK, LONG_FORM, FULL}
+        assert all(step in STEPS for steps in task.evaluation_steps.values() for step in steps)
+        assert set(task.report_sections) <= set(SECTIONS)
+        assert set(task.paired_sections) <= set(PAIRED_SECTIONS)
+        assert task.study_pooling in STUDIES
+        assert task.dev_metric in task.paired_metrics

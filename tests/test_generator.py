@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from models import LaCTAudioConfig, build_model
+from models.factory import GENERATION_MODELS
 
 
 def gen(arch="lact", seed=0, **kw):
@@ -12,7 +13,7 @@ def gen(arch="lact", seed=0, **kw):
     base = dict(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2, chunk_size=5,
                 window_size=4, audio_vocab_size=19, dropout=0.0)
     base.update(kw)
-    return build_model("generation", arch, LaCTAudioConfig(**base)).eval()
+    return build_model(GENERATION_MODELS, arch, LaCTAudioConfig(**base)).eval()
 
 
 @pytest.mark.parametrize("arch", ["lact", "baseline"])

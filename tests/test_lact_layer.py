@@ -8,6 +8,7 @@ import torch
 
 import models.lact_layer as lact_layer
 from models import LaCTAudioConfig, build_model
+from models.factory import ASR_MODELS, GENERATION_MODELS
 from models.lact_layer import LaCTLayer
 
 
@@ -108,7 +109,7 @@ def test_bidirectional_memory_spans_every_chunk_of_a_long_input(monkeypatch):
 @pytest.mark.parametrize("causal", [True, False])
 def test_outer_loop_gradients_reach_every_slow_parameter(causal):
     torch.manual_seed(4)
-    model = build_model("asr", "lact", small(lact_causal=causal, chunk_size=4))
+    model = build_model(ASR_MODELS, "lact", small(lact_causal=causal, chunk_size=4))
     feats, lengths = torch.randn(2, 60, 12), torch.tensor([60, 41])
     logits, out_lengths = model(feats, lengths)
     loss = torch.nn.functional.ctc_loss(logits.log_softmax(-1).transpose(0, 1), torch.tensor([[1, 2, 3], [4, 5, 0]]),
@@ -154,7 +155,7 @@ def test_long_inputs_recompute_the_window_attention_in_the_backward(monkeypatch,
 
 def test_generator_gradients_reach_every_slow_parameter():
     torch.manual_seed(5)
-    model = build_model("generation", "lact", small())
+    model = build_model(GENERATION_MODELS, "lact", small())
     tokens = torch.randint(0, 17, (2, 30))
     logits = model(tokens[:, :-1])
     torch.nn.functional.cross_entropy(logits.reshape(-1, 17), tokens[:, 1:].reshape(-1)).backward()

@@ -7,6 +7,7 @@ import torch
 
 import models.lact_layer as lact_layer
 from models import LaCTAudioConfig, build_model
+from models.factory import ASR_MODELS
 from models.attention import RotaryEmbedding
 from models.lact_layer import LaCTLayer, skip_fast_weight_updates
 
@@ -77,7 +78,7 @@ def test_fast_rotary_reads_relative_positions_in_a_linear_memory(monkeypatch):
 
 def test_fast_rotary_streams_like_the_offline_model():
     torch.manual_seed(2)
-    model = build_model("asr", "lact", small(chunk_size=5, window_size=4, lact_causal=True,
+    model = build_model(ASR_MODELS, "lact", small(chunk_size=5, window_size=4, lact_causal=True,
                                              fast_rotary=True)).eval().double()
     feats = torch.randn(2, 90, 12, dtype=torch.float64)
     with torch.no_grad():

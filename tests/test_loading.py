@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pipeline.loading import LocalLoader, bucket_batches, pad_sequences
+from pipeline.split_reader import AUDIO_TOKENS
 from pipeline.manifest import FORMAT_VERSION
 
 N_MELS = 4
@@ -118,7 +119,7 @@ def test_buckets_cut_padding_against_random_batches(tmp_path):
 
 def test_generation_crops_long_token_sequences(tmp_path):
     split, _ = write_split(tmp_path)
-    for batch in LocalLoader(str(split), batch_size=8, task="generation", max_audio_tokens=16).epoch(0):
+    for batch in LocalLoader(str(split), batch_size=8, content=AUDIO_TOKENS, max_audio_tokens=16).epoch(0):
         assert "features" not in batch and batch["audio_tokens"].shape[1] <= 16
 
 
@@ -141,3 +142,29 @@ def test_split_of_an_older_shard_format_asks_for_a_new_preprocess(tmp_path):
     (split / "manifest.json").write_text(json.dumps(dict(manifest, format_version=1)))
     with pytest.raises(UserError, match="shard format 1.*run `lact-audio preprocess` again"):
         LocalLoader(str(split))
+
+
+def test_training_and_evaluation_read_the_same_normalised_features(tmp_path):
+    """One shard reader (pipeline.split_reader): the loader's batches and evaluation's utterance
+    list carry the same CMVN-normalised features for every utterance."""
+    from jobs.evaluation.data import read_split
+
+    split, _ = write_split(tmp_path)
+    loaded = {}
+    for batch in LocalLoader(str(split), batch_size=8, shuffle=False).epoch(0):
+        for utt_id, feats, length in zip(batch["utt_ids"], batch["features"], batch["feature_lengths"]):
+            loaded[utt_id] = feats[: int(length)]
+    evaluated = read_split(str(split)).utterances
+    assert len(evaluated) == len(loaded)
+    for utt in evaluated:
+        assert torch.equal(utt.features, loaded[utt.utt_id])
+
+
+def test_batch_content_names_the_columns_without_a_task():
+    from pipeline.split_reader import FEATURES_AND_TEXT
+
+    with_tokens = {"audio_tokenizer": {"kind": "mulaw"}}
+    assert "audio_tokens" in FEATURES_AND_TEXT.columns(with_tokens)
+    assert "audio_tokens" not in FEATURES_AND_TEXT.columns(with_tokens, audio_tokens=False)
+    assert "audio_tokens" not in FEATURES_AND_TEXT.columns({})
+    assert AUDIO_TOKENS.columns({}) == ["utt_id", "text", "duration", "audio_tokens"]

@@ -20,6 +20,7 @@ from jobs.evaluation.context_gain import context_gain
 from jobs.evaluation.data import EvalSplit, read_split
 from jobs.evaluation.generation_quality import position_nll_bits
 from jobs.evaluation.training_condition import training_condition
+from jobs.tasks import task_named
 from models import LaCTAudioConfig, build_model
 from pipeline.errors import UserError
 
@@ -44,7 +45,7 @@ def tiny(task="asr", arch="lact", causal=False, vocab=20, chunk=16):
     config = LaCTAudioConfig(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2,
                              chunk_size=chunk, window_size=8, vocab_size=vocab, dropout=0.0, mel_bins=80,
                              audio_vocab_size=256, lact_causal=causal)
-    return build_model(task, arch, config).eval()
+    return build_model(task_named(task).models, arch, config).eval()
 
 
 def consecutive_in_chapter(split, rec) -> bool:

@@ -8,6 +8,7 @@ import torch
 import yaml
 
 from models import LaCTAudioConfig, build_model
+from models.factory import ASR_MODELS, GENERATION_MODELS
 from models.arms import ARCHITECTURES, arm_config, parameter_ratio
 from models.lact_layer import LaCTLayer, skip_fast_weight_updates
 
@@ -21,26 +22,26 @@ def recipe(name: str, **changes) -> LaCTAudioConfig:
 
 
 CASES = {
-    "demo-asr": ("asr", recipe("demo-asr.yaml")),
-    "demo-asr-wide-momentum": ("asr", recipe("demo-asr.yaml", inter_multi=2.0, use_momentum=True)),
-    "demo-generation": ("generation", recipe("demo-generation.yaml")),
-    "streaming-asr": ("asr", LaCTAudioConfig.from_yaml(CONFIGS / "models/asr_small_lact_streaming.yaml")),
+    "demo-asr": (ASR_MODELS, recipe("demo-asr.yaml")),
+    "demo-asr-wide-momentum": (ASR_MODELS, recipe("demo-asr.yaml", inter_multi=2.0, use_momentum=True)),
+    "demo-generation": (GENERATION_MODELS, recipe("demo-generation.yaml")),
+    "streaming-asr": (ASR_MODELS, LaCTAudioConfig.from_yaml(CONFIGS / "models/asr_small_lact_streaming.yaml")),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("architecture", ARCHITECTURES[1:])
 def test_every_arm_matches_lact_within_two_percent(case, architecture):
-    task, config = CASES[case]
+    family, config = CASES[case]
     with torch.device("meta"):
-        lact = build_model(task, "lact", config)
-        arm = build_model(task, architecture, config)
+        lact = build_model(family, "lact", config)
+        arm = build_model(family, architecture, config)
     assert abs(parameter_ratio(arm, lact) - 1) <= 0.02
 
 
 def test_arms_remove_what_their_names_say():
     config = recipe("demo-asr.yaml", num_layers=1)
-    names = {a: {n for n, _ in build_model("asr", a, config).named_parameters()} for a in ARCHITECTURES}
+    names = {a: {n for n, _ in build_model(ASR_MODELS, a, config).named_parameters()} for a in ARCHITECTURES}
     fast = {"encoder.blocks.0.mixer.w0", "encoder.blocks.0.mixer.w1", "encoder.blocks.0.mixer.w2"}
     rates = "encoder.blocks.0.mixer.lr_proj.weight"
     assert fast <= names["lact"] and rates in names["lact"]
@@ -52,18 +53,18 @@ def test_arms_remove_what_their_names_say():
 def test_baseline_is_an_alias_of_full_attention():
     config = recipe("demo-asr.yaml", num_layers=1)
     torch.manual_seed(0)
-    old = build_model("asr", "baseline", config)
-    new = build_model("asr", "full_attention", config)
+    old = build_model(ASR_MODELS, "baseline", config)
+    new = build_model(ASR_MODELS, "full_attention", config)
     assert type(old) is type(new)
     new.load_state_dict(old.state_dict())   # old checkpoints load into the new name
     with pytest.raises(ValueError, match="window, static_fast_weights"):
-        build_model("asr", "windowed", config)
+        build_model(ASR_MODELS, "windowed", config)
 
 
 def test_static_fast_weights_are_read_but_never_updated():
     torch.manual_seed(0)
     config = recipe("demo-asr.yaml", num_layers=2, dropout=0.0, chunk_size=8)
-    model = build_model("asr", "static_fast_weights", config).eval()
+    model = build_model(ASR_MODELS, "static_fast_weights", config).eval()
     feats = torch.randn(2, 120, 80)
     with torch.no_grad():
         out, _ = model(feats)
@@ -88,7 +89,7 @@ def test_static_arm_streams_like_its_offline_forward():
     cfg = LaCTAudioConfig(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2,
                           chunk_size=5, window_size=4, vocab_size=11, dropout=0.0, mel_bins=12,
                           lact_causal=True)
-    model = build_model("asr", "static_fast_weights", cfg).eval().double()
+    model = build_model(ASR_MODELS, "static_fast_weights", cfg).eval().double()
     feats = torch.randn(2, 50, 12, dtype=torch.float64)
     with torch.no_grad():
         offline, _ = model(feats)

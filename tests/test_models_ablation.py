@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models import LaCTAudioConfig, build_model
+from models.factory import ASR_MODELS
 from models.lact_layer import LaCTLayer, fast_weight_changes, linear_update_grads
 
 ARMS = {"window_only": {"use_fast_weights": False},
@@ -18,7 +19,7 @@ def causal_asr(**switches):
     cfg = LaCTAudioConfig(hidden_size=32, num_layers=2, num_attention_heads=4, num_lact_heads=2,
                           chunk_size=5, window_size=4, vocab_size=11, dropout=0.0, mel_bins=12,
                           lact_causal=True, **switches)
-    return build_model("asr", "lact", cfg).eval().double()
+    return build_model(ASR_MODELS, "lact", cfg).eval().double()
 
 
 @pytest.mark.parametrize("arm", list(ARMS))

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from models import LaCTAudioConfig, build_model, count_parameters, ctc_greedy_decode
+from models.factory import ASR_MODELS, GENERATION_MODELS
 
 
 def cfg(**kw):
@@ -15,7 +16,7 @@ def cfg(**kw):
 
 @pytest.mark.parametrize("arch", ["lact", "baseline"])
 def test_shapes_and_4x_subsampled_lengths(arch):
-    model = build_model("asr", arch, cfg())
+    model = build_model(ASR_MODELS, arch, cfg())
     logits, lengths = model(torch.randn(3, 37, 10), torch.tensor([37, 20, 5]))
     assert logits.shape == (3, 10, 9)
     assert lengths.tolist() == [10, 5, 2]
@@ -26,7 +27,7 @@ def test_shapes_and_4x_subsampled_lengths(arch):
 @pytest.mark.parametrize("arch,causal", [("lact", False), ("lact", True), ("baseline", False)])
 def test_padding_one_sequence_does_not_change_another(arch, causal):
     torch.manual_seed(0)
-    model = build_model("asr", arch, cfg(lact_causal=causal)).eval().double()
+    model = build_model(ASR_MODELS, arch, cfg(lact_causal=causal)).eval().double()
     a = torch.randn(1, 45, 10, dtype=torch.float64)
     alone, la = model(a, torch.tensor([45]))
     batch = torch.randn(2, 90, 10, dtype=torch.float64) * 5      # garbage where a is padded
@@ -42,16 +43,16 @@ def test_padding_one_sequence_does_not_change_another(arch, causal):
 def test_lact_and_baseline_parameter_counts_within_5_percent(width, depth, heads, lact_heads, inter):
     c = cfg(hidden_size=width, num_layers=depth, num_attention_heads=heads, num_lact_heads=lact_heads,
             inter_multi=inter, mel_bins=80, vocab_size=40)
-    for task in ("asr", "generation"):
-        lact, base = count_parameters(build_model(task, "lact", c)), count_parameters(build_model(task, "baseline", c))
-        assert abs(lact - base) / base < 0.05, (task, lact, base)
+    for family in (ASR_MODELS, GENERATION_MODELS):
+        lact, base = count_parameters(build_model(family, "lact", c)), count_parameters(build_model(family, "baseline", c))
+        assert abs(lact - base) / base < 0.05, (family, lact, base)
 
 
 @pytest.mark.parametrize("arch", ["lact", "baseline"])
 def test_gradient_checkpointing_gives_the_same_gradients(arch):
     torch.manual_seed(1)
-    plain = build_model("asr", arch, cfg())
-    ckpt = build_model("asr", arch, cfg(gradient_checkpointing=True))
+    plain = build_model(ASR_MODELS, arch, cfg())
+    ckpt = build_model(ASR_MODELS, arch, cfg(gradient_checkpointing=True))
     ckpt.load_state_dict(plain.state_dict())
     feats, lengths = torch.randn(2, 40, 10), torch.tensor([40, 30])
     for m in (plain, ckpt):
@@ -66,7 +67,7 @@ def test_ctc_training_fits_a_tiny_batch(arch):
     """Outer-loop training works end to end: CTC loss falls and greedy decoding recovers the labels."""
     torch.manual_seed(2)
     # Muon/momentum off: this checks the outer loop, cheaply (they have their own layer tests)
-    model = build_model("asr", arch, cfg(hidden_size=48, vocab_size=6, use_muon=False, use_momentum=False))
+    model = build_model(ASR_MODELS, arch, cfg(hidden_size=48, vocab_size=6, use_muon=False, use_momentum=False))
     feats = torch.randn(2, 48, 10)
     lengths = torch.tensor([48, 40])
     targets = torch.tensor([[1, 2, 3, 4], [5, 3, 1, 0]])

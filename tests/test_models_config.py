@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from models import LaCTAudioConfig, build_model, count_parameters
+from models.factory import ASR_MODELS, GENERATION_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,18 +77,18 @@ def test_yaml_errors_name_the_file_and_key(tmp_path):
 @pytest.mark.parametrize("path", sorted((REPO / "configs" / "models").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_model_configs_load_and_build(path):
     cfg = LaCTAudioConfig.from_yaml(path)
-    task = "generation" if path.name.startswith("gen") else "asr"
-    lact, base = build_model(task, "lact", cfg), build_model(task, "baseline", cfg)
+    family = GENERATION_MODELS if path.name.startswith("gen") else ASR_MODELS
+    lact, base = build_model(family, "lact", cfg), build_model(family, "baseline", cfg)
     assert abs(count_parameters(lact) - count_parameters(base)) / count_parameters(base) < 0.05
 
 
 def test_build_model_rejects_unknown_names():
-    with pytest.raises(ValueError, match="task"):
+    with pytest.raises(ValueError, match="family"):
         build_model("tts", "lact", LaCTAudioConfig())
     with pytest.raises(ValueError, match="architecture"):
-        build_model("asr", "mamba", LaCTAudioConfig())
+        build_model(ASR_MODELS, "mamba", LaCTAudioConfig())
     with pytest.raises(ValueError, match="num_attention_heads"):
-        build_model("asr", "lact", {"hidden_size": 100, "num_attention_heads": 3})
+        build_model(ASR_MODELS, "lact", {"hidden_size": 100, "num_attention_heads": 3})
 
 
 def test_muon_needs_chunks_of_twice_the_head_dim():

@@ -192,7 +192,7 @@ def test_ray_dataset_rows_are_the_planned_sessions(tmp_path, ray_cluster):
     split, rows = write_split(tmp_path)
     loader = LocalLoader(str(split), sessions=SessionConfig(10.0, 40.0), seed=2)
     plan = loader.session_plan
-    ds = ray_dataset(str(split), "asr", sessions=plan, seed=2).materialize()
+    ds = ray_dataset(str(split), sessions=plan, seed=2).materialize()
     got = ds.take_all()
     assert sorted(r["utt_id"] for r in got) == sorted("+".join(ids) for ids in plan.utt_ids)
     for r in got:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from models import LaCTAudioConfig, LaCTOutOfMemoryError, LaCTState, build_model
+from models.factory import ASR_MODELS
 
 
 def causal_asr(seed=0, **kw):
@@ -13,7 +14,7 @@ def causal_asr(seed=0, **kw):
                 window_size=4, vocab_size=11, dropout=0.0, mel_bins=12, lact_causal=True)
     base.update(kw)
     # float64: streaming and offline sum in different orders; in double any real mismatch shows
-    return build_model("asr", "lact", LaCTAudioConfig(**base)).eval().double()
+    return build_model(ASR_MODELS, "lact", LaCTAudioConfig(**base)).eval().double()
 
 
 @pytest.mark.parametrize("T", [83, 96])

@@ -46,7 +46,7 @@ class JoinedRows:
         from pipeline.normalizer import FeatureNormalizer
         from pipeline.sessions import separator_ids
 
-        loader = LocalLoader(split, batch_size=1 << 16, task="asr", shuffle=False)
+        loader = LocalLoader(split, batch_size=1 << 16, shuffle=False)
         manifest = loader.manifest
         self.utterances = []        # (normalised features [n, mel], token ids, text, seconds)
         for b in loader.epoch(0):

@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 from eval_split import tone, write_split
+from models.factory import ASR_MODELS
 
 ARCHS = {"causal": ("lact", True), "bidirectional": ("lact", False), "full": ("baseline", False)}
 
@@ -29,7 +30,7 @@ def write_asr_checkpoint(directory: str, split: str, architecture: str, causal: 
                   window_size=8, vocab_size=len(manifest["text_tokenizer"]["symbols"]) + 1, dropout=0.0,
                   mel_bins=80, lact_causal=causal)
     torch.manual_seed(seed)
-    model = build_model("asr", architecture, LaCTAudioConfig(**config))
+    model = build_model(ASR_MODELS, architecture, LaCTAudioConfig(**config))
     os.makedirs(directory, exist_ok=True)
     files = ckpt.write_model(directory, model.state_dict(), {
         "task": "asr", "architecture": architecture, "model_config": config, "text_tokenizer_split": split})

@@ -19,10 +19,8 @@ from itertools import combinations
 
 from jobs.evaluation.context_gain import gain_differences
 from jobs.evaluation.paired_bootstrap import excludes_zero, paired_bootstrap
-
-# metric -> (error count field, total field) in per-utterance and long-form rows
-ASR_METRICS = {"cer": ("char_errors", "char_total"), "wer": ("word_errors", "word_total")}
-GENERATION_METRICS = {"nll_bits": ("bits", "tokens")}
+from jobs.tasks import task_named
+from jobs.tasks.asr import PAIRED_METRICS as LONG_FORM_METRICS   # long-form rows carry ASR counts
 
 
 def _result(errors_a, errors_b, totals, unit: str, seed: int, resamples: int) -> dict:
@@ -48,7 +46,7 @@ def _long_form(a: dict, b: dict, seed: int, resamples: int) -> dict:
     rows = [_long_form_rows(m) for m in (a, b)]
     out = {}
     by_id = [{r["id"]: r for r in x} for x in rows]
-    for name, (errors, total) in ASR_METRICS.items():
+    for name, (errors, total) in LONG_FORM_METRICS.items():
         result = _pair(*by_id, errors, total, "recording", seed, resamples)
         if result is not None:
             out[f"long_form_{name}"] = result
@@ -92,20 +90,21 @@ def _position_bins(a: dict, b: dict, seed: int, resamples: int) -> dict:
     return out
 
 
+# the extra pairings a task names (task.paired_sections), each over its own units
+PAIRED_SECTIONS = {"long_form": _long_form, "sessions": _sessions, "position_bins": _position_bins}
+
+
 def compare_pair(a: dict, b: dict, seed: int = 0, resamples: int = 10000) -> dict:
     """{metric: bootstrap result} for a - b (see the module docstring for the metrics)."""
-    metrics = ASR_METRICS if a.get("task") == "asr" else GENERATION_METRICS
+    task = task_named(a.get("task"))
     by_utt = [{r["utt_id"]: r for r in m.get("per_utterance", [])} for m in (a, b)]
     out = {}
-    for name, (errors, total) in metrics.items():
+    for name, (errors, total) in task.paired_metrics.items():
         result = _pair(*by_utt, errors, total, "utterance", seed, resamples)
         if result is not None:
             out[name] = result
-    if a.get("task") == "asr":
-        out.update(_long_form(a, b, seed, resamples))
-        out.update(_sessions(a, b, seed, resamples))
-    else:
-        out.update(_position_bins(a, b, seed, resamples))
+    for section in task.paired_sections:
+        out.update(PAIRED_SECTIONS[section](a, b, seed, resamples))
     return out
 
 

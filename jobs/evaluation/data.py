@@ -2,21 +2,18 @@
 
 The training loader (pipeline.loading) batches by length and drops the speaker; the evaluation
 suites need the speaker, the language and the order in which a speaker's utterances were
-recorded (LibriSpeech ids are speaker-chapter-index, so id order is recording order).
+recorded (LibriSpeech ids are speaker-chapter-index, so id order is recording order). Both read
+the shards and apply CMVN through pipeline.split_reader.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import pyarrow.parquet as pq
 import torch
 
-from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.loading import SplitInfo, open_split
-from pipeline.shards import feature_matrix
+from pipeline.split_reader import FeatureReader, SplitInfo, SplitReader, open_split
 
 BASE_COLUMNS = ["utt_id", "speaker", "language", "text", "duration"]
 
@@ -61,8 +58,6 @@ class EvalSplit:
 def read_split(split_uri: str, features: bool = True, audio_tokens: bool = False,
                max_utterances: int | None = None) -> EvalSplit:
     """Every utterance of a split (or the first max_utterances in speaker order)."""
-    from pipeline.normalizer import FeatureNormalizer
-
     info = open_split(split_uri)
     columns = list(BASE_COLUMNS)
     if features:
@@ -72,22 +67,11 @@ def read_split(split_uri: str, features: bool = True, audio_tokens: bool = False
             raise UserError(f"data split {info.uri} has no audio tokens; preprocess with "
                             f"--audio-tokens mulaw|kmeans to evaluate a generator")
         columns += ["audio_tokens"]
-    normalizer = FeatureNormalizer.from_manifest(info.manifest) if features else None
-    n_mels = info.n_mels
+    feature_reader = FeatureReader(info.manifest) if features else None
     rows: list[EvalUtterance] = []
-    for shard in info.shard_uris:
-        fs, path = uris.filesystem(shard)
-        with fs.open(path, "rb") as f:
-            table = pq.read_table(f)
-        missing = [c for c in columns if c not in table.column_names]
-        if missing:
-            raise UserError(f"shard {shard} lacks columns {missing}")
-        data = {c: table.column(c).to_pylist() for c in columns}
-        for i in range(table.num_rows):
-            feats = None
-            if features:
-                raw = feature_matrix(data["features"][i], n_mels)
-                feats = torch.from_numpy(np.ascontiguousarray(normalizer(raw), dtype=np.float32))
+    for data in SplitReader(info, columns, why="evaluation").shards():
+        for i in range(len(data["utt_id"])):
+            feats = torch.from_numpy(feature_reader(data["features"][i])) if features else None
             tokens = (torch.tensor(data["audio_tokens"][i], dtype=torch.long) if audio_tokens else None)
             rows.append(EvalUtterance(str(data["utt_id"][i]), str(data["speaker"][i]),
                                       str(data["language"][i]), str(data["text"][i]),

@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")   # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from jobs.tasks import task_named  # noqa: E402
+
 
 def _num(value, digits: int = 3) -> str:
     if value is None:
@@ -88,12 +90,8 @@ def write_report(results: dict, directory: str) -> list[str]:
     r.lines += [f"| {k} | `{m.get('model')}` | {m.get('task')} / {m.get('architecture')} | "
                 f"{m.get('parameters', 0):,} |" for k, m in models.items()]
     r.lines.append("")
-    asr = {k: m for k, m in models.items() if m.get("task") == "asr"}
-    gen = {k: m for k, m in models.items() if m.get("task") == "generation"}
-    if asr:
-        _asr_sections(r, asr)
-    if gen:
-        _generation_sections(r, gen)
+    for name, section in _task_sections(models):
+        SECTIONS[name](r, section)
     _comparison_section(r, results.get("comparisons", []))
     _efficiency_section(r, models)
     nm = {}
@@ -106,7 +104,16 @@ def write_report(results: dict, directory: str) -> list[str]:
     return ["report.md"] + r.files
 
 
-def _asr_sections(r: _Report, asr: dict) -> None:
+def _task_sections(models: dict) -> list[tuple[str, dict]]:
+    """(section name, {label: metrics} of the models whose task shows it), in report order."""
+    shown: dict[str, dict] = {}
+    for k, m in models.items():
+        for name in task_named(m.get("task")).report_sections:
+            shown.setdefault(name, {})[k] = m
+    return [(name, shown[name]) for name in SECTIONS if name in shown]
+
+
+def _recognition_section(r: _Report, asr: dict) -> None:
     r.lines += ["## Recognition (short utterances)", ""]
     rows = [[k, m["cer"], m["wer"], (m.get("beam") or {}).get("cer"), (m.get("beam") or {}).get("wer"),
              m.get("utterances")] for k, m in asr.items()]
@@ -120,8 +127,8 @@ def _asr_sections(r: _Report, asr: dict) -> None:
                     for g in groups]
             r.lines += _table([title] + list(asr) + ["utterances"], rows)
 
-    _long_form_section(r, asr)
 
+def _streaming_section(r: _Report, asr: dict) -> None:
     if any("streaming" in m for m in asr.values()):
         r.lines += ["## Streaming against offline", ""]
         rows = []
@@ -145,8 +152,8 @@ def _asr_sections(r: _Report, asr: dict) -> None:
                                          [p["rss_bytes"] / 2**20 for p in m["streaming"]["long_stream"]["memory"]])
                      for k, m in asr.items() if not _not_applicable(m.get("streaming"))}})
 
-    _adaptation_section(r, asr)
 
+def _ablation_section(r: _Report, asr: dict) -> None:
     if any("fast_weight_ablation" in m for m in asr.values()):
         r.lines += ["## Fast-weight ablation (every test-time update skipped)", ""]
         rows = []
@@ -158,6 +165,8 @@ def _asr_sections(r: _Report, asr: dict) -> None:
         r.lines += _table(["model", "CER with updates", "CER updates skipped", "change",
                            "mean fast-weight change"], rows)
 
+
+def _quantized_section(r: _Report, asr: dict) -> None:
     if any("quantized" in m for m in asr.values()):
         r.lines += ["## Quantised inference", ""]
         rows = []
@@ -190,7 +199,7 @@ def _generation_sections(r: _Report, gen: dict) -> None:
 def _efficiency_section(r: _Report, models: dict) -> None:
     rows, lat, mem, flops = [], {}, {}, {}
     for k, m in models.items():
-        unit = "seconds" if m.get("task") == "asr" else "tokens"
+        unit = task_named(m.get("task")).efficiency_unit
         for e in m.get("efficiency", []):
             x = e[unit]
             if e["status"] != "ok":
@@ -358,3 +367,11 @@ def _nll_position_section(r: _Report, gen: dict) -> None:
     r.figure("nll_by_position.png", "NLL by position", "position (bin end, tokens)", "bits/token",
              {k: ([b["hi"] for b in p.get("bins", [])], [b["nll_bits"] for b in p.get("bins", [])])
               for k, p in have.items()}, logx=True)
+
+
+# the sections a task shows (task.report_sections), in report order
+SECTIONS = {
+    "recognition": _recognition_section, "long_form": _long_form_section, "streaming": _streaming_section,
+    "adaptation": _adaptation_section, "fast_weight_ablation": _ablation_section,
+    "quantized": _quantized_section, "audio_token_nll": _generation_sections,
+}

@@ -10,7 +10,8 @@ full:  adds beam decoding, long-form (one pass against segmented: the context ga
 long-form: quick plus only the long-context measure of full: long-form recordings (one pass
        against segmented) for ASR, NLL by position for generators; for a test split too long
        to run every suite on.
-Every size is a field of SuiteConfig, so tests and the demo run small versions.
+Every size is a field of SuiteConfig, so tests and the demo run small versions. Which steps a
+suite runs for a model is its task's (task.evaluation_steps; the steps in steps.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ import torch
 
 from jobs.evaluation import adaptation, efficiency, long_form, position_nll, recordings
 from jobs.evaluation.comparison import compare_models
-from jobs.evaluation.data import EvalSplit, read_split
-from jobs.evaluation.training_condition import training_condition
+from jobs.evaluation.data import read_split
+from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip
+from jobs.evaluation.report import write_report
+from jobs.evaluation.steps import STEPS, ModelUnderTest, SharedInputs
+from jobs.runs.model_io import load_model
+from jobs.runs.storage import write_json
+from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
@@ -118,162 +124,93 @@ def unique_labels(metas: list[dict]) -> list[str]:
     return [f"{n}-{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
 
 
-# ------------------------------------------------------------------------------ per task
-def evaluate_asr(model, split: EvalSplit, tokenizer, config: SuiteConfig, recording_sets, sessions,
-                 condition: dict, log) -> dict:
-    """recording_sets and sessions: the long-form recordings and the sessions every model decodes;
-    condition: what the model was trained on (training_condition.py)."""
-    from jobs.evaluation.ablation import evaluate_ablation
-    from jobs.evaluation.accuracy import accuracy_report
-    from jobs.evaluation.quantized import evaluate_quantized
-    from jobs.evaluation.streaming import evaluate_streaming
-
-    full = config.suite == FULL
-    out = accuracy_report(model, split.utterances, tokenizer, beam=full, beam_size=config.beam_size,
-                          batch_size=config.batch_size)
-    if config.suite == QUICK:
-        return out
-    steps = [
-        ("long_form", lambda: long_form.evaluate_long_form(
-            model, recording_sets, tokenizer, config.stream_chunk_frames, config.time_limit,
-            config.bootstrap_seed, config.bootstrap_resamples, config.batch_size)),
-        ("streaming", lambda: evaluate_streaming(model, split, tokenizer, config.stream_chunk_frames,
-                                                 config.stream_seconds, config.time_limit)),
-        ("adaptation", lambda: adaptation.evaluate_adaptation(
-            model, split, tokenizer, config.adaptation_counts, sessions, condition, config.chained_state,
-            config.stream_chunk_frames, config.time_limit, config.bootstrap_seed, config.bootstrap_resamples,
-            config.batch_size)),
-        ("fast_weight_ablation", lambda: evaluate_ablation(model, split, tokenizer, out["cer"])),
-        ("quantized", lambda: evaluate_quantized(model, split, tokenizer)),
-        ("efficiency", lambda: efficiency.evaluate_efficiency(model, split, "asr",
-                                                              config.efficiency_seconds, config.time_limit)),
-    ]
-    for key, step in steps if full else [s for s in steps if s[0] == "long_form"]:   # long-form: that one only
-        started = time.perf_counter()
-        out[key] = step()
-        log(f"{key} {time.perf_counter() - started:.1f} s")
-    return out
-
-
-@torch.no_grad()
-def generation_quick(model, split: EvalSplit) -> dict:
-    """Next-token NLL (bits/token) overall and per speaker, one utterance at a time."""
-    from jobs.evaluation.generation_quality import position_nll_bits
-
-    per: dict[str, list[float]] = {}
-    rows = []    # per utterance: the units of a paired comparison
-    for utt in split.utterances:
-        if utt.audio_tokens.shape[0] < 2:
-            continue
-        bits = position_nll_bits(model, utt.audio_tokens)
-        rows.append({"utt_id": utt.utt_id, "bits": float(bits.sum()), "tokens": bits.numel()})
-        acc = per.setdefault(utt.speaker, [0.0, 0, 0])
-        acc[0] += float(bits.sum())
-        acc[1] += bits.numel()
-        acc[2] += 1
-    total_bits, tokens = sum(a[0] for a in per.values()), sum(a[1] for a in per.values())
-    return {"nll_bits": total_bits / max(tokens, 1), "tokens": tokens,
-            "utterances": sum(a[2] for a in per.values()),
-            "per_speaker": {s: {"nll_bits": a[0] / max(a[1], 1), "bits": a[0], "tokens": a[1],
-                                "utterances": a[2]} for s, a in sorted(per.items())},
-            "per_utterance": rows}
-
-
-def evaluate_generation(model, split: EvalSplit, config: SuiteConfig, label: str, staging: str,
-                        round_trip: dict, log) -> dict:
-    from jobs.evaluation import generation_quality as gq
-
-    out = generation_quick(model, split)
-    if config.suite == QUICK:
-        return out
-    out["nll_by_position"] = position_nll.nll_by_position(
-        model, split, config.nll_position_bins, config.nll_sequences, config.time_limit,
-        config.bootstrap_seed, config.bootstrap_resamples)
-    if config.suite == LONG_FORM:
-        return out
-    rate = float(split.manifest["audio_tokenizer"]["rate_hz"])
-    out["tokenizer_round_trip"] = round_trip
-    out["pesq"], out["stoi"] = round_trip.get("pesq"), round_trip.get("stoi")
-    out["continuations"] = gq.continuation_samples(
-        model, split, os.path.join(staging, "samples"), label, config.samples,
-        max(1, int(config.prompt_seconds * rate)), max(1, int(config.continuation_seconds * rate)))
-    out["efficiency"] = efficiency.evaluate_efficiency(model, split, "generation", config.efficiency_tokens,
-                                                       config.time_limit, tokens_per_second=rate)
-    log("generation suites done")
-    return out
-
-
 # ------------------------------------------------------------------------------ the whole run
 def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: SuiteConfig,
               echo: bool = True) -> dict:
     """Evaluate every model; returns what metrics.json holds (see module docstring)."""
-    from jobs.runs.model_io import load_model
-    from jobs.training.run import write_json
-
     config.validate()
     report_uri = uris.absolute(report_uri)
     uris.ensure_writable(report_uri, "report directory")
     log = (lambda msg: print(f"  evaluate: {msg}", flush=True)) if echo else (lambda msg: None)
     uris.require_exists(uris.absolute(data_uri), "data split")   # before the models load
     loaded = [load_model(u) for u in model_uris]
-    tasks = {meta["task"] for _, meta in loaded}
-    split = read_split(data_uri, features="asr" in tasks, audio_tokens="generation" in tasks,
+    shared = shared_inputs([meta for _, meta in loaded], data_uri, report_uri, config)
+    models = {}
+    for label, uri, (model, meta) in zip(unique_labels([m for _, m in loaded]), model_uris, loaded):
+        under_test = ModelUnderTest(label, uri, model, task_named(meta["task"]))
+        models[label] = evaluate_model(under_test, meta, shared, log)
+    results = run_results(models, shared)
+    publish(results, report_uri, shared.staging)
+    return results
+
+
+def shared_inputs(metas: list[dict], data_uri: str, report_uri: str, config: SuiteConfig) -> SharedInputs:
+    """The split and what every model decodes alike (tokenizers, long-form recordings, sessions,
+    the tokenizer round trip), built once for the steps the models' tasks run in this suite."""
+    tasks = list({id(t): t for t in (task_named(m["task"]) for m in metas)}.values())
+    steps = {step for task in tasks for step in task.evaluation_steps[config.suite]}
+    split = read_split(data_uri, features=any(t.content.features for t in tasks),
+                       audio_tokens=any(not t.content.features for t in tasks),   # audio-token content
                        max_utterances=config.max_utterances)
     staging = report_uri if not uris.is_remote(report_uri) else tempfile.mkdtemp(prefix="lact-report-")
     os.makedirs(staging, exist_ok=True)
-    full = config.suite == FULL
-
-    tokenizer, recording_sets, sessions, round_trip = None, [], None, {}
-    if "asr" in tasks:
-        from pipeline.text_tokenizer import load_text_tokenizer
-
-        tokenizer = load_text_tokenizer(split.manifest, split.uri)
-        if config.suite != QUICK:   # the same recordings and sessions for every model
-            recording_sets = recordings.build_recording_sets(
-                split, config.long_form_seconds, config.long_form_longest, config.long_form_recordings,
-                config.long_form_speakers)
-        if full:
-            sessions = recordings.session_set(split, *config.session_seconds)
-    if "generation" in tasks and full:
-        from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip
-
+    shared = SharedInputs(config, split, staging, full=config.suite == FULL,
+                          tokenizers={t: t.tokenizer(split.manifest, split.uri) for t in tasks})
+    if "long_form" in steps:
+        shared.recording_sets = recordings.build_recording_sets(
+            split, config.long_form_seconds, config.long_form_longest, config.long_form_recordings,
+            config.long_form_speakers)
+    if "adaptation" in steps:
+        shared.sessions = recordings.session_set(split, *config.session_seconds)
+    if "tokenizer_round_trip" in steps:
         try:
-            round_trip = tokenizer_round_trip(split, config.round_trip_utterances)
+            shared.round_trip = tokenizer_round_trip(split, config.round_trip_utterances)
         except NotMeasured as exc:
-            round_trip = {"status": "not_measured", "reason": str(exc)}
+            shared.round_trip = {"status": "not_measured", "reason": str(exc)}
+    return shared
 
-    models = {}
-    for label, uri, (model, meta) in zip(unique_labels([m for _, m in loaded]), model_uris, loaded):
-        log(f"{label}: {meta['task']} / {meta.get('architecture')} ({config.suite} suite)")
-        model.eval()
-        started = time.perf_counter()
-        if meta["task"] == "asr":
-            condition = training_condition(uri) if full else None
-            metrics = evaluate_asr(model, split, tokenizer, config, recording_sets, sessions, condition, log)
-        else:
-            metrics = evaluate_generation(model, split, config, label, staging, round_trip, log)
-        metrics.update(model=uri, task=meta["task"], architecture=meta.get("architecture"),
-                       parameters=sum(p.numel() for p in model.parameters()),
-                       data=split.uri, data_content_hash=split.info.content_hash,
-                       evaluate_seconds=round(time.perf_counter() - started, 2))
-        if full:
-            metrics["not_measured"] = not_measured()
-        models[label] = metrics
 
+def evaluate_model(m: ModelUnderTest, meta: dict, shared: SharedInputs, log) -> dict:
+    """One model through the steps its task runs in this suite, timed; its metrics."""
+    suite = shared.config.suite
+    log(f"{m.label}: {meta['task']} / {meta.get('architecture')} ({suite} suite)")
+    m.model.eval()
+    started = time.perf_counter()
+    for name in m.task.evaluation_steps[suite]:
+        step_started = time.perf_counter()
+        m.metrics.update(STEPS[name](m, shared))
+        if name not in m.task.evaluation_steps[QUICK]:
+            log(f"{name} {time.perf_counter() - step_started:.1f} s")
+    m.metrics.update(model=m.uri, task=meta["task"], architecture=meta.get("architecture"),
+                     parameters=sum(p.numel() for p in m.model.parameters()),
+                     data=shared.split.uri, data_content_hash=shared.split.info.content_hash,
+                     evaluate_seconds=round(time.perf_counter() - started, 2))
+    if shared.full:
+        m.metrics["not_measured"] = not_measured()
+    return m.metrics
+
+
+def run_results(models: dict, shared: SharedInputs) -> dict:
+    """What metrics.json holds: the run, every model's metrics and the pairwise comparisons."""
+    config, split = shared.config, shared.split
     results = {"suite": config.suite, "data": split.uri, "utterances": len(split.utterances),
                "audio_seconds": sum(u.duration for u in split.utterances),
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "config": asdict(config), "torch_threads": torch.get_num_threads(),
                "device": "cuda" if torch.cuda.is_available() else "cpu", "models": models}
-    if recording_sets:   # what the long-form sets hold, the same for every model
-        results["long_form_sets"] = [s.summary() for s in recording_sets]
+    if shared.recording_sets:   # what the long-form sets hold, the same for every model
+        results["long_form_sets"] = [s.summary() for s in shared.recording_sets]
     if len(models) == 1:   # one model: its metrics at the top level, as before
         results.update(next(iter(models.values())))
     else:
         results["comparisons"] = compare_models(models, seed=config.bootstrap_seed,
                                                 resamples=config.bootstrap_resamples)
-    from jobs.evaluation.report import write_report
+    return results
 
+
+def publish(results: dict, report_uri: str, staging: str) -> None:
+    """report.md, the plots and metrics.json into the report directory; the MLflow run's id and
+    the report's URI into `results`."""
     files = write_report(results, staging)
     results["report"] = uris.join(report_uri, "report.md")
     write_json(os.path.join(staging, "metrics.json") if uris.is_remote(report_uri)
@@ -284,7 +221,6 @@ def run_suite(model_uris: list[str], data_uri: str, report_uri: str, config: Sui
         fs, path = uris.filesystem(report_uri)
         fs.put(staging.rstrip("/") + "/", path, recursive=True)
         shutil.rmtree(staging, ignore_errors=True)
-    return results
 
 
 def log_to_mlflow(results: dict, report_uri: str, local_dir: str) -> str | None:

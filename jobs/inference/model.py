@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from jobs.tasks import ASR, GENERATION
 from pipeline.errors import UserError
 
-ASR = "asr"
-GENERATION = "generation"
+__all__ = ["ASR", "GENERATION", "InferenceModel", "load", "registry_version"]   # the commands require ASR or GENERATION
 SUBSAMPLING = 4   # the ASR front end (ConvSubsampling4x): one encoder frame per 4 feature frames
 
 
@@ -29,6 +29,7 @@ class InferenceModel:
 
     @property
     def task(self) -> str:
+        """The task's name, as the run saved it."""
         return self.meta["task"]
 
     @property
@@ -71,10 +72,10 @@ class InferenceModel:
         feature = self.manifest["feature"]
         return SUBSAMPLING * float(feature["hop_length"]) / float(feature["sample_rate"])
 
-    def require(self, task: str) -> "InferenceModel":
-        if self.task != task:
-            need = "an ASR" if task == ASR else "a generator"
-            raise UserError(f"model {self.uri} is for the {self.task} task; this command needs {need} model")
+    def require(self, task) -> "InferenceModel":
+        """This model if it is for `task` (a task object, jobs/tasks), else a UserError."""
+        if self.task != task.name:
+            raise UserError(f"model {self.uri} is for the {self.task} task; this command needs {task.model_noun}")
         return self
 
 

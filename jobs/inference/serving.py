@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ray import serve
 
 from jobs.inference.recognizer import WindowConfig
+from jobs.tasks import ASR
 
 log = logging.getLogger("lact_audio.serve")
 APP_NAME = "lact-audio-asr"
@@ -65,7 +66,7 @@ class ASRService:
 
         self.config = config
         self.current = load(config.model, config.data)
-        self.current.require("asr")
+        self.current.require(ASR)
         self.tokenizer = self.current.text_tokenizer()
         self.batched.set_max_batch_size(config.max_batch_size)
         self.batched.set_batch_wait_timeout_s(config.batch_wait_s)
@@ -143,7 +144,7 @@ class ASRService:
 
 def application(config: ServeConfig):
     deployment = serve.deployment(
-        ASRService, name="asr", num_replicas=config.replicas,
+        ASRService, name=ASR.name, num_replicas=config.replicas,
         ray_actor_options={"num_cpus": config.cpus_per_replica, "num_gpus": config.gpus_per_replica},
         max_ongoing_requests=max(4 * config.max_batch_size, 16),
         health_check_period_s=10)

@@ -17,21 +17,17 @@ from datetime import datetime, timezone
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.loading import open_split
 from pipeline.manifest import read_json, read_manifest, write_json
+from pipeline.split_reader import SplitReader, open_split
 
 FROZEN = "test_split.json"
 
 
 def split_speakers(split_uri: str) -> set[str]:
     """Speakers of a preprocessed split, read from its shards' speaker column alone."""
-    import pyarrow.parquet as pq
-
     speakers: set[str] = set()
-    for shard in open_split(split_uri).shard_uris:
-        fs, path = uris.filesystem(shard)
-        with fs.open(path, "rb") as f:
-            speakers.update(s for s in pq.read_table(f, columns=["speaker"]).column("speaker").to_pylist() if s)
+    for shard in SplitReader(open_split(split_uri), ["speaker"], why="the frozen test split").shards():
+        speakers.update(s for s in shard["speaker"] if s)
     return speakers
 
 

@@ -16,7 +16,7 @@ def utterance_scores(model, cfg, split_uri: str) -> dict:
     """{"utt_ids", "errors", "totals", "metrics"}: errors/totals are char edits/reference chars (ASR)
     or NLL nats/predicted tokens (generation), one pair per utterance."""
     task = task_named(cfg.task)
-    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, task=task.name, shuffle=False,
+    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, content=task.content, shuffle=False,
                          max_audio_tokens=cfg.data.max_audio_tokens)
     tokenizer = task.tokenizer(loader.manifest, split_uri)
     model.eval()

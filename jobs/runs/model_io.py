@@ -10,13 +10,14 @@ import torch
 
 from jobs.runs import checkpoint as ckpt
 from jobs.runs import tracking
+from jobs.tasks import task_named
 from models import LaCTAudioConfig, build_model
 from pipeline import uri as uris
 from pipeline.errors import UserError
 
 
 def build_from_meta(meta: dict) -> torch.nn.Module:
-    return build_model(meta["task"], meta["architecture"],
+    return build_model(task_named(meta["task"]).models, meta["architecture"],
                        LaCTAudioConfig.from_dict(meta["model_config"]))
 
 

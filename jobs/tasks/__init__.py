@@ -1,7 +1,10 @@
 """The two model families as task objects: what each reads, its loss, decoding, counts and score.
 
 Everything that differs between ASR and audio-token generation lives in this package, so the
-engines ask `task.loss(...)`, `task.score(...)` instead of comparing task names. A config's
+engines ask `task.loss(...)`, `task.score(...)` instead of comparing task names: what its batches
+carry (`content`, pipeline.split_reader), its model classes (`models`, models/factory.py), and the
+names of what `lact-audio evaluate` runs and shows for it (`evaluation_steps`, `report_sections`,
+`paired_sections`, `study_pooling`; the engines hold those by name). A config's
 `task:` string becomes its object once, when the config loads (`task_named`).
 
     asr.py          CTC loss, greedy decoding, CER/WER counts
@@ -17,7 +20,8 @@ from jobs.tasks.generation import GenerationTask
 from pipeline.errors import UserError
 
 Task = ASRTask | GenerationTask
-TASKS: dict[str, Task] = {task.name: task for task in (ASRTask(), GenerationTask())}
+ASR, GENERATION = ASRTask(), GenerationTask()
+TASKS: dict[str, Task] = {task.name: task for task in (ASR, GENERATION)}
 
 
 def task_named(name) -> Task:

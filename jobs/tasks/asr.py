@@ -12,9 +12,12 @@ import torch.nn.functional as F
 
 from jobs.tasks.spec_augment import SpecAugment
 from models.decoding import ctc_greedy_decode
+from models.factory import ASR_MODELS
+from pipeline.split_reader import FEATURES_AND_TEXT
 from pipeline.text_tokenizer import load_text_tokenizer
 
 ASR_FIELDS = ("char_errors", "char_total", "word_errors", "word_total", "utterances")
+PAIRED_METRICS = {"cer": ("char_errors", "char_total"), "wer": ("word_errors", "word_total")}
 
 
 def ctc_loss(logits: torch.Tensor, out_lengths: torch.Tensor, tokens: torch.Tensor,
@@ -63,6 +66,27 @@ class ASRTask:
     dev_metric = "cer"                    # lower is better; picks checkpoints and Tune trials
     shown_metrics = ("cer", "wer")        # what summaries and tables print
     count_fields = ASR_FIELDS
+    content = FEATURES_AND_TEXT           # what its batches carry (pipeline.split_reader)
+    models = ASR_MODELS                   # its LaCT and full-attention classes (models/factory.py)
+    # `lact-audio evaluate`: the steps each suite runs (jobs/evaluation/steps.py), the report's
+    # sections (jobs/evaluation/report.py) and the paired comparisons (jobs/evaluation/comparison.py)
+    evaluation_steps = {
+        "quick": ("accuracy",),
+        "long-form": ("accuracy", "long_form"),
+        "full": ("accuracy", "long_form", "streaming", "adaptation", "fast_weight_ablation",
+                 "quantized", "efficiency"),
+    }
+    report_sections = ("recognition", "long_form", "streaming", "adaptation", "fast_weight_ablation",
+                       "quantized")
+    paired_metrics = PAIRED_METRICS       # metric -> (errors, total) of a per-utterance row
+    paired_sections = ("long_form", "sessions")
+    efficiency_unit = "seconds"           # efficiency inputs: seconds of features
+    study_pooling = "long_form"           # what `evaluate --study` pools across seeds
+    model_noun = "an ASR model"           # what a command needing this task asks for
+
+    def forward(self, model, x: torch.Tensor):
+        """One unbatched input ([T, n_mels] features) through the model."""
+        return model(x[None], torch.tensor([x.shape[0]]))
 
     def check_data(self, train_manifest: dict) -> None:
         """ASR trains on the features and text tokens every preprocessed split has."""

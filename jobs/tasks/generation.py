@@ -8,7 +8,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from models.factory import GENERATION_MODELS
 from pipeline.errors import UserError
+from pipeline.split_reader import AUDIO_TOKENS
 
 GEN_FIELDS = ("nll_nats", "tokens", "utterances")
 
@@ -52,6 +54,23 @@ class GenerationTask:
     dev_metric = "nll_bits"
     shown_metrics = ("nll_bits",)
     count_fields = GEN_FIELDS
+    content = AUDIO_TOKENS
+    models = GENERATION_MODELS
+    evaluation_steps = {
+        "quick": ("nll",),
+        "long-form": ("nll", "nll_by_position"),
+        "full": ("nll", "nll_by_position", "tokenizer_round_trip", "continuations", "efficiency"),
+    }
+    report_sections = ("audio_token_nll",)
+    paired_metrics = {"nll_bits": ("bits", "tokens")}
+    paired_sections = ("position_bins",)
+    efficiency_unit = "tokens"            # efficiency inputs: audio tokens
+    study_pooling = "nll_by_position"
+    model_noun = "a generator model"
+
+    def forward(self, model, x: torch.Tensor):
+        """One unbatched input ([L] audio tokens) through the model."""
+        return model(x[None])
 
     def check_data(self, train_manifest: dict) -> None:
         if not train_manifest.get("audio_tokenizer"):

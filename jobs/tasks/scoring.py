@@ -26,6 +26,6 @@ def evaluate(model, batches: Iterable[dict], task, tokenizer=None, device="cpu")
 def evaluate_split(model, cfg, split_uri: str) -> dict:
     """A whole preprocessed split scored with the config's task and batch size."""
     task = task_named(cfg.task)
-    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, task=task.name,
+    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, content=task.content,
                          shuffle=False, max_audio_tokens=cfg.data.max_audio_tokens)
     return evaluate(model, loader.epoch(0), task, task.tokenizer(loader.manifest, split_uri))

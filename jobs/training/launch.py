@@ -42,7 +42,7 @@ def build_trainer(plan: RunPlan, spec: WorkerSpec, run_config):
     # Train workers log their own progress; Ray Data's bars would flood the terminal.
     ray.data.DataContext.get_current().enable_progress_bars = False
     # with data.sessions: one row per planned session (grouped and joined by Ray Data)
-    train = ray_dataset(plan.splits["train"].uri, plan.task.name, sessions=plan.sessions,
+    train = ray_dataset(plan.splits["train"].uri, plan.task.content, sessions=plan.sessions,
                         seed=plan.cfg.train.seed)
     if plan.cfg.data.materialize:  # read the shards (and join the sessions) once, not every epoch
         train = train.materialize()

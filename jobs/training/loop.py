@@ -54,7 +54,7 @@ class WorkerSpec:
         return self.config.model.architecture
 
     def build_model(self):
-        return build_model(self.task.name, self.architecture,
+        return build_model(self.task.models, self.architecture,
                            LaCTAudioConfig.from_dict(self.model_config))
 
     def initial_model(self):
@@ -175,7 +175,7 @@ def batch_stream(spec: WorkerSpec, rank: int, first_epoch: int) -> Iterator[dict
     cfg, epoch = spec.config, first_epoch
     while True:
         yield from iter_worker_batches(
-            shard, spec.train_manifest, cfg.data.batch_size, task=spec.task.name,
+            shard, spec.train_manifest, cfg.data.batch_size, content=spec.task.content,
             seed=cfg.train.seed, epoch=epoch, rank=rank, pool_size=cfg.data.pool_size,
             max_audio_tokens=cfg.data.max_audio_tokens)
         epoch += 1
@@ -189,7 +189,7 @@ def dev_batches(dev_uri: str, data, task) -> tuple[list[dict], object]:
     """The dev batches every worker scores (small: loaded locally, in a fixed order, capped by
     data.max_dev_utterances, audio tokens cropped as in training) and the task's tokenizer that
     decodes them; a study's per-utterance dev units (jobs/tuning/dev_units.py) score the same."""
-    dev = LocalLoader(dev_uri, batch_size=data.eval_batch_size, task=task.name,
+    dev = LocalLoader(dev_uri, batch_size=data.eval_batch_size, content=task.content,
                       shuffle=False, max_audio_tokens=data.max_audio_tokens)
     batches, kept = [], 0
     for batch in dev.epoch(0):

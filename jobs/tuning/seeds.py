@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from statistics import mean
 
-from jobs.evaluation.comparison import ASR_METRICS, GENERATION_METRICS
 from jobs.evaluation.paired_bootstrap import excludes_zero, paired_bootstrap
+from jobs.tasks import task_named
 
 
 def point_without_seed(params: dict) -> dict:
@@ -49,7 +49,7 @@ def _summed_units(group: dict, seeds: list, errors: str, total: str) -> dict:
             for u in sorted(common)}
 
 
-def compare_to_reference(groups: list[dict], reference: str, task: str, seed: int = 0,
+def compare_to_reference(groups: list[dict], reference: str, task, seed: int = 0,
                          resamples: int = 10000) -> list[dict]:
     """For every group not of the reference arm: its dev metric minus the reference's, per seed,
     and over utterances with seeds summed, with the paired-bootstrap interval. The reference is
@@ -57,7 +57,9 @@ def compare_to_reference(groups: list[dict], reference: str, task: str, seed: in
     ref = next((g for g in groups if g["arm"] == reference), None)
     if ref is None:
         return []
-    metric, (errors, total) = next(iter((ASR_METRICS if task == "asr" else GENERATION_METRICS).items()))
+    task = task_named(task)
+    metric = task.dev_metric
+    errors, total = task.paired_metrics[metric]
     out = []
     for g in groups:
         if g is ref:

@@ -29,6 +29,7 @@ import sys
 import time
 
 from jobs.runs.storage import write_json
+from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.manifest import read_json_or_none
@@ -285,11 +286,15 @@ def asr_study(models: dict, data: str, report: str, reference: str | None, confi
     return markdown(pooled, reference, sorted(per_seed)), {"pooled": pooled}
 
 
-def generation_study(models: dict, data: str, report: str, config) -> tuple[str, dict]:
-    """NLL by position per seed, then pooled per bin: (markdown, summary)."""
+def generation_study(models: dict, data: str, report: str, reference: str | None, config) -> tuple[str, dict]:
+    """NLL by position per seed, then pooled per bin: (markdown, summary); no reference arm."""
     pooled = pool_position_nll(position_nll_per_seed(models, data, report, config),
                                config.bootstrap_seed, config.bootstrap_resamples)
     return position_markdown(pooled, sorted(models)), {"position_nll": pooled}
+
+
+# what a task's study pools across seeds (task.study_pooling) -> the study that does it
+STUDIES = {"long_form": asr_study, "nll_by_position": generation_study}
 
 
 def evaluate_study(studies: list[str], data: str, report: str | None, reference: str | None, config) -> int:
@@ -304,10 +309,8 @@ def evaluate_study(studies: list[str], data: str, report: str | None, reference:
     first = next(iter(next(iter(models.values()), {}).values()), None)
     if first is None:
         raise UserError(f"--study: no completed trial under {', '.join(studies)}")
-    if load_model(first)[1]["task"] == "generation":
-        text, summary = generation_study(models, data, report, config)
-    else:
-        text, summary = asr_study(models, data, report, reference, config)
+    study = STUDIES[task_named(load_model(first)[1]["task"]).study_pooling]
+    text, summary = study(models, data, report, reference, config)
     fs, path = uris.filesystem(report)
     fs.makedirs(path, exist_ok=True)
     with fs.open(f"{path}/report.md", "w") as f:
