@@ -2,10 +2,10 @@
 got its own type still unpickle and give the outputs they gave then: offline forwards, streams
 (and streams resumed from a state that code saved), speaker and style adaptation.
 
-tests/fixtures/models_pickled_at_456343f.pt.xz (an xz-compressed torch.save) was written once at commit 456343f: per case the
-float32 model pickled whole, its inputs, the old-format state dict saved mid-stream and the
-outputs `asr_outputs` / `generator_outputs` below gave with the model converted to float64.
-Never regenerate it from newer code: it is what the old code did.
+tests/fixtures/models_pickled_at_456343f.pt.xz (an xz-compressed torch.save) was written once
+at commit 456343f: per case the float32 model pickled whole, its inputs, the old-format state
+dict saved mid-stream and the outputs `asr_outputs` / `generator_outputs` below gave with the
+model converted to float64. Never regenerate it from newer code: it is what the old code did.
 """
 
 import io
@@ -165,6 +165,7 @@ def test_a_state_saved_by_the_old_code_loads_and_continues(pickled, name, tmp_pa
     torch.save(old, tmp_path / "old.pt")
     state = LaCTState.load(tmp_path / "old.pt")
     assert_same(state.state_dict(), old, name)
+    assert [st.keys() for st in state.state_dict()["layers"]] == [st.keys() for st in old["layers"]]
     model = case["model"].double()
     step = model.streaming_inference if case["task"] == "asr" else generator_step(model)
     inputs = case["inputs"][:1].double() if case["task"] == "asr" else case["inputs"][:1]
