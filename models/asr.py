@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 
+from models.adaptation import FastWeightAdaptation
 from models.asr_base import ASRModel
 from models.block import LaCTBlockStack
 from models.config import LaCTAudioConfig
@@ -22,7 +23,9 @@ from models.lact_layer import FastWeights
 from models.state import LaCTState
 
 
-class LaCTASRModel(ASRModel):
+class LaCTASRModel(FastWeightAdaptation, ASRModel):
+    adapted_attribute = "speaker_fast_weights"
+
     def __init__(self, config: LaCTAudioConfig):
         super().__init__(config, lambda: LaCTBlockStack(config, causal=config.lact_causal),
                          causal_frontend=config.lact_causal)
@@ -31,21 +34,16 @@ class LaCTASRModel(ASRModel):
         self.speaker_fast_weights: list[FastWeights] | None = None
 
     # ------------------------------------------------------------------ offline
-    def _speaker_weights(self, device: torch.device):
-        if self.speaker_fast_weights is None:
-            return None
-        return [tuple(w.to(device) for w in f) for f in self.speaker_fast_weights]
-
     def encode(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """Adapted speaker weights, if any, are the starting fast weights."""
-        x = self.encoder(x, valid, self._speaker_weights(x.device))
+        x = self.encoder(x, valid, self.adapted_fast_weights(x.device))
         self.error_handler.report()
         return x
 
     # ------------------------------------------------------------------ streaming
     def init_state(self, batch_size: int) -> LaCTState:
         ref = self.head.weight
-        return LaCTState(layers=self.encoder.init_states(batch_size, self._speaker_weights(ref.device)),
+        return LaCTState(layers=self.encoder.init_states(batch_size, self.adapted_fast_weights(ref.device)),
                          position=0, frontend=self.frontend.init_state(batch_size, ref),
                          adapted=self.speaker_fast_weights)
 
@@ -110,26 +108,10 @@ class LaCTASRModel(ASRModel):
             utterances = [features[i, : int(lengths[i])] for i in range(features.shape[0])]
         else:
             utterances = list(features)
-        was_training = self.training
-        self.eval()
-        try:
-            fast = self._speaker_weights(self.head.weight.device)
-            for utt in utterances:
-                x, _ = self.frontend(utt[None].to(self.head.weight.device))
-                _, finals = self.encoder(x, None, fast, return_fast=True)
-                fast = [tuple(w.detach() for w in f) for f in finals]   # batch 1: [heads, ...]
-            self.speaker_fast_weights = fast
-        finally:
-            self.train(was_training)
-        self.error_handler.report()
-        return self
-
-    def restore_adaptation(self, state: LaCTState) -> "LaCTASRModel":
-        """Start later forwards and streams from the speaker adaptation a (saved) state holds."""
-        self.speaker_fast_weights = None if state.adapted is None else [
-            tuple(w.detach().to(self.head.weight.device) for w in f) for f in state.adapted]
+        device = self.head.weight.device
+        self._adapt(self.encoder, (self.frontend(utt[None].to(device))[0] for utt in utterances))
         return self
 
     def reset_speaker(self) -> None:
         """Forget the adapted fast weights: back to the learnt initial weights."""
-        self.speaker_fast_weights = None
+        self._forget_adaptation()

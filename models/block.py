@@ -10,6 +10,7 @@ from torch import nn
 
 from models.config import LaCTAudioConfig
 from models.lact_layer import FastWeights, LaCTLayer
+from models.layer_state import LayerState
 
 
 class SwiGLUMLP(nn.Module):
@@ -40,7 +41,7 @@ class LaCTAudioBlock(nn.Module):
         x = x + self.dropout(self.mlp(self.norm2(x)))
         return (x, fast) if return_fast else x
 
-    def step(self, x: torch.Tensor, st: dict, position: int) -> tuple[torch.Tensor, dict]:
+    def step(self, x: torch.Tensor, st: LayerState, position: int) -> tuple[torch.Tensor, LayerState]:
         h, st = self.mixer.step(self.norm1(x), st, position)
         x = x + self.dropout(h)
         x = x + self.dropout(self.mlp(self.norm2(x)))
@@ -73,18 +74,18 @@ class LaCTBlockStack(nn.Module):
                 x = out
         return (x, finals) if return_fast else x
 
-    def init_states(self, batch: int, fast_init: list[FastWeights] | None = None) -> list[dict]:
+    def init_states(self, batch: int, fast_init: list[FastWeights] | None = None) -> list[LayerState]:
         return [b.mixer.init_state(batch, None if fast_init is None else fast_init[i])
                 for i, b in enumerate(self.blocks)]
 
-    def step(self, x: torch.Tensor, states: list[dict], position: int) -> tuple[torch.Tensor, list[dict]]:
+    def step(self, x: torch.Tensor, states: list[LayerState], position: int) -> tuple[torch.Tensor, list[LayerState]]:
         new = []
         for block, st in zip(self.blocks, states):
             x, st = block.step(x, st, position)
             new.append(st)
         return x, new
 
-    def flush(self, states: list[dict]) -> list[dict]:
+    def flush(self, states: list[LayerState]) -> list[LayerState]:
         return [b.mixer.flush(st) for b, st in zip(self.blocks, states)]
 
     def set_error_handler(self, handler) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from models.adaptation import FastWeightAdaptation
 from models.block import LaCTBlockStack
 from models.config import LaCTAudioConfig
 from models.errors import LaCTErrorHandler
@@ -18,29 +19,26 @@ from models.decoder_base import TokenDecoder
 from models.state import LaCTState
 
 
-class LaCTAudioGenerator(TokenDecoder):
+class LaCTAudioGenerator(FastWeightAdaptation, TokenDecoder):
+    adapted_attribute = "style_fast_weights"
+
     def __init__(self, config: LaCTAudioConfig):
         super().__init__(config, lambda: LaCTBlockStack(config, causal=True))
         self.error_handler = LaCTErrorHandler()
         self.decoder.set_error_handler(self.error_handler)
         self.style_fast_weights: list[FastWeights] | None = None
 
-    def _style_weights(self, device: torch.device):
-        if self.style_fast_weights is None:
-            return None
-        return [tuple(w.to(device) for w in f) for f in self.style_fast_weights]
-
     def decode(self, x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
         """Padding (valid False) is kept out of the fast-weight updates; adapted style weights
         are the starting fast weights."""
-        x = self.decoder(x, valid, self._style_weights(x.device))
+        x = self.decoder(x, valid, self.adapted_fast_weights(x.device))
         self.error_handler.report()
         return x
 
     # ------------------------------------------------------------------ incremental
     def init_state(self, batch_size: int) -> LaCTState:
-        return LaCTState(layers=self.decoder.init_states(batch_size, self._style_weights(self.head.weight.device)),
-                         adapted=self.style_fast_weights)
+        fast_init = self.adapted_fast_weights(self.head.weight.device)
+        return LaCTState(layers=self.decoder.init_states(batch_size, fast_init), adapted=self.style_fast_weights)
 
     def step(self, tokens: torch.Tensor, state: LaCTState | None = None) -> tuple[torch.Tensor, LaCTState]:
         """Continue the sequence with tokens [B, n]: (logits [B, n, V], new state)."""
@@ -56,24 +54,8 @@ class LaCTAudioGenerator(TokenDecoder):
         if style_tokens.dim() == 1:
             style_tokens = style_tokens[None]
         self.check_tokens(style_tokens)
-        was_training = self.training
-        self.eval()
-        try:
-            fast = self._style_weights(self.head.weight.device)
-            for row in style_tokens:
-                _, finals = self.decoder(self.embed(row[None]), None, fast, return_fast=True)
-                fast = [tuple(w.detach() for w in f) for f in finals]
-            self.style_fast_weights = fast
-        finally:
-            self.train(was_training)
-        self.error_handler.report()
-        return self
-
-    def restore_adaptation(self, state: LaCTState) -> "LaCTAudioGenerator":
-        """Start later generations from the style adaptation a (saved) state holds."""
-        self.style_fast_weights = None if state.adapted is None else [
-            tuple(w.detach().to(self.head.weight.device) for w in f) for f in state.adapted]
+        self._adapt(self.decoder, (self.embed(row[None]) for row in style_tokens))
         return self
 
     def reset_style(self) -> None:
-        self.style_fast_weights = None
+        self._forget_adaptation()

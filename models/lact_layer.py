@@ -54,13 +54,16 @@ is over chunks.
 Ablation switches (config): `use_window_attention: false` keeps only the fast-weight branch,
 `use_fast_weights: false` only the window attention, and `fast_weight: linear` replaces the
 SwiGLU fast weights by one matrix per head, f(x) = W x, updated by W += sum_t lr_t v_t k_t^T
-(the negative gradient of the same inner loss).
+(the negative gradient of the same inner loss); models/fast_weight.py holds what differs between
+the two kinds. Streaming (step, flush) runs the same chunk loop as the offline forward, carrying a
+LayerState (models/layer_state.py) from one piece to the next.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import replace
 from typing import Iterator
 
 import torch
@@ -68,15 +71,14 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from kernels import newton_schulz, swiglu_apply, swiglu_update_grads
 from models.attention import RotaryEmbedding, cached_window_attention, local_attention, uses_window_blocks
 from models.config import LaCTAudioConfig
 from models.errors import LaCTErrorHandler
 from models.fast_feature_map import fast_feature_map
 from models.fast_output_merge import fast_output_merge
+from models.fast_weight import FAST_WEIGHT_KINDS, FastWeights, LinearFastWeight, SwiGLUFastWeight
+from models.layer_state import LayerState
 from models.row_norm_retention import retain_row_norms
-
-FastWeights = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def per_batch_row(w: torch.Tensor, batch: int) -> torch.Tensor:
@@ -95,10 +97,15 @@ def chunk_momentum(mom: torch.Tensor, valid: torch.Tensor | None) -> torch.Tenso
     return (mom * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1.0)
 
 
-def linear_update_grads(k: torch.Tensor, v: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-    """Negative gradient of -sum_t lr_t <W k_t, v_t> for a linear fast weight.
-    k, v [b, n, d]; lr [b, n] -> [b, d, d]."""
-    return torch.bmm((v * lr[..., None]).transpose(1, 2), k)
+def query_chunks(fq: torch.Tensor | None, read: int, chunk: int, count: int):
+    """fq [b, n, d] split as the `count` key chunks of chunk tokens are, when the first `read`
+    keys have no query here (a stream's pending chunk, read already); no fq: no queries."""
+    if fq is None:
+        return [None] * count
+    if read == 0:
+        return fq.split(chunk, dim=1)
+    first = min(chunk - read, fq.shape[1])
+    return (fq[:, :first],) + fq[:, first:].split(chunk, dim=1)
 
 
 @torch.no_grad()
@@ -158,8 +165,7 @@ class LaCTLayer(nn.Module):
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_dim = config.attention_head_dim
         self.num_lact_heads = config.num_lact_heads
-        self.lact_head_dim = dl = config.lact_head_dim
-        dh = config.fast_hidden_dim
+        self.lact_head_dim = config.lact_head_dim
         self.chunk_size = config.chunk_size
         self.window_size = config.window_size
         self.use_muon = config.use_muon
@@ -184,17 +190,14 @@ class LaCTLayer(nn.Module):
         self.o_proj = nn.Linear(D, D, bias=False)
         self.error_handler = LaCTErrorHandler()
         self.skip_updates = False   # ablation switch, see skip_fast_weight_updates()
-        if not self.use_fast_weights:
-            return
+        if self.use_fast_weights:
+            self._build_fast_branch(config)
 
-        H = config.num_lact_heads
+    def _build_fast_branch(self, config: LaCTAudioConfig) -> None:
+        D, H, dl = config.hidden_size, config.num_lact_heads, config.lact_head_dim
         # Initial ("slow") fast weights, learnt by the outer loop.
-        if self.fast_weight == "linear":
-            self.w0 = nn.Parameter(torch.randn(H, dl, dl) / math.sqrt(dl))
-        else:
-            self.w0 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
-            self.w1 = nn.Parameter(torch.randn(H, dl, dh) / math.sqrt(dh))
-            self.w2 = nn.Parameter(torch.randn(H, dh, dl) / math.sqrt(dl))
+        for name, w in zip(self.fast_kind.names, self.fast_kind.initial(H, dl, config.fast_hidden_dim)):
+            setattr(self, name, w)
         self.lr_proj = None
         if self.update_fast_weights:
             self.lr_proj = nn.Linear(D, len(self.slow_weights) * H)  # one lr per token and weight
@@ -223,9 +226,14 @@ class LaCTLayer(nn.Module):
                 setattr(self, name, value)
 
     @property
+    def fast_kind(self) -> SwiGLUFastWeight | LinearFastWeight:
+        """What the fast weights are (config fast_weight): models/fast_weight.py."""
+        return FAST_WEIGHT_KINDS[self.fast_weight]
+
+    @property
     def slow_weights(self) -> FastWeights:
         """The learnt initial fast weights: (w0, w1, w2) for SwiGLU, (w0,) for linear."""
-        return (self.w0,) if self.fast_weight == "linear" else (self.w0, self.w1, self.w2)
+        return tuple(getattr(self, name) for name in self.fast_kind.names)
 
     # ------------------------------------------------------------------ projections
     def _project(self, x: torch.Tensor, valid: torch.Tensor | None,
@@ -284,17 +292,6 @@ class LaCTLayer(nn.Module):
         src = fast_init if fast_init is not None else self.slow_weights
         return tuple(per_batch_row(w, batch) for w in src)
 
-    def _fuse(self, W: FastWeights) -> tuple[torch.Tensor, ...]:
-        """(w0, w1, w2) -> the layer's inner layout (w02 = [w0; w2] rows, w1); linear: as is."""
-        return W if self.fast_weight == "linear" else (torch.cat([W[0], W[2]], dim=1), W[1])
-
-    def _split(self, W: tuple[torch.Tensor, ...]) -> FastWeights:
-        """Inverse of _fuse (views, no copy)."""
-        if self.fast_weight == "linear":
-            return W
-        dh = W[1].shape[2]
-        return W[0][:, :dh], W[1], W[0][:, dh:]
-
     def _update(self, W, norms, mbuf, k, v, lr, mom_coef, tokens, checked: bool):
         """One chunk's fast-weight step on inner-layout weights. tokens: the chunk's valid token
         count per row ([b] tensor or int); the gradient is a mean over them, so the step size
@@ -307,18 +304,14 @@ class LaCTLayer(nn.Module):
             lr = lr / tokens.clamp(min=1.0)[None, :, None].to(lr.dtype)
         else:
             lr = lr / max(int(tokens), 1)
-        if self.fast_weight == "linear":
-            dws = (linear_update_grads(k, v, lr[0]),)
-        else:
-            dws = swiglu_update_grads(W[0], W[1], k, v, lr[0], lr[1], lr[2])
+        dws = self.fast_kind.update_grads(W, k, v, lr)
         new_buf = None
         if mbuf is not None:
             c = mom_coef[:, None, None].to(dws[0].dtype)
             dws = tuple(dw + c * m for dw, m in zip(dws, mbuf))
             new_buf = dws
         if self.use_muon:
-            dws = tuple(self._orthogonalise(dw, fused=i == 0 and self.fast_weight == "swiglu")
-                        for i, dw in enumerate(dws))
+            dws = self.fast_kind.orthogonalise(dws, self.muon_steps)
         scale = self._leftover_scale(tokens)
         if scale is not None:   # a short chunk's step, n/C of a full one (scale_leftover_step)
             dws = tuple(dw * (scale.to(dw.dtype) if torch.is_tensor(scale) else scale) for dw in dws)
@@ -342,28 +335,23 @@ class LaCTLayer(nn.Module):
             return (tokens.float().clamp(max=C) / C)[:, None, None]
         return None if tokens >= C else tokens / C
 
-    def _orthogonalise(self, dw: torch.Tensor, fused: bool) -> torch.Tensor:
-        """Muon on one update; a fused [w0; w2] update is orthogonalised as its two matrices."""
-        if fused:
-            b, rows, d = dw.shape
-            return newton_schulz(dw.reshape(2 * b, rows // 2, d), self.muon_steps).reshape(b, rows, d)
-        return newton_schulz(dw, self.muon_steps)
-
-    def apply_fast(self, W, q: torch.Tensor) -> torch.Tensor:
-        """f_W(q) for inner-layout weights W and q [b, n, dl] -> [b, n, dl]."""
-        if self.fast_weight == "linear":
-            return torch.bmm(q, W[0].transpose(1, 2))
-        return swiglu_apply(W[0], W[1], q)
-
-    def _run_chunks(self, W, norms, fq, fk, fv, lr, mom, valid_bh, flush: bool, checked: bool = False):
-        """Inner-layout fast weights through every chunk: (fast-branch output, final weights).
-        norms: each row's norm in W, which weight-norm retention keeps."""
+    def _run_chunks(self, W, norms, fq, fk, fv, lr, mom, valid_bh, update_last: bool, mbuf=None,
+                    read: int = 0, checked: bool = False):
+        """Inner-layout fast weights through the chunks of fk/fv/lr/mom (chunk_size tokens each
+        from the start): (fast-branch output for fq, final weights, final momentum buffers).
+        norms: each row's norm in W, which weight-norm retention keeps; mbuf: the momentum
+        buffers to go on from (zeros when None). A stream (step, flush) continues a chunk: its
+        first `read` keys are the pending chunk's, read already and so not in fq (None: no new
+        tokens at all). update_last: the last chunk steps the weights too (bidirectional; else
+        only what return_fast, a flush or a stream's next tokens would read)."""
         if not self.update_fast_weights:   # every token reads the learnt weights as they are
-            return self.apply_fast(W, fq), W
-        T = fq.shape[1]
+            return self.fast_kind.apply(W, fq), W, mbuf
+        T = fk.shape[1]
         C = self.chunk_size
-        mbuf = tuple(torch.zeros_like(w) for w in W) if mom is not None else None
-        W0, outs = W, []
+        start = W, mbuf
+        if mbuf is None and mom is not None:
+            mbuf = tuple(torch.zeros_like(w) for w in W)
+        outs = []
         # Chunks by torch.split, not slicing: a slice's backward fills a zero tensor of the whole
         # input for every chunk (a tenth of a 16k-token step), a split's joins the chunks once.
         count = -(-T // C)
@@ -372,11 +360,11 @@ class LaCTLayer(nn.Module):
             return [None] * count if t is None else t.split(C, dim=dim)
 
         for i, (cq, ck, cv, clr, cmom, cvalid) in enumerate(zip(
-                chunks(fq), chunks(fk), chunks(fv), chunks(lr, dim=2), chunks(mom), chunks(valid_bh))):
-            last = i == count - 1
-            if self.causal:
-                outs.append(self.apply_fast(W, cq))
-            if not self.causal or not last or flush:
+                query_chunks(fq, read, C, count), chunks(fk), chunks(fv), chunks(lr, dim=2), chunks(mom),
+                chunks(valid_bh))):
+            if self.causal and cq is not None:
+                outs.append(self.fast_kind.apply(W, cq))
+            if i < count - 1 or update_last:
                 coef = None if mom is None else chunk_momentum(cmom, cvalid)
                 tokens = ck.shape[1] if cvalid is None else cvalid.sum(dim=1)
                 new, mbuf = self._update(W, norms, mbuf, ck, cv, clr, coef, tokens, checked)
@@ -387,10 +375,13 @@ class LaCTLayer(nn.Module):
                     new = tuple(torch.where(real, n, w) for n, w in zip(new, W))
                 W = new
         if not checked and not bool(torch.isfinite(torch.stack([w.sum() for w in W])).all()):
-            return self._run_chunks(W0, norms, fq, fk, fv, lr, mom, valid_bh, flush, checked=True)
-        if not self.causal:
-            return self.apply_fast(W, fq), W       # every token reads the whole-input memory
-        return torch.cat(outs, dim=1), W
+            return self._run_chunks(start[0], norms, fq, fk, fv, lr, mom, valid_bh, update_last, start[1], read,
+                                    checked=True)
+        if fq is None:                     # a stream's flush: no new tokens to read
+            return None, W, mbuf
+        if not self.causal:                # every token reads the whole-input memory
+            return self.fast_kind.apply(W, fq), W, mbuf
+        return torch.cat(outs, dim=1), W, mbuf
 
     # ------------------------------------------------------------------ offline forward
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None,
@@ -417,15 +408,16 @@ class LaCTLayer(nn.Module):
             valid_bh = None
             if valid is not None:
                 valid_bh = valid[:, None, :].expand(B, self.num_lact_heads, T).reshape(-1, T).to(fq.dtype)
-            src = self._fuse(fast_init if fast_init is not None else self.slow_weights)
+            src = self.fast_kind.fuse(fast_init if fast_init is not None else self.slow_weights)
             W0 = tuple(per_batch_row(w, B) for w in src)
             # the row norms of the per-head weights, then copied: not B times the same norm
             norms = tuple(per_batch_row(w.norm(dim=2, keepdim=True), B) for w in src)
-            fw, W = self._run_chunks(W0, norms, fq, fk, fv, lr, mom, valid_bh, flush=return_fast)
+            fw, W, _ = self._run_chunks(W0, norms, fq, fk, fv, lr, mom, valid_bh,
+                                        update_last=not self.causal or return_fast)
             fast = self._merge_fast(fw, x)
-            W = self._split(W)
+            W = self.fast_kind.split(W)
             if not self.training or self.track_memory:
-                self._record_memory(self._split(W0), W, fast, mixed)
+                self._record_memory(self.fast_kind.split(W0), W, fast, mixed)
             mixed = fast if mixed is None else mixed + fast
         out = self.o_proj(mixed)
         return (out, W) if return_fast else out
@@ -438,38 +430,23 @@ class LaCTLayer(nn.Module):
         self.fast_share = f / max(f + a, 1e-12)
 
     # ------------------------------------------------------------------ streaming
-    def init_state(self, batch: int, fast_init: FastWeights | None = None) -> dict:
+    def init_state(self, batch: int, fast_init: FastWeights | None = None) -> LayerState:
         ref = self.qkv.weight
-        st = {"ck": ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim),
-              "cv": ref.new_zeros(batch, self.num_attention_heads, 0, self.attention_head_dim)}
+        cache = (batch, self.num_attention_heads, 0, self.attention_head_dim)
+        st = LayerState(window_keys=ref.new_zeros(cache), window_values=ref.new_zeros(cache))
         if not self.use_fast_weights:
             return st
-        W = [w.detach().clone() for w in self.initial_fast_weights(batch, fast_init)]
-        b, dl = W[0].shape[0], self.lact_head_dim
-        st.update({f"w{i}": w for i, w in enumerate(W)})
-        st.update({f"n{i}": w.norm(dim=2, keepdim=True) for i, w in enumerate(W)})
+        W = tuple(w.detach().clone() for w in self.initial_fast_weights(batch, fast_init))
+        rows, dl = W[0].shape[0], self.lact_head_dim
+        st.fast, st.norms = W, tuple(w.norm(dim=2, keepdim=True) for w in W)
         if self.use_momentum:
-            st.update({f"m{i}": torch.zeros_like(w) for i, w in enumerate(W)})
-            st["pm"] = ref.new_zeros(b, 0)
-        st["pk"] = ref.new_zeros(b, 0, dl)
-        st["pv"] = ref.new_zeros(b, 0, dl)
-        st["plr"] = ref.new_zeros(len(W), b, 0)
+            st.momentum = tuple(torch.zeros_like(w) for w in W)
+            st.pending_momentum = ref.new_zeros(rows, 0)
+        st.pending_keys, st.pending_values = ref.new_zeros(rows, 0, dl), ref.new_zeros(rows, 0, dl)
+        st.pending_lr = ref.new_zeros(len(W), rows, 0)
         return st
 
-    def _fast_state(self, st: dict):
-        """(weights, norms, momentum buffers or None) of a streaming state, in inner layout."""
-        n = len(self.slow_weights)
-        W = self._fuse(tuple(st[f"w{i}"] for i in range(n)))
-        norms = self._fuse(tuple(st[f"n{i}"] for i in range(n)))
-        mbuf = self._fuse(tuple(st[f"m{i}"] for i in range(n))) if self.use_momentum else None
-        return W, norms, mbuf
-
-    def _store(self, new: dict, W, mbuf) -> None:
-        new.update({f"w{i}": w.contiguous() for i, w in enumerate(self._split(W))})
-        if mbuf is not None:
-            new.update({f"m{i}": m.contiguous() for i, m in enumerate(self._split(mbuf))})
-
-    def step(self, x: torch.Tensor, st: dict, position: int) -> tuple[torch.Tensor, dict]:
+    def step(self, x: torch.Tensor, st: LayerState, position: int) -> tuple[torch.Tensor, LayerState]:
         """Block-causal forward of n new tokens at absolute `position`, carrying the state.
         Equals the offline forward on the concatenated stream. Does not modify `st`."""
         if not self.causal:
@@ -477,61 +454,54 @@ class LaCTLayer(nn.Module):
         B, n, _ = x.shape
         positions = torch.arange(position, position + n, device=x.device)
         q, k, v, fq, fk, fv, lr, mom = self._project(x, None, positions)
-        new = dict(st)
+        new = replace(st)
         mixed = x.new_zeros(B, n, self.hidden_size)
         if self.use_window_attention:
             qa, ka, va = self._attention_heads(q, k, v, positions)
-            ck = torch.cat([st["ck"], ka], dim=2)
-            cv = torch.cat([st["cv"], va], dim=2)
+            ck = torch.cat([st.window_keys, ka], dim=2)
+            cv = torch.cat([st.window_values, va], dim=2)
             attn = cached_window_attention(qa, ck, cv, position, self.window_size)
             mixed = mixed + attn.transpose(1, 2).reshape(B, n, self.hidden_size)
             start = max(0, ck.shape[2] - (self.window_size - 1))   # later queries see < window back
-            new["ck"], new["cv"] = ck[:, :, start:], cv[:, :, start:]
+            new.window_keys, new.window_values = ck[:, :, start:], cv[:, :, start:]
         if not self.use_fast_weights:
             return self.o_proj(mixed), new
+        fw = self._stream_fast(new, fq, fk, fv, lr, mom)
+        return self.o_proj(mixed + self._merge_fast(fw, x)), new
 
-        W, norms, mbuf = self._fast_state(st)
-        if not self.update_fast_weights:
-            return self.o_proj(mixed + self._merge_fast(self.apply_fast(W, fq), x)), new
-        pk, pv, plr, pm = st["pk"], st["pv"], st["plr"], st.get("pm")
-        outs, i, C = [], 0, self.chunk_size
-        while i < n:
-            take = min(C - pk.shape[1], n - i)
-            outs.append(self.apply_fast(W, fq[:, i:i + take]))
-            pk = torch.cat([pk, fk[:, i:i + take]], dim=1)
-            pv = torch.cat([pv, fv[:, i:i + take]], dim=1)
-            plr = torch.cat([plr, lr[:, :, i:i + take]], dim=2)
-            if mom is not None:
-                pm = torch.cat([pm, mom[:, i:i + take]], dim=1)
-            if pk.shape[1] == C:
-                coef = chunk_momentum(pm, None) if mom is not None else None
-                W, mbuf = self._update(W, norms, mbuf, pk, pv, plr, coef, C, checked=True)
-                pk, pv, plr = pk[:, :0], pv[:, :0], plr[:, :, :0]
-                if mom is not None:
-                    pm = pm[:, :0]
-            i += take
-        fw = torch.cat(outs, dim=1) if outs else fq
-        out = self.o_proj(mixed + self._merge_fast(fw, x))
-        self._store(new, W, mbuf)
-        new.update(pk=pk, pv=pv, plr=plr)
-        if mbuf is not None:
-            new["pm"] = pm
-        return out, new
-
-    def flush(self, st: dict) -> dict:
+    def flush(self, st: LayerState) -> LayerState:
         """Apply the update of a pending partial chunk (end of an utterance used for adaptation)."""
-        if not self.update_fast_weights or st["pk"].shape[1] == 0:
+        if not self.update_fast_weights or st.pending == 0:
             return st
-        W, norms, mbuf = self._fast_state(st)
-        coef = chunk_momentum(st["pm"], None) if self.use_momentum else None
-        W, mbuf = self._update(W, norms, mbuf, st["pk"], st["pv"], st["plr"], coef, st["pk"].shape[1],
-                               checked=True)
-        new = dict(st)
-        self._store(new, W, mbuf)
-        new.update(pk=st["pk"][:, :0], pv=st["pv"][:, :0], plr=st["plr"][:, :, :0])
-        if mbuf is not None:
-            new["pm"] = st["pm"][:, :0]
+        new = replace(st)
+        self._stream_fast(new, None, None, None, None, None)
         return new
+
+    def _stream_fast(self, st: LayerState, fq, fk, fv, lr, mom) -> torch.Tensor | None:
+        """A stream's fast branch on new tokens (none: flush the pending chunk): their output, `st`
+        advanced in place. They join the pending chunk; every chunk they fill (and with a flush
+        the partial one) steps the fast weights, the rest is left pending."""
+        kind = self.fast_kind
+        W = kind.fuse(st.fast)
+        if not self.update_fast_weights:
+            return kind.apply(W, fq)
+        read = st.pending
+        keys = st.pending_keys if fk is None else torch.cat([st.pending_keys, fk], dim=1)
+        values = st.pending_values if fv is None else torch.cat([st.pending_values, fv], dim=1)
+        lrs = st.pending_lr if lr is None else torch.cat([st.pending_lr, lr], dim=2)
+        moms = st.pending_momentum if mom is None else torch.cat([st.pending_momentum, mom], dim=1)
+        T, C = keys.shape[1], self.chunk_size
+        done = T if fq is None else T - T % C                 # tokens whose chunk steps now
+        mbuf = kind.fuse(st.momentum) if self.use_momentum else None
+        fw, W, mbuf = self._run_chunks(W, kind.fuse(st.norms), fq, keys, values, lrs, moms, None,
+                                       update_last=done == T, mbuf=mbuf, read=read, checked=True)
+        st.fast = tuple(w.contiguous() for w in kind.split(W))
+        if mbuf is not None:
+            st.momentum = tuple(m.contiguous() for m in kind.split(mbuf))
+            st.pending_momentum = moms[:, done:].clone()
+        st.pending_keys, st.pending_values = keys[:, done:].clone(), values[:, done:].clone()
+        st.pending_lr = lrs[:, :, done:].clone()
+        return fw
 
 
 @contextlib.contextmanager

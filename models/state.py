@@ -1,13 +1,14 @@
 """LaCTState: everything a block-causal LaCT model needs to continue a stream.
 
-Per layer: the fast weights w0/w1/w2 ([batch*lact_heads, ...]), their norms for weight-norm
-retention, the momentum buffers, the tokens of the not-yet-complete chunk (applied already,
-update pending) and the sliding-window attention cache (last window-1 keys/values). Plus the
-absolute position and, for ASR, the conv front end's buffers. Its size does not grow with the
-stream length. `adapted` holds the per-layer starting fast weights ([lact_heads, ...]) that
-`adapt_to_speaker` / `adapt_to_style` left, or None: a saved state brings a speaker's adaptation
-back (`model.restore_adaptation(state)`) as well as the stream. save()/load() write a plain torch
-file, so a stream can be paused and resumed in another process.
+Per layer a LayerState (models/layer_state.py): the fast weights w0/w1/w2 ([batch*lact_heads,
+...]), their norms for weight-norm retention, the momentum buffers, the tokens of the
+not-yet-complete chunk (applied already, update pending) and the sliding-window attention cache
+(last window-1 keys/values). Plus the absolute position and, for ASR, the conv front end's
+buffers. Its size does not grow with the stream length. `adapted` holds the per-layer starting
+fast weights ([lact_heads, ...]) that `adapt_to_speaker` / `adapt_to_style` left, or None: a
+saved state brings a speaker's adaptation back (`model.restore_adaptation(state)`) as well as the
+stream. save()/load() write a plain torch file (the same as before LayerState existed), so a
+stream can be paused and resumed in another process.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+from models.layer_state import LayerState
+
 
 @dataclass
 class LaCTState:
-    layers: list[dict[str, torch.Tensor]]
+    layers: list[LayerState]
     position: int = 0
     frontend: dict[str, torch.Tensor] | None = None
     finished: bool = False
@@ -29,15 +32,14 @@ class LaCTState:
 
     @property
     def batch_size(self) -> int:
-        return self.layers[0]["ck"].shape[0] if self.layers else 0
+        return self.layers[0].batch_size if self.layers else 0
 
     def fast_weights(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        st = self.layers[layer]
-        return tuple(st[k] for k in ("w0", "w1", "w2") if k in st)
+        return self.layers[layer].fast
 
     def _map(self, fn) -> "LaCTState":
         return LaCTState(
-            layers=[{k: fn(v) for k, v in st.items()} for st in self.layers],
+            layers=[st.map(fn) for st in self.layers],
             position=self.position,
             frontend=None if self.frontend is None else {k: fn(v) for k, v in self.frontend.items()},
             finished=self.finished,
@@ -55,7 +57,7 @@ class LaCTState:
         return self._map(lambda t: t.to(device))
 
     def num_bytes(self) -> int:
-        total = sum(t.numel() * t.element_size() for st in self.layers for t in st.values())
+        total = sum(t.numel() * t.element_size() for st in self.layers for t in st.tensors())
         if self.frontend is not None:
             total += sum(t.numel() * t.element_size() for t in self.frontend.values())
         if self.adapted is not None:
@@ -64,7 +66,7 @@ class LaCTState:
 
     def state_dict(self) -> dict:
         s = self.detach()
-        return {"layers": s.layers, "position": s.position, "frontend": s.frontend,
+        return {"layers": [st.to_dict() for st in s.layers], "position": s.position, "frontend": s.frontend,
                 "finished": s.finished, "extra": s.extra,
                 "adapted": None if s.adapted is None else [list(f) for f in s.adapted]}
 
@@ -74,8 +76,8 @@ class LaCTState:
         if missing:
             raise ValueError(f"not a LaCTState: missing {', '.join(sorted(missing))}")
         adapted = d.get("adapted")
-        return cls(layers=list(d["layers"]), position=int(d["position"]), frontend=d["frontend"],
-                   finished=bool(d["finished"]), extra=dict(d.get("extra") or {}),
+        return cls(layers=[LayerState.from_dict(st) for st in d["layers"]], position=int(d["position"]),
+                   frontend=d["frontend"], finished=bool(d["finished"]), extra=dict(d.get("extra") or {}),
                    adapted=None if adapted is None else [tuple(f) for f in adapted])
 
     def save(self, path: str | Path) -> None:

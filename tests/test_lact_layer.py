@@ -6,6 +6,7 @@ import logging
 import pytest
 import torch
 
+import models.fast_weight as fast_weight
 import models.lact_layer as lact_layer
 from models import LaCTAudioConfig, build_model
 from models.factory import ASR_MODELS, GENERATION_MODELS
@@ -102,7 +103,7 @@ def test_bidirectional_memory_spans_every_chunk_of_a_long_input(monkeypatch):
     monkeypatch.setattr(layer, "_merge_fast", capture)
     _, W = layer(x, return_fast=True)
     _, _, _, fq, _, _, _, _ = layer._project(x, None)
-    torch.testing.assert_close(seen["fw"][:, :8], layer.apply_fast(layer._fuse(W), fq[:, :8]))
+    torch.testing.assert_close(seen["fw"][:, :8], layer.fast_kind.apply(layer.fast_kind.fuse(W), fq[:, :8]))
     assert not torch.allclose(W[0], layer.initial_fast_weights(1)[0])   # the updates happened
 
 
@@ -181,7 +182,7 @@ def test_nan_update_is_dropped_counted_and_reported(monkeypatch, caplog):
     layer = LaCTLayer(small(chunk_size=8), causal=True).eval()
     x = torch.randn(2, 40, 32)
     clean = layer(x)
-    real = lact_layer.swiglu_update_grads
+    real = fast_weight.swiglu_update_grads
     calls = {"n": 0}
 
     def poisoned(*args):
@@ -194,7 +195,7 @@ def test_nan_update_is_dropped_counted_and_reported(monkeypatch, caplog):
             dws[0][0, 0, 0] = float("nan")
         return dws
 
-    monkeypatch.setattr(lact_layer, "swiglu_update_grads", poisoned)
+    monkeypatch.setattr(fast_weight, "swiglu_update_grads", poisoned)
     out = layer(x)
     assert torch.isfinite(out).all()
     assert layer.error_handler.dropped_updates == 1
@@ -211,7 +212,7 @@ def test_dropped_update_keeps_previous_weights(monkeypatch):
     torch.manual_seed(8)
     layer = LaCTLayer(small(chunk_size=8, use_muon=False, use_momentum=False), causal=True).eval()
     x = torch.randn(1, 8, 32)
-    monkeypatch.setattr(lact_layer, "swiglu_update_grads",
+    monkeypatch.setattr(fast_weight, "swiglu_update_grads",
                         lambda *a: tuple(torch.full_like(w, float("inf")) for w in a[:2]))
     _, W = layer(x, return_fast=True)
     init = layer.initial_fast_weights(1)

@@ -64,13 +64,13 @@ def test_fast_rotary_reads_relative_positions_in_a_linear_memory(monkeypatch):
                       causal=False).eval().double()
     monkeypatch.setattr(lact_layer, "retain_row_norms", lambda w, n: w)   # the plain step
     x = torch.randn(1, 12, D, dtype=torch.float64)
-    W0 = layer._fuse(layer.initial_fast_weights(1))
+    W0 = layer.fast_kind.fuse(layer.initial_fast_weights(1))
     norms = (W0[0].norm(dim=2, keepdim=True),)
 
     def update_read(offset: int) -> torch.Tensor:
         _, _, _, fq, fk, fv, lr, _ = layer._project(x, None, torch.arange(offset, offset + 12))
         W, _ = layer._update(W0, norms, None, fk, fv, lr, None, 12, checked=False)
-        return layer.apply_fast(W, fq) - layer.apply_fast(W0, fq)
+        return layer.fast_kind.apply(W, fq) - layer.fast_kind.apply(W0, fq)
 
     torch.testing.assert_close(update_read(0), update_read(37))
     assert not torch.allclose(update_read(0), torch.zeros_like(update_read(0)))
@@ -95,7 +95,7 @@ def test_leftover_step_is_its_share_of_a_full_chunk():
     off, on = twin(True, scale_leftover_step=True)
     x = torch.randn(1, 3, D, dtype=torch.float64)
     _, _, _, _, fk, fv, lr, _ = off._project(x, None)
-    W = off._fuse(off.initial_fast_weights(1))
+    W = off.fast_kind.fuse(off.initial_fast_weights(1))
     norms = tuple(w.norm(dim=2, keepdim=True) for w in W)
     got, _ = on._update(W, norms, None, fk, fv, lr, None, 3, checked=False)
     want, _ = off._update(W, norms, None, fk, fv, lr * 3 / C, None, 3, checked=False)
@@ -153,7 +153,7 @@ def test_streaming_flush_applies_the_same_scaled_step():
         st = layer.flush(st)
     torch.testing.assert_close(torch.cat(outs, dim=1), out)
     for i, w in enumerate(W):
-        torch.testing.assert_close(st[f"w{i}"], w)
+        torch.testing.assert_close(st.fast[i], w)
 
 
 # ---------------------------------------------------------------------------- bidirectional reads

@@ -7,7 +7,8 @@ import torch
 
 from models import LaCTAudioConfig, build_model
 from models.factory import ASR_MODELS
-from models.lact_layer import LaCTLayer, fast_weight_changes, linear_update_grads
+from models.fast_weight import linear_update_grads
+from models.lact_layer import LaCTLayer, fast_weight_changes
 
 ARMS = {"window_only": {"use_fast_weights": False},
         "fast_weights_only": {"use_window_attention": False},
