@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 
 from jobs.evaluation.comparison import describe
 from jobs.evaluation.demo_comparison import run_demo_comparison
-from jobs.runs.storage import write_json
 from jobs.runs.tracking import tracking_uri
 from jobs.training.config import load_config
 from jobs.training.run import run_training
@@ -30,6 +29,7 @@ from pipeline.phase_timer import PhaseTimer
 from pipeline.preprocess import PreprocessConfig, run_preprocess
 from pipeline.ray_connection import connect
 from pipeline.synthetic.corpus import synthesize_corpus
+from pipeline.files import write_json
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -72,7 +72,7 @@ def run_demo(options: DemoOptions) -> dict:
     uris.ensure_writable(place.root, "demo work directory")
     summary = prepare_data(options, place, clock)
     if options.data_only:
-        write_json(place.summary, summary)
+        write_json(place.summary, summary, sort_keys=False)
         print(f"data ready: {place.features} (summary {place.summary})")
         return summary
     train_models(options, place, summary, clock)
@@ -174,7 +174,7 @@ def finish(place: DemoPlace, summary: dict, clock: PhaseTimer) -> None:
     summary["stage_seconds"] = clock.rounded(1)
     summary["total_seconds"] = round(clock.elapsed(), 1)
     summary["tracking_uri"] = tracking_uri()
-    write_json(place.summary, summary)
+    write_json(place.summary, summary, sort_keys=False)
     print(table(summary))
     print("\nWhere to look:")
     print(f"  summary         {place.summary}")

@@ -34,14 +34,15 @@ def write_atomic(uri: str, data) -> None:
     os.replace(tmp, path)
 
 
-def json_bytes(obj, indent: int = 2) -> bytes:
+def json_bytes(obj, indent: int = 2, sort_keys: bool = True) -> bytes:
     """The one JSON format: sorted keys (the same data gives the same bytes), UTF-8 text, a final
-    newline; values JSON has no type for (datetimes, paths) are written as str()."""
-    return json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False, default=str).encode() + b"\n"
+    newline; values JSON has no type for (datetimes, paths) are written as str(). Records whose
+    key order carries meaning (a comparison's arms in the order given) pass sort_keys=False."""
+    return json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=False, default=str).encode() + b"\n"
 
 
-def write_json(uri: str, obj, indent: int = 2) -> None:
-    write_atomic(uri, json_bytes(obj, indent))
+def write_json(uri: str, obj, indent: int = 2, sort_keys: bool = True) -> None:
+    write_atomic(uri, json_bytes(obj, indent, sort_keys))
 
 
 def read_json(uri: str):

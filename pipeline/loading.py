@@ -36,12 +36,7 @@ import torch
 from pipeline import uri as uris
 from pipeline.session_plan import SessionPlan, SessionReader, plan_sessions, session_dataset
 from pipeline.sessions import SessionConfig
-from pipeline.split_reader import (FEATURES_AND_TEXT, BatchContent, FeatureReader, SplitInfo, SplitReader,
-                                   open_split)
-
-# open_split and SplitInfo live in pipeline.split_reader; importers of pipeline.loading still find them
-__all__ = ["BatchContent", "Collator", "LocalLoader", "SplitInfo", "bucket_batches", "iter_worker_batches",
-           "open_split", "pad_sequences", "ray_dataset"]
+from pipeline.split_reader import FEATURES_AND_TEXT, BatchContent, FeatureReader, SplitReader, open_split
 
 
 class Collator:

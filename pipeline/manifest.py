@@ -14,7 +14,6 @@ import json
 
 from pipeline.errors import UserError
 from pipeline.files import read_json, write_json
-from pipeline.files import read_json_or_none  # noqa: F401  (jobs/ imports it from here until switched to pipeline.files)
 from pipeline.uri import join
 
 # 2: features as one binary float16 value per utterance (1: a list<float16> column)

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.errors import UserError
-from pipeline.files import TEMP_PREFIX, write_atomic  # noqa: F401  (jobs/ still imports write_atomic from here)
+from pipeline.files import TEMP_PREFIX
 from pipeline.uri import filesystem
 
 SHARD_METADATA = b"lact_audio.shard"

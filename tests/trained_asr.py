@@ -105,7 +105,7 @@ def train_asr(features_root: str, checkpoint_dir: str, architecture: str, causal
     from jobs.training.config import as_overrides, load_config
     from jobs.training.loop import Trainer, WorkerSpec
     from jobs.training.plan import model_config
-    from pipeline.loading import open_split
+    from pipeline.split_reader import open_split
 
     split = f"{features_root}/{TRAIN_SPLIT}"
     model = {f"model.config.{k}": v for k, v in {**MODEL, "lact_causal": causal}.items()}

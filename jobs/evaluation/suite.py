@@ -33,10 +33,10 @@ from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip
 from jobs.evaluation.report import write_report
 from jobs.evaluation.steps import STEPS, ModelUnderTest, SharedInputs
 from jobs.runs.model_io import load_model
-from jobs.runs.storage import write_json
 from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.files import write_json
 
 QUICK, LONG_FORM, FULL = "quick", "long-form", "full"
 
@@ -214,7 +214,7 @@ def publish(results: dict, report_uri: str, staging: str) -> None:
     files = write_report(results, staging)
     results["report"] = uris.join(report_uri, "report.md")
     write_json(os.path.join(staging, "metrics.json") if uris.is_remote(report_uri)
-               else uris.join(report_uri, "metrics.json"), results)
+               else uris.join(report_uri, "metrics.json"), results, sort_keys=False)
     files.append("metrics.json")
     results["mlflow_run_id"] = log_to_mlflow(results, report_uri, staging)
     if uris.is_remote(report_uri):

@@ -142,7 +142,7 @@ class TranscribeActor:
         return row
 
     def __call__(self, batch: dict) -> dict:
-        from pipeline.shards import write_atomic
+        from pipeline.files import write_atomic
 
         rows = [self.transcribe_row(str(i), str(u)) for i, u in zip(batch["id"], batch["uri"])]
         sink = io.BytesIO()
@@ -170,7 +170,7 @@ def transcribe_on_ray(config: BatchConfig, model, todo: list[dict]) -> None:
 
 def finish(config: BatchConfig, items: list[dict]) -> tuple[int, int]:
     """All parts -> the output table in id order; -> (rows, failed rows)."""
-    from pipeline.shards import write_atomic
+    from pipeline.files import write_atomic
 
     table = read_parts(config.output)
     wanted = {item["id"] for item in items}

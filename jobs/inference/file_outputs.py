@@ -11,7 +11,7 @@ from jobs.inference.transcriber import DecodeOptions, transcribe
 from jobs.inference.writers import render
 from pipeline import uri as uris
 from pipeline.audio import AudioError
-from pipeline.shards import write_atomic
+from pipeline.files import write_atomic
 
 
 def transcribe_files(files: list[str], model_uri: str, data_uri: str | None, options: DecodeOptions,

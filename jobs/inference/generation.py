@@ -52,7 +52,7 @@ def generate(model: InferenceModel, out_uri: str, options: GenerateOptions,
              prompt_audio: str | None = None) -> dict:
     """Writes a mono WAV at the tokenizer's sample rate; returns {seconds, tokens, sample_rate}."""
     from pipeline import uri as uris
-    from pipeline.shards import write_atomic
+    from pipeline.files import write_atomic
 
     if options.seconds <= 0:
         raise UserError(f"--seconds must be > 0, got {options.seconds}")

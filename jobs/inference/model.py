@@ -97,7 +97,7 @@ def registry_version(model_uri: str) -> str | None:
 def load(model_uri: str, data_uri: str | None = None) -> InferenceModel:
     """model_uri -> InferenceModel on the CPU in eval mode; UserError for anything unusable."""
     from jobs.runs.model_io import load_model
-    from pipeline.loading import open_split
+    from pipeline.split_reader import open_split
 
     version = None
     if model_uri.startswith("models:/") and "@" in model_uri:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from jobs.evaluation.paired_bootstrap import paired_bootstrap
 from pipeline import uri as uris
-from pipeline.manifest import read_json, write_json
+from pipeline.files import read_json, write_json
 
 PROMOTED, KEPT, NO_NEW_DATA, FAILED, ROLLED_BACK = "promoted", "kept", "no-new-data", "failed", "rolled-back"
 STATE = "state.json"

@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 
 from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.manifest import read_json, read_manifest, write_json
+from pipeline.files import read_json, write_json
+from pipeline.manifest import read_manifest
 from pipeline.split_reader import SplitReader, open_split
 
 FROZEN = "test_split.json"

@@ -1,10 +1,9 @@
 """Where a training run lives: its folder under the storage URI, the run file that lets
-`--resume` find it again, and the JSON files written into it."""
+`--resume` find it again (JSON files go through pipeline.files.write_json)."""
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from datetime import datetime, timezone
 
@@ -40,20 +39,6 @@ def read_run_file(run_uri: str) -> dict | None:
     with fs.open(path) as f:
         return json.load(f)
 
-
-def write_json(uri: str, data: dict) -> None:
-    """Write-then-rename where the filesystem allows it (local); a single PUT on S3 is atomic."""
-    fs, path = uris.filesystem(uri)
-    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    text = json.dumps(data, indent=2, default=str)
-    if uris.is_remote(uri):
-        with fs.open(path, "w") as f:
-            f.write(text)
-        return
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def checkpoint_uri(checkpoint, storage: str) -> str | None:

@@ -9,7 +9,8 @@ import tempfile
 
 from jobs.runs import tracking
 from jobs.runs.model_io import load_checkpoint_dir
-from jobs.runs.storage import checkpoint_uri, write_json
+from jobs.runs.storage import checkpoint_uri
+from pipeline.files import write_json
 from jobs.tasks import task_named
 from jobs.tasks.scoring import evaluate_split
 from jobs.training.phases import Phases
@@ -69,7 +70,7 @@ def finish(plan: RunPlan, result, train_seconds: float, run_id: str, tracking_ur
         "latest_checkpoint": checkpoint_uri(result.checkpoint, plan.storage),
         "mlflow_run_id": run_id, "tracking_uri": tracking_uri, "model_uri": model_uri,
     }
-    write_json(uris.join(plan.run_uri, "summary.json"), summary)
+    write_json(uris.join(plan.run_uri, "summary.json"), summary, sort_keys=False)
     tracking.log_dict(summary, "summary.json")
     phases.done("summary")
     summary["phase_seconds"] = phases.rounded()

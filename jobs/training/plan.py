@@ -130,7 +130,7 @@ def initial_weights(cfg: DictConfig, shapes) -> dict:
 
 
 def data_splits(cfg: DictConfig) -> dict:
-    from pipeline.loading import open_split
+    from pipeline.split_reader import open_split
 
     root = uris.absolute(cfg.data.root)
     uris.require_exists(root, "config key 'data.root'")

@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from omegaconf import DictConfig
 
 from jobs.runs import tracking
-# Re-exported: the demo, evaluation and other jobs use them from here.
-from jobs.tasks.scoring import evaluate_split  # noqa: F401
-from jobs.runs.storage import RUN_FILE, write_json  # noqa: F401
+from jobs.runs.storage import RUN_FILE
+from pipeline.files import write_json
 from jobs.training.config import as_plain, flatten
 from jobs.training.finish import finish, summary_table
 from jobs.training.launch import build_trainer, fit, train_run_config
@@ -87,7 +86,7 @@ def mlflow_run_for(plan: RunPlan, parent_run_id: str | None = None):
                                "strategy": cfg.train.strategy})
         write_json(uris.join(plan.run_uri, RUN_FILE), {
             "mlflow_run_id": active_id, "tracking_uri": uri,
-            "config": as_plain(cfg)})
+            "config": as_plain(cfg)}, sort_keys=False)
         yield active_id, uri
     finally:
         tracking.end_run()

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from jobs.runs import tracking
-from jobs.runs.storage import write_json
 from jobs.training.config import model_fields
 from jobs.tasks import task_named
 from jobs.tuning import report, seeds
@@ -28,7 +27,7 @@ from jobs.tuning.trial import StudyContext, point_key, run_trial, train_run_name
 from models import LaCTAudioConfig
 from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.manifest import read_json_or_none
+from pipeline.files import read_json_or_none, write_json
 from pipeline.ray_connection import connect
 
 STUDY_FILE = "study.json"   # the parent MLflow run id, so a resumed study logs into the same run
@@ -63,7 +62,7 @@ def run_study(study: DictConfig, resume: bool = False, address: str | None = Non
             tracking.set_tags({"tune_study": study.name, "task": plan.task.name})
             tracking.log_dict(OmegaConf.to_container(study, resolve=True), "study.json")
             write_json(uris.join(plan.study_dir, STUDY_FILE), {"mlflow_run_id": parent_id,
-                                                               "tracking_uri": tracking_uri})
+                                                               "tracking_uri": tracking_uri}, sort_keys=False)
         context = StudyContext(
             name=study.name, storage=plan.storage,
             configs={point_key(p): OmegaConf.to_container(trial_config(study, p), resolve=True)
@@ -152,7 +151,7 @@ def finish_study(plan: StudyPlan, results, parent_id: str, tracking_uri: str) ->
         "reference": reference, "comparisons": comparisons,
         "mlflow_run_id": parent_id, "tracking_uri": tracking_uri,
     }
-    write_json(uris.join(plan.study_dir, "summary.json"), summary)
+    write_json(uris.join(plan.study_dir, "summary.json"), summary, sort_keys=False)
     tracking.log_dict(summary, "summary.json")
     return summary, (table, seed_table)
 

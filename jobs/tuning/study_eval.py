@@ -28,11 +28,10 @@ from __future__ import annotations
 import sys
 import time
 
-from jobs.runs.storage import write_json
 from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
-from pipeline.manifest import read_json_or_none
+from pipeline.files import read_json_or_none, write_json
 
 ARM_ORDER = ("lact", "static_fast_weights", "window", "full_attention")
 
@@ -215,7 +214,7 @@ def position_nll_per_seed(models: dict[int, dict[str, str]], data: str, report: 
                 out[seed][arm] = nll_by_position(model, split, config.nll_position_bins, config.nll_sequences,
                                                  config.time_limit, config.bootstrap_seed, config.bootstrap_resamples)
             print(f"  study_eval: seed {seed} {arm}: NLL by position {time.perf_counter() - started:.0f} s", flush=True)
-        write_json(uris.join(report, f"seed{seed}", "position_nll.json"), {"models": arms, "results": out[seed]})
+        write_json(uris.join(report, f"seed{seed}", "position_nll.json"), {"models": arms, "results": out[seed]}, sort_keys=False)
     return out
 
 
@@ -316,7 +315,7 @@ def evaluate_study(studies: list[str], data: str, report: str | None, reference:
     with fs.open(f"{path}/report.md", "w") as f:
         f.write(text)
     write_json(uris.join(report, "study.json"), {"study": studies, "data": data, "reference": reference,
-                                                  "models": {str(s): a for s, a in models.items()}, **summary})
+                                                  "models": {str(s): a for s, a in models.items()}, **summary}, sort_keys=False)
     print(text)
     print(f"report {uris.join(report, 'report.md')} (per seed: {uris.join(report, 'seed<k>')}/)")
     return 0

@@ -12,13 +12,13 @@ import json
 import os
 from dataclasses import dataclass
 
-from jobs.runs.storage import write_json
 from jobs.training.config import load_config
 from jobs.training.phases import Phases
 from jobs.training.plan import make_plan
 from jobs.training.run import train_planned
 from jobs.tuning.dev_units import DEV_UNITS_FILE, score_dev_units
 from pipeline import uri as uris
+from pipeline.files import write_json
 
 
 @dataclass
@@ -59,4 +59,4 @@ def run_trial(tune_config: dict, context: StudyContext) -> None:
                               params={f"tune.{k}": v for k, v in point.items()},
                               callbacks=[TuneReportCallback()],
                               register=False)   # the study registers only its best trial
-    write_json(uris.join(plan.run_uri, DEV_UNITS_FILE), {"units": score_dev_units(plan, result)})
+    write_json(uris.join(plan.run_uri, DEV_UNITS_FILE), {"units": score_dev_units(plan, result)}, sort_keys=False)
