@@ -124,3 +124,13 @@ def test_no_function_over_60_lines():
     found = {str(p.relative_to(ROOT)): long for p in project_modules().values()
              if (long := long_functions(ast.parse(p.read_text())))}
     assert found == {}
+
+
+def test_the_readme_layer_map_names_every_part_of_jobs():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    parts = sorted(f"jobs/{p.name}/" if p.is_dir() else f"jobs/{p.name}"
+                   for p in (ROOT / "jobs").iterdir()
+                   if (p.is_dir() and (p / "__init__.py").exists())
+                   or (p.suffix == ".py" and p.name != "__init__.py"))
+    assert [p for p in parts if p not in layout] == []
