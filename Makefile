@@ -28,11 +28,14 @@ debs:
 demo: setup
 	$(BIN)/lact-audio demo
 
+# Unit tests on both cores (pytest-xdist); the integration tests one at a time, since each starts
+# Ray workers that already keep both cores busy (two at once ran no faster and much louder).
 test: setup
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q --durations=15
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -n 2 -m "not integration" --durations=5
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m integration --durations=15
 
 test-unit: setup
-	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -m "not integration"
+	RAY_AUTH_MODE=disabled $(BIN)/python -m pytest -q -n 2 -m "not integration"
 
 bench: setup
 	$(BIN)/python bench/preprocess.py

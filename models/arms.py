@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from models.config import LaCTAudioConfig
+from models.lact_layer import LaCTLayer
 
 LACT, WINDOW, STATIC, FULL = "lact", "window", "static_fast_weights", "full_attention"
 ARCHITECTURES = (LACT, WINDOW, STATIC, FULL)
@@ -34,8 +35,6 @@ def canonical_architecture(name: str) -> str:
 
 
 def _layer_parameters(config: LaCTAudioConfig) -> int:
-    from models.lact_layer import LaCTLayer
-
     with torch.device("meta"):
         return sum(p.numel() for p in LaCTLayer(config, causal=True).parameters())
 

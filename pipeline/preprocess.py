@@ -18,13 +18,17 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 
+from pipeline.features import AudioFeatureExtractor
 from pipeline.files import write_json
 from pipeline.manifest import SUMMARY
 from pipeline.phase_timer import PhaseTimer
+from pipeline.preprocessing import tokenizers
 from pipeline.preprocessing.config import PreprocessConfig, is_training_split  # noqa: F401  (the public names)
+from pipeline.preprocessing.finish import finish
+from pipeline.preprocessing.plan import plan_shards, plan_text, read_listing
+from pipeline.preprocessing.shard_runner import build_shards
 from pipeline.ray_connection import ray_session
 from pipeline.uri import absolute, ensure_writable, join, require_exists
-
 
 # --------------------------------------------------------------------------------------- Ray
 
@@ -95,12 +99,6 @@ def _summary(config: PreprocessConfig, counts: dict, results: list[dict], cpus: 
 
 def run_preprocess(config: PreprocessConfig, address: str | None = None) -> dict:
     """The whole run; returns the summary (also written to OUTPUT/summary.json)."""
-    from pipeline.features import AudioFeatureExtractor
-    from pipeline.preprocessing import tokenizers
-    from pipeline.preprocessing.finish import finish
-    from pipeline.preprocessing.plan import plan_shards, plan_text, read_listing
-    from pipeline.preprocessing.shard_runner import build_shards
-
     started, timer = time.time(), PhaseTimer()
     config.validate()
     config.input_uri, config.output_uri = absolute(config.input_uri), absolute(config.output_uri)

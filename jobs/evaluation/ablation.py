@@ -10,20 +10,17 @@ import torch
 
 from jobs.evaluation.accuracy import GREEDY, scores, transcribe
 from jobs.evaluation.data import EvalSplit
+from models.lact_layer import LaCTLayer, skip_fast_weight_updates
 
 
 def has_fast_weights(model) -> bool:
     """Whether any layer updates fast weights at test time (not window, static or full attention)."""
-    from models.lact_layer import LaCTLayer
-
     return any(isinstance(m, LaCTLayer) and m.update_fast_weights for m in model.modules())
 
 
 @torch.no_grad()
 def mean_fast_weight_change(model, split: EvalSplit, tokenizer) -> float:
     """The fast-weight change of a normal pass over the split, averaged over batches and layers."""
-    from models.lact_layer import LaCTLayer
-
     seen: list[float] = []
     hooks = [m.register_forward_hook(lambda layer, args, out: seen.append(layer.fast_change))
              for m in model.modules() if isinstance(m, LaCTLayer) and m.update_fast_weights]
@@ -36,8 +33,6 @@ def mean_fast_weight_change(model, split: EvalSplit, tokenizer) -> float:
 
 
 def evaluate_ablation(model, split: EvalSplit, tokenizer, cer_with_updates: float) -> dict:
-    from models.lact_layer import skip_fast_weight_updates
-
     if not has_fast_weights(model):
         return {"status": "not_applicable", "reason": "no test-time fast-weight updates (window, static_fast_weights or full_attention arm)"}
     refs = [u.text for u in split.utterances]

@@ -13,6 +13,7 @@ import torch
 
 from jobs.evaluation.data import EvalUtterance
 from jobs.tasks.asr import ASR_FIELDS, asr_counts, asr_metrics
+from models.decoding import ctc_greedy_decode, ctc_prefix_beam_search
 
 GREEDY = "greedy"
 BEAM = "beam"
@@ -29,8 +30,6 @@ def pad_features(features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.
 
 def decode_logits(logits: torch.Tensor, lengths: torch.Tensor, tokenizer, decoding: str = GREEDY,
                   beam_size: int = 8) -> list[str]:
-    from models.decoding import ctc_greedy_decode, ctc_prefix_beam_search
-
     logits, lengths = logits.float().cpu(), lengths.cpu()
     if decoding == GREEDY:
         ids = ctc_greedy_decode(logits, lengths, blank=0)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 
+from jobs.evaluation.ablation import has_fast_weights
 from jobs.evaluation.accuracy import GREEDY, scores, transcribe
 from jobs.evaluation.data import EvalSplit
 from jobs.evaluation.long_form import decode_recordings, length_summaries
@@ -36,8 +37,6 @@ CHAINED_MODES = ("trained", "always", "never")
 
 def can_adapt(model) -> bool:
     """Only a model that updates fast weights carries anything from one utterance to the next."""
-    from jobs.evaluation.ablation import has_fast_weights
-
     return hasattr(model, "adapt_to_speaker") and hasattr(model, "reset_speaker") and has_fast_weights(model)
 
 

@@ -20,7 +20,11 @@ import torch.nn.functional as F
 
 from jobs.evaluation.data import EvalSplit
 from pipeline import uri as uris
+from pipeline.audio import load_audio, resample
+from pipeline.audio_tokenizer import load_audio_tokenizer
 from pipeline.manifest import SUMMARY
+from pipeline.readers import read_corpus
+from pipeline.records import Utterance
 from pipeline.text_tokenizer import output_root
 
 PESQ_RATE = 16000
@@ -39,9 +43,6 @@ def position_nll_bits(model, tokens: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------ PESQ / STOI
 def original_audio_uris(split: EvalSplit) -> dict[str, str]:
     """utt_id -> audio URI of the corpus the split was preprocessed from."""
-    from pipeline.readers import read_corpus
-    from pipeline.records import Utterance
-
     summary_uri = uris.join(output_root(split.uri), SUMMARY)
     if not uris.exists(summary_uri):
         raise NotMeasured(f"original audio unknown: no preprocessing summary at {summary_uri}")
@@ -60,8 +61,6 @@ def tokenizer_round_trip(split: EvalSplit, utterances: int) -> dict:
     from pesq import pesq
     from pystoi import stoi
 
-    from pipeline.audio import load_audio, resample
-    from pipeline.audio_tokenizer import load_audio_tokenizer
 
     tokenizer = load_audio_tokenizer(split.manifest, split.uri)
     if tokenizer is None:
@@ -108,7 +107,6 @@ def continuation_samples(model, split: EvalSplit, out_dir: str, label: str, samp
                          prompt_tokens: int, new_tokens: int, seed: int = 0) -> list[dict]:
     import soundfile as sf
 
-    from pipeline.audio_tokenizer import load_audio_tokenizer
 
     tokenizer = load_audio_tokenizer(split.manifest, split.uri)
     os.makedirs(out_dir, exist_ok=True)

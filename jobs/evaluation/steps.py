@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 import torch
 
 from jobs.evaluation import adaptation, efficiency, long_form, position_nll
+from jobs.evaluation import generation_quality as gq
+from jobs.evaluation.ablation import evaluate_ablation
+from jobs.evaluation.accuracy import accuracy_report
 from jobs.evaluation.data import EvalSplit
+from jobs.evaluation.generation_quality import position_nll_bits
+from jobs.evaluation.quantized import evaluate_quantized
+from jobs.evaluation.streaming import evaluate_streaming
 from jobs.evaluation.training_condition import training_condition
 
 
@@ -53,8 +59,6 @@ class ModelUnderTest:
 
 
 def accuracy(m: ModelUnderTest, s: SharedInputs) -> dict:
-    from jobs.evaluation.accuracy import accuracy_report
-
     return accuracy_report(m.model, s.split.utterances, m.tokenizer(s), beam=s.full,
                            beam_size=s.config.beam_size, batch_size=s.config.batch_size)
 
@@ -67,8 +71,6 @@ def long_form_step(m: ModelUnderTest, s: SharedInputs) -> dict:
 
 
 def streaming(m: ModelUnderTest, s: SharedInputs) -> dict:
-    from jobs.evaluation.streaming import evaluate_streaming
-
     c = s.config
     return {"streaming": evaluate_streaming(m.model, s.split, m.tokenizer(s), c.stream_chunk_frames,
                                             c.stream_seconds, c.time_limit)}
@@ -83,22 +85,16 @@ def adaptation_step(m: ModelUnderTest, s: SharedInputs) -> dict:
 
 
 def fast_weight_ablation(m: ModelUnderTest, s: SharedInputs) -> dict:
-    from jobs.evaluation.ablation import evaluate_ablation
-
     return {"fast_weight_ablation": evaluate_ablation(m.model, s.split, m.tokenizer(s), m.metrics["cer"])}
 
 
 def quantized(m: ModelUnderTest, s: SharedInputs) -> dict:
-    from jobs.evaluation.quantized import evaluate_quantized
-
     return {"quantized": evaluate_quantized(m.model, s.split, m.tokenizer(s))}
 
 
 @torch.no_grad()
 def nll(m: ModelUnderTest, s: SharedInputs) -> dict:
     """Next-token NLL (bits/token) overall and per speaker, one utterance at a time."""
-    from jobs.evaluation.generation_quality import position_nll_bits
-
     per: dict[str, list[float]] = {}
     rows = []    # per utterance: the units of a paired comparison
     for utt in s.split.utterances:
@@ -137,8 +133,6 @@ def audio_token_rate(split: EvalSplit) -> float | None:
 
 
 def continuations(m: ModelUnderTest, s: SharedInputs) -> dict:
-    from jobs.evaluation import generation_quality as gq
-
     c, rate = s.config, audio_token_rate(s.split)
     return {"continuations": gq.continuation_samples(
         m.model, s.split, os.path.join(s.staging, "samples"), m.label, c.samples,

@@ -32,6 +32,7 @@ from jobs.evaluation.data import read_split
 from jobs.evaluation.generation_quality import NotMeasured, tokenizer_round_trip
 from jobs.evaluation.report import write_report
 from jobs.evaluation.steps import STEPS, ModelUnderTest, SharedInputs
+from jobs.runs import tracking
 from jobs.runs.model_io import load_model
 from jobs.tasks import task_named
 from pipeline import uri as uris
@@ -228,13 +229,9 @@ def log_to_mlflow(results: dict, report_uri: str, local_dir: str) -> str | None:
     MLFLOW_TRACKING_URI is set (the embedded store is for training runs)."""
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    import mlflow
-
-    from jobs.runs import tracking
-
     tracking.setup("lact-audio-evaluation")
-    with mlflow.start_run(run_name=f"evaluate-{results['suite']}") as run:
-        mlflow.log_params({"suite": results["suite"], "data": results["data"][:500],
+    with tracking.started_run(run_name=f"evaluate-{results['suite']}") as run_id:
+        tracking.log_params({"suite": results["suite"], "data": results["data"][:500],
                            "report": report_uri[:500]})
         values = {}
         for label, m in results["models"].items():
@@ -246,6 +243,6 @@ def log_to_mlflow(results: dict, report_uri: str, local_dir: str) -> str | None:
                     values[f"{label}.long_form_cer_{length['length']}"] = length["one_pass"]["cer"]
                 if length["context_gain"].get("status") == "ok":
                     values[f"{label}.context_gain_{length['length']}"] = length["context_gain"]["difference"]
-        mlflow.log_metrics(values)
-        mlflow.log_artifacts(local_dir, artifact_path="evaluation")
-        return run.info.run_id
+        tracking.log_metrics(values)
+        tracking.log_artifacts(local_dir, artifact_path="evaluation")
+        return run_id

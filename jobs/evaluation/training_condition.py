@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 
+from jobs.runs import tracking
+from jobs.runs.storage import RUN_FILE
 from pipeline import uri as uris
 
 UTTERANCES, SESSIONS, UNKNOWN = "utterances", "sessions", "unknown"
@@ -32,8 +34,6 @@ def _from_config(config: dict, source: str) -> dict:
 
 
 def _run_file_near(checkpoint_uri: str) -> str | None:
-    from jobs.runs.storage import RUN_FILE
-
     here = uris.absolute(checkpoint_uri).rstrip("/")
     for folder in (here, here.rsplit("/", 1)[0]):
         candidate = uris.join(folder, RUN_FILE)
@@ -43,14 +43,8 @@ def _run_file_near(checkpoint_uri: str) -> str | None:
 
 
 def _from_mlflow(model_uri: str) -> dict | None:
-    import mlflow
-
-    from jobs.runs.tracking import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
     try:
-        run_id = mlflow.models.get_model_info(model_uri).run_id
-        params = mlflow.tracking.MlflowClient().get_run(run_id).data.params
+        run_id, params = tracking.logged_model_run(model_uri)
     except Exception:   # noqa: BLE001 - an unreadable run leaves the condition unknown
         return None
     source = f"MLflow run {run_id}"

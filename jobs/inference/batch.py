@@ -23,9 +23,14 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from jobs.inference import inputs
+from jobs.inference.model import ASR, load
 from jobs.inference.recognizer import WindowConfig
+from jobs.inference.transcriber import DecodeOptions, transcribe
 from pipeline import uri as uris
 from pipeline.errors import UserError
+from pipeline.files import write_atomic
+from pipeline.ray_connection import ray_session
 
 _TIME = [("start", pa.float64()), ("end", pa.float64()), ("text", pa.string())]
 SCHEMA = pa.schema([
@@ -93,8 +98,6 @@ def read_parts(output: str) -> pa.Table:
 
 def plan(config: BatchConfig) -> tuple[list[dict], set[str]]:
     """-> (every file as {id, uri}, ids already done)."""
-    from jobs.inference import inputs
-
     root = uris.absolute(config.input)
     files, problems = inputs.expand([root])
     if not files:
@@ -122,14 +125,11 @@ class TranscribeActor:
         self.model.model.to(device)
         self.tokenizer = self.model.text_tokenizer()
         self.output = output
-        from jobs.inference.transcriber import DecodeOptions
 
         self.options = DecodeOptions(beam_size=beam_size, windows=windows)
         torch.set_num_threads(1)
 
     def transcribe_row(self, item_id: str, uri: str) -> dict:
-        from jobs.inference.transcriber import transcribe
-
         row = {"id": item_id, "source": uri, "text": None, "duration": None, "segments": None, "error": None}
         try:
             t = transcribe(self.model, uri, self.options, tokenizer=self.tokenizer)
@@ -142,8 +142,6 @@ class TranscribeActor:
         return row
 
     def __call__(self, batch: dict) -> dict:
-        from pipeline.files import write_atomic
-
         rows = [self.transcribe_row(str(i), str(u)) for i, u in zip(batch["id"], batch["uri"])]
         sink = io.BytesIO()
         pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), sink)
@@ -170,8 +168,6 @@ def transcribe_on_ray(config: BatchConfig, model, todo: list[dict]) -> None:
 
 def finish(config: BatchConfig, items: list[dict]) -> tuple[int, int]:
     """All parts -> the output table in id order; -> (rows, failed rows)."""
-    from pipeline.files import write_atomic
-
     table = read_parts(config.output)
     wanted = {item["id"] for item in items}
     rows = {}
@@ -186,9 +182,6 @@ def finish(config: BatchConfig, items: list[dict]) -> tuple[int, int]:
 
 
 def run_batch(config: BatchConfig) -> BatchSummary:
-    from jobs.inference.model import ASR, load
-    from pipeline.ray_connection import ray_session
-
     config.validate()
     config.output = uris.absolute(config.output)
     uris.ensure_writable(parts_dir(config.output), "--output")

@@ -15,7 +15,10 @@ import soundfile as sf
 import torch
 
 from jobs.inference.model import InferenceModel
+from pipeline import uri as uris
+from pipeline.audio import AudioError, load_audio
 from pipeline.errors import UserError
+from pipeline.files import write_atomic
 
 SILENT_PROMPT_SECONDS = 0.05
 
@@ -32,8 +35,6 @@ class GenerateOptions:
 
 def prompt_tokens(model: InferenceModel, tokenizer, prompt_audio: str | None) -> torch.Tensor:
     """[1, P] token ids of the prompt audio, or of a moment of silence when there is none."""
-    from pipeline.audio import AudioError, load_audio
-
     if prompt_audio:
         try:
             audio = load_audio(prompt_audio, max_seconds=float("inf"))
@@ -51,9 +52,6 @@ def prompt_tokens(model: InferenceModel, tokenizer, prompt_audio: str | None) ->
 def generate(model: InferenceModel, out_uri: str, options: GenerateOptions,
              prompt_audio: str | None = None) -> dict:
     """Writes a mono WAV at the tokenizer's sample rate; returns {seconds, tokens, sample_rate}."""
-    from pipeline import uri as uris
-    from pipeline.files import write_atomic
-
     if options.seconds <= 0:
         raise UserError(f"--seconds must be > 0, got {options.seconds}")
     tokenizer = model.audio_tokenizer()

@@ -11,8 +11,15 @@ from dataclasses import dataclass
 
 import torch
 
+from jobs.runs import tracking
+from jobs.runs.model_io import load_model
 from jobs.tasks import ASR, GENERATION
+from pipeline.audio_tokenizer import load_audio_tokenizer
 from pipeline.errors import UserError
+from pipeline.features import AudioFeatureExtractor
+from pipeline.normalizer import FeatureNormalizer
+from pipeline.split_reader import open_split
+from pipeline.text_tokenizer import load_text_tokenizer
 
 __all__ = ["ASR", "GENERATION", "InferenceModel", "load", "registry_version"]   # the commands require ASR or GENERATION
 SUBSAMPLING = 4   # the ASR front end (ConvSubsampling4x): one encoder frame per 4 feature frames
@@ -43,23 +50,15 @@ class InferenceModel:
 
     # the preprocessing objects are built on first use, so that the object pickles small
     def feature_extractor(self):
-        from pipeline.features import AudioFeatureExtractor
-
         return AudioFeatureExtractor.from_config(self.manifest["feature"])
 
     def normalizer(self):
-        from pipeline.normalizer import FeatureNormalizer
-
         return FeatureNormalizer.from_manifest(self.manifest)
 
     def text_tokenizer(self):
-        from pipeline.text_tokenizer import load_text_tokenizer
-
         return load_text_tokenizer(self.manifest, self.split_uri)
 
     def audio_tokenizer(self):
-        from pipeline.audio_tokenizer import load_audio_tokenizer
-
         tokenizer = load_audio_tokenizer(self.manifest, self.split_uri)
         if tokenizer is None:
             raise UserError(f"split {self.split_uri} has no audio tokenizer; the generator's run "
@@ -83,22 +82,18 @@ def registry_version(model_uri: str) -> str | None:
     """The version number a models:/NAME@alias (or models:/NAME/N) points at now, else None."""
     if not model_uri.startswith("models:/"):
         return None
-    from mlflow.tracking import MlflowClient
-
-    from jobs.runs.tracking import tracking_uri
-
-    name, _, rest = model_uri[len("models:/"):].partition("@")
-    client = MlflowClient(tracking_uri())
-    if rest:
-        return str(client.get_model_version_by_alias(name, rest).version)
-    return model_uri.rsplit("/", 1)[-1]
+    name, _, alias = model_uri[len("models:/"):].partition("@")
+    if not alias:
+        return model_uri.rsplit("/", 1)[-1]
+    tracking.use_store()
+    version = tracking.version_with_alias(name, alias)
+    if version is None:
+        raise LookupError(f"no registered model {name!r} with alias {alias!r}")
+    return version
 
 
 def load(model_uri: str, data_uri: str | None = None) -> InferenceModel:
     """model_uri -> InferenceModel on the CPU in eval mode; UserError for anything unusable."""
-    from jobs.runs.model_io import load_model
-    from pipeline.split_reader import open_split
-
     version = None
     if model_uri.startswith("models:/") and "@" in model_uri:
         # Pin the alias to the version it names now, so the weights and the reported version agree.

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from ray import serve
 
+from jobs.inference.model import load, registry_version
 from jobs.inference.recognizer import WindowConfig
+from jobs.inference.transcriber import DecodeOptions, transcribe_many
 from jobs.tasks import ASR
 
 log = logging.getLogger("lact_audio.serve")
@@ -62,7 +64,6 @@ class ASRService:
 
     def __init__(self, config: ServeConfig):
         os.environ.update(config.env)
-        from jobs.inference.model import load
 
         self.config = config
         self.current = load(config.model, config.data)
@@ -77,8 +78,6 @@ class ASRService:
 
     # ---- alias following -------------------------------------------------------------------
     def _follow_alias(self) -> None:
-        from jobs.inference.model import load, registry_version
-
         while not self._stop.wait(self.config.poll_seconds):
             try:
                 version = registry_version(self.config.model)
@@ -93,8 +92,6 @@ class ASRService:
 
     # ---- requests ----------------------------------------------------------------------------
     def _transcribe(self, uploads: list[bytes]) -> list[dict]:
-        from jobs.inference.transcriber import DecodeOptions, transcribe_many
-
         model, tokenizer = self.current, self.tokenizer
         self.largest_batch = max(self.largest_batch, len(uploads))
         options = DecodeOptions(beam_size=self.config.beam_size, windows=self.config.windows)

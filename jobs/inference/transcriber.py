@@ -9,6 +9,8 @@ from jobs.inference.alignment import CTCSegmenter, Segment
 from jobs.inference.audio_stream import FeatureStream
 from jobs.inference.model import InferenceModel
 from jobs.inference.recognizer import WindowConfig, log_probs
+from jobs.inference.recognizer import log_probs as windowed
+from pipeline.audio import AudioError
 
 PROGRESS_MIN_SECONDS = 5.0
 
@@ -71,8 +73,6 @@ def transcribe_many(model: InferenceModel, sources: list[bytes | str], options: 
     An unusable recording gives its AudioError in its place; the others are unaffected."""
     import torch
 
-    from jobs.inference.recognizer import log_probs as windowed
-    from pipeline.audio import AudioError
 
     options = options or DecodeOptions()
     tokenizer = tokenizer or model.text_tokenizer()

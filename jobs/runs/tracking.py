@@ -115,6 +115,13 @@ def log_artifact(path: str, artifact_path: str | None = None) -> None:
     mlflow.log_artifact(path, artifact_path=artifact_path)
 
 
+def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
+    """A whole folder into the active run."""
+    import mlflow
+
+    mlflow.log_artifacts(local_dir, artifact_path=artifact_path)
+
+
 # ---- a run addressed by its id -------------------------------------------------------------------
 class RunById:
     """A run written through the client by its id, while other runs come and go as the active
@@ -280,6 +287,16 @@ def load_logged_model(model_uri: str):
     info = mlflow.models.get_model_info(model_uri)
     model = mlflow.pytorch.load_model(model_uri, map_location="cpu")
     return model, dict(info.metadata or {})
+
+
+def logged_model_run(model_uri: str) -> tuple[str, dict]:
+    """(run id, params) of the run that logged the model at models:/, runs:/ or mlflow-artifacts:/."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    use_store()
+    run_id = mlflow.models.get_model_info(model_uri).run_id
+    return run_id, MlflowClient().get_run(run_id).data.params
 
 
 # ---- the registry --------------------------------------------------------------------------------

@@ -13,14 +13,16 @@ from functools import cached_property
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from jobs.training.config import model_fields, session_config
-from jobs.training.loop import WorkerSpec
+from jobs.runs.model_io import load_model
 from jobs.runs.storage import pick_run_dir, read_run_file
 from jobs.tasks import task_named
+from jobs.training.config import model_fields, session_config
+from jobs.training.loop import WorkerSpec
 from models import LaCTAudioConfig, count_parameters
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.session_plan import SessionPlan, plan_sessions
+from pipeline.split_reader import open_split
 
 
 @dataclass
@@ -107,8 +109,6 @@ def train_sessions(cfg: DictConfig, train) -> SessionPlan | None:
 
 def initial_weights(cfg: DictConfig, shapes) -> dict:
     """train.init_from's weights, checked to fit the model this config builds from this data."""
-    from jobs.runs.model_io import load_model
-
     source = cfg.train.init_from
     model, meta = load_model(source)
     for key, ours in (("task", cfg.task), ("architecture", cfg.model.architecture)):
@@ -130,8 +130,6 @@ def initial_weights(cfg: DictConfig, shapes) -> dict:
 
 
 def data_splits(cfg: DictConfig) -> dict:
-    from pipeline.split_reader import open_split
-
     root = uris.absolute(cfg.data.root)
     uris.require_exists(root, "config key 'data.root'")
     splits = {}

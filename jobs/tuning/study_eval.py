@@ -28,6 +28,11 @@ from __future__ import annotations
 import sys
 import time
 
+from jobs.evaluation.data import read_split
+from jobs.evaluation.paired_bootstrap import excludes_zero, paired_bootstrap
+from jobs.evaluation.position_nll import bin_label, nll_by_position
+from jobs.evaluation.suite import run_suite
+from jobs.runs.model_io import load_model
 from jobs.tasks import task_named
 from pipeline import uri as uris
 from pipeline.errors import UserError
@@ -104,8 +109,6 @@ def _summed(per_seed: list[dict], keys: list) -> tuple[list[float], list[float],
 
 
 def _interval(a, b, n, seed: int, resamples: int) -> dict | None:
-    from jobs.evaluation.paired_bootstrap import excludes_zero, paired_bootstrap
-
     if not a or sum(n) <= 0:
         return None
     r = paired_bootstrap(a, b, n, resamples=resamples, seed=seed)
@@ -198,9 +201,6 @@ def position_nll_per_seed(models: dict[int, dict[str, str]], data: str, report: 
     each seed's results also in REPORT/seed<k>/position_nll.json."""
     import torch
 
-    from jobs.evaluation.data import read_split
-    from jobs.evaluation.position_nll import nll_by_position
-    from jobs.runs.model_io import load_model
 
     split = read_split(data, features=False, audio_tokens=True)
     out: dict[int, dict[str, dict]] = {}
@@ -222,8 +222,6 @@ def pool_position_nll(per_seed: dict[int, dict[str, dict]], seed: int = 0, resam
     """{bin: {"arms": {arm: {sequences, nll_bits, per_seed}}, "pairs": {"a - b": interval + per_seed
     + seeds_lower}}} over the sequences every arm scored in every seed, each sequence's bits and
     tokens summed over the seeds; a pair "a - b" is negative where a predicts better."""
-    from jobs.evaluation.position_nll import bin_label
-
     seeds = sorted(per_seed)
     arms = [a for a in ARM_ORDER if all(a in per_seed[s] for s in seeds)]
     if not arms:
@@ -272,8 +270,6 @@ def position_markdown(pooled: dict, seeds: list[int]) -> str:
 
 def asr_study(models: dict, data: str, report: str, reference: str | None, config) -> tuple[str, dict]:
     """The full suite per seed (REPORT/seed<k>/), then the pooled tables: (markdown, summary)."""
-    from jobs.evaluation.suite import run_suite
-
     per_seed = {}
     for seed, arms in models.items():
         print(f"  study_eval: seed {seed}: {', '.join(arms)}", flush=True)
@@ -299,8 +295,6 @@ STUDIES = {"long_form": asr_study, "nll_by_position": generation_study}
 def evaluate_study(studies: list[str], data: str, report: str | None, reference: str | None, config) -> int:
     """`lact-audio evaluate --study ...`: the models of `studies`, evaluated and pooled; the report
     under `report` (default: the first study's eval/)."""
-    from jobs.runs.model_io import load_model
-
     studies = [uris.absolute(s) for s in studies]
     report = uris.absolute(report or uris.join(studies[0], "eval"))
     reference = reference or (read_json_or_none(uris.join(studies[0], "summary.json")) or {}).get("reference")

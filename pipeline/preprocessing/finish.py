@@ -15,6 +15,7 @@ from pipeline.preprocessing.config import PreprocessConfig
 from pipeline.preprocessing.plan import Plan
 from pipeline.quarantine import count_by_reason, quarantine_table
 from pipeline.records import Rejection
+from pipeline.shards import remove_stale
 from pipeline.uri import join
 
 QUARANTINE = "quarantine.parquet"
@@ -42,8 +43,6 @@ def _cmvn(plan: Plan, by_split: dict[str, list[dict]], n_mels: int, output: str)
 def finish(config: PreprocessConfig, plan: Plan, results: list[dict], shared: dict) -> dict:
     """Write quarantine and manifests; returns the counts for the summary. `shared` is what every
     manifest carries besides its own shards: feature, text_tokenizer, audio_tokenizer."""
-    from pipeline.shards import remove_stale
-
     output = config.output_uri
     by_split: dict[str, list[dict]] = defaultdict(list)
     for result in sorted(results, key=lambda r: (r["split"], r["index"])):

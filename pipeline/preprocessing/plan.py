@@ -18,8 +18,11 @@ from pipeline.files import read_json
 from pipeline.manifest import FORMAT_VERSION, MANIFEST, canonical_json
 from pipeline.preprocessing.config import PreprocessConfig, is_training_split
 from pipeline.quarantine import EMPTY_AFTER_NORMALIZATION, OOV_CHARACTERS
+from pipeline.readers import read_corpus
 from pipeline.records import Rejection, Utterance
+from pipeline.shards import shard_name
 from pipeline.text_normalizer import normalize_text
+from pipeline.text_tokenizer import OutOfVocabulary
 from pipeline.uri import join
 
 DUPLICATE_UTT_ID = "duplicate_utt_id"
@@ -52,8 +55,6 @@ class Plan:
 
 
 def read_listing(config: PreprocessConfig) -> tuple[list[Utterance], list[Rejection]]:
-    from pipeline.readers import read_corpus
-
     utterances, rejections = [], []
     for record in read_corpus(config.corpus, config.input_uri, splits=config.splits, languages=config.languages):
         (rejections if isinstance(record, Rejection) else utterances).append(record)
@@ -90,7 +91,6 @@ def plan_text(config: PreprocessConfig, utterances: list[Utterance], rejections:
                         "(see the reader's rejections)")
     tokenizer = fit_text_tokenizer(train_texts)
 
-    from pipeline.text_tokenizer import OutOfVocabulary
 
     for r in rows:
         try:
@@ -116,8 +116,6 @@ def _previous_hashes(split_uri: str) -> dict[tuple[str, str], str]:
 def plan_shards(config: PreprocessConfig, plan: Plan, content_settings: dict) -> list[ShardTask]:
     """Each split's rows in shards of rows_per_shard; `content_settings` is everything else that
     shapes a shard's bytes (features, length limits, tokenizer fingerprints)."""
-    from pipeline.shards import shard_name
-
     tasks = []
     for split in plan.splits:
         split_uri = join(config.output_uri, split)

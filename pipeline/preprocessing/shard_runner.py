@@ -19,7 +19,8 @@ from itertools import accumulate
 from pipeline.files import sha256_of
 from pipeline.preprocessing.config import PreprocessConfig
 from pipeline.preprocessing.plan import ShardTask
-
+from pipeline.preprocessing.shard_worker import process_shard
+from pipeline.shards import file_names, read_shard_info
 
 # Guided scheduling: each task takes a CPU's share of the shards still to hand out, at most
 # MAX_SHARDS_PER_TASK. Large tasks first keep the per-task cost low (7-15 ms of a CPU between one
@@ -69,8 +70,6 @@ def map_items(items: list[str | bytes], fn, settings: dict, sizes: list[int] | N
 
 def completed_shard(task: ShardTask) -> dict | None:
     """The result of a shard that already exists with this key (one footer read), else None."""
-    from pipeline.shards import read_shard_info
-
     info = read_shard_info(task.uri)
     if info is None or info.get("key") != task.key:
         return None
@@ -79,8 +78,6 @@ def completed_shard(task: ShardTask) -> dict | None:
 
 def build_shards(config: PreprocessConfig, tasks: list[ShardTask], settings: dict, need_ray) -> list[dict]:
     """Results of every task (skipped or built), in no particular order."""
-    from pipeline.shards import file_names
-
     # One listing per split folder, then a footer read only for the shards that exist: on a first
     # run, opening each missing file took 40 ms of the driver's time for 131 shards.
     present = {f"{folder}/{name}" for folder in {t.uri.rsplit("/", 1)[0] for t in tasks} for name in file_names(folder)}
@@ -98,7 +95,6 @@ def build_shards(config: PreprocessConfig, tasks: list[ShardTask], settings: dic
 
     from tqdm import tqdm
 
-    from pipeline.preprocessing.shard_worker import process_shard
 
     ray = need_ray()
     cpus = int(ray.cluster_resources().get("CPU", 0))

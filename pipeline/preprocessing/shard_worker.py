@@ -21,12 +21,14 @@ import numpy as np
 import torch
 
 from pipeline.audio import AudioError, decode, read_bytes, validate_and_resample
+from pipeline.features import AudioFeatureExtractor
 from pipeline.files import write_atomic
 from pipeline.normalizer import CMVNStats
 from pipeline.phase_timer import PhaseTimer
 from pipeline.preprocessing.frame_buffer import FrameBuffer
 from pipeline.quarantine import PROCESSING_ERROR
 from pipeline.records import Rejection
+from pipeline.shards import build_table, to_parquet_bytes
 from pipeline.uri import is_remote
 
 FETCH_THREADS = 4   # overlap object-store reads with decoding inside a task
@@ -37,8 +39,6 @@ _frame_buffers: dict[int, FrameBuffer] = {}   # per n_mels, reused by this proce
 
 def _extractor(feature_config: dict):
     """One AudioFeatureExtractor (mel filterbank, window) per worker process and feature config."""
-    from pipeline.features import AudioFeatureExtractor
-
     key = json.dumps(feature_config, sort_keys=True)
     if key not in _extractors:
         _extractors[key] = AudioFeatureExtractor.from_config(feature_config)
@@ -111,8 +111,6 @@ def _outcome(utt: dict, fetched, settings: dict, extractor, frames: FrameBuffer,
 
 def build_shard(task: dict, settings: dict) -> dict:
     """One planned shard (plan.ShardTask as a dict) -> written to task["uri"]; returns its result."""
-    from pipeline.shards import build_table, to_parquet_bytes
-
     cpu_start, clock = time.process_time(), PhaseTimer()
     extractor, frames = _extractor(settings["feature"]), _frame_buffer(settings["feature"]["n_mels"])
     good, bad = [], []

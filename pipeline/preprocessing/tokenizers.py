@@ -10,11 +10,15 @@ import io
 
 import numpy as np
 
+from pipeline.audio_tokenizer import KMEANS_CODEBOOK_PATH, KMeansMelTokenizer, MuLawTokenizer
 from pipeline.errors import UserError
 from pipeline.files import read_json, write_atomic, write_json
 from pipeline.manifest import FORMAT_VERSION
 from pipeline.preprocessing.config import PreprocessConfig
 from pipeline.preprocessing.plan import Plan, content_key
+from pipeline.preprocessing.shard_runner import map_items
+from pipeline.preprocessing.shard_worker import sample_frames
+from pipeline.text_tokenizer import BPE_MODEL_PATH, BPETokenizer, CharTokenizer
 from pipeline.uri import filesystem, join
 
 KMEANS_SAMPLE_UTTERANCES_PER_TASK = 16
@@ -40,8 +44,6 @@ def _store_artifact(output: str, name: str, key: str, data: bytes) -> None:
 
 
 def text_tokenizer(config: PreprocessConfig, train_texts: list[str]):
-    from pipeline.text_tokenizer import BPE_MODEL_PATH, BPETokenizer, CharTokenizer
-
     if config.text_tokenizer == "char":
         return CharTokenizer.build(train_texts)
     key = content_key({"texts": sorted(train_texts), "vocab_size": config.bpe_vocab_size, "v": FORMAT_VERSION})
@@ -58,8 +60,6 @@ def text_tokenizer(config: PreprocessConfig, train_texts: list[str]):
 def audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, need_ray):
     """None, μ-law, or k-means fitted on frames of up to kmeans_fit_utterances training utterances
     (the frames come from Ray tasks: `need_ray()` starts Ray only when a fit is due)."""
-    from pipeline.audio_tokenizer import KMEANS_CODEBOOK_PATH, KMeansMelTokenizer, MuLawTokenizer
-
     if config.audio_tokens is None:
         return None
     if config.audio_tokens == "mulaw":
@@ -90,8 +90,6 @@ def audio_tokenizer(config: PreprocessConfig, plan: Plan, settings: dict, need_r
 def _sample_frames(train: list[dict], settings: dict, need_ray) -> np.ndarray:
     import pickle
 
-    from pipeline.preprocessing.shard_runner import map_items
-    from pipeline.preprocessing.shard_worker import sample_frames
 
     need_ray()
     step = KMEANS_SAMPLE_UTTERANCES_PER_TASK
