@@ -7,9 +7,10 @@ from models.block import LaCTAudioBlock
 from models.config import LaCTAudioConfig
 from models.decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from models.errors import LaCTErrorHandler, LaCTOutOfMemoryError
-from models.factory import ASR_MODELS, GENERATION_MODELS, ModelFamily, build_model, count_parameters
+from models.factory import ASR_MODELS, GENERATION_MODELS, ModelFamily, build_model
 from models.generator import LaCTAudioGenerator
 from models.lact_layer import LaCTLayer
+from models.parameters import count_parameters
 from models.state import LaCTState
 
 __all__ = [

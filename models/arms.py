@@ -19,6 +19,7 @@ from torch import nn
 
 from models.config import LaCTAudioConfig
 from models.lact_layer import LaCTLayer
+from models.parameters import count_parameters
 
 LACT, WINDOW, STATIC, FULL = "lact", "window", "static_fast_weights", "full_attention"
 ARCHITECTURES = (LACT, WINDOW, STATIC, FULL)
@@ -36,7 +37,7 @@ def canonical_architecture(name: str) -> str:
 
 def _layer_parameters(config: LaCTAudioConfig) -> int:
     with torch.device("meta"):
-        return sum(p.numel() for p in LaCTLayer(config, causal=True).parameters())
+        return count_parameters(LaCTLayer(config, causal=True))
 
 
 def _with_matched_mlp(lact: LaCTAudioConfig, arm: LaCTAudioConfig) -> LaCTAudioConfig:
@@ -59,5 +60,4 @@ def arm_config(architecture: str, config: LaCTAudioConfig) -> LaCTAudioConfig:
 
 def parameter_ratio(arm: nn.Module, lact: nn.Module) -> float:
     """An arm's parameter count over the LaCT model's (the match is asserted in tests)."""
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    return count(arm) / count(lact)
+    return count_parameters(arm) / count_parameters(lact)

@@ -18,16 +18,13 @@ from models.block import SwiGLUMLP
 from models.config import LaCTAudioConfig
 from models.decoder_base import TokenDecoder
 from models.lact_layer import LaCTLayer
-
-
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+from models.parameters import count_parameters
 
 
 def baseline_mlp_hidden(config: LaCTAudioConfig) -> int:
     """MLP width that gives a baseline block the parameter count of a LaCT block."""
     with torch.device("meta"):
-        extra = _count(LaCTLayer(config, causal=True)) - _count(
+        extra = count_parameters(LaCTLayer(config, causal=True)) - count_parameters(
             SelfAttention(config.hidden_size, config.num_attention_heads, causal=True))
     return config.mlp_hidden_dim + max(0, round(extra / (3 * config.hidden_size)))
 

@@ -27,7 +27,7 @@ class ModelFamily:
 
 ASR_MODELS = ModelFamily(LaCTASRModel, BaselineASRTransformer)
 GENERATION_MODELS = ModelFamily(LaCTAudioGenerator, BaselineAudioTransformer)
-__all__ = ["ARCHITECTURES", "ASR_MODELS", "GENERATION_MODELS", "ModelFamily", "build_model", "count_parameters"]
+__all__ = ["ARCHITECTURES", "ASR_MODELS", "GENERATION_MODELS", "ModelFamily", "build_model"]
 
 
 def build_model(family: ModelFamily, architecture: str,
@@ -49,7 +49,3 @@ def build_model(family: ModelFamily, architecture: str,
     if architecture == FULL:
         return family.full_attention(config)
     return family.lact(arm_config(architecture, config))
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -35,6 +35,7 @@ from jobs.evaluation.steps import STEPS, ModelUnderTest, SharedInputs
 from jobs.runs import tracking
 from jobs.runs.model_io import load_model
 from jobs.tasks import task_named
+from models import count_parameters
 from pipeline import uri as uris
 from pipeline.errors import UserError
 from pipeline.files import write_json
@@ -183,7 +184,7 @@ def evaluate_model(m: ModelUnderTest, meta: dict, shared: SharedInputs, log) -> 
         if name not in m.task.evaluation_steps[QUICK]:
             log(f"{name} {time.perf_counter() - step_started:.1f} s")
     m.metrics.update(model=m.uri, task=meta["task"], architecture=meta.get("architecture"),
-                     parameters=sum(p.numel() for p in m.model.parameters()),
+                     parameters=count_parameters(m.model),
                      data=shared.split.uri, data_content_hash=shared.split.info.content_hash,
                      evaluate_seconds=round(time.perf_counter() - started, 2))
     if shared.full:
