@@ -102,7 +102,7 @@ def train_asr(features_root: str, checkpoint_dir: str, architecture: str, causal
     "seconds", "loss" (of the last step), "max_row_seconds"}."""
     from omegaconf import OmegaConf
 
-    from jobs.training.config import as_overrides, load_config
+    from jobs.training.config import load_config, nested
     from jobs.training.loop import Trainer, WorkerSpec
     from jobs.training.plan import model_config
     from pipeline.split_reader import open_split
@@ -110,8 +110,8 @@ def train_asr(features_root: str, checkpoint_dir: str, architecture: str, causal
     split = f"{features_root}/{TRAIN_SPLIT}"
     model = {f"model.config.{k}": v for k, v in {**MODEL, "lact_causal": causal}.items()}
     cfg = load_config(None, [f"data.root={features_root}", f"data.train={TRAIN_SPLIT}", f"data.dev={TRAIN_SPLIT}",
-                             f"model.architecture={architecture}", f"train.max_steps={steps}",
-                             *as_overrides({**RECIPE, **model})])
+                             f"model.architecture={architecture}", f"train.max_steps={steps}"],
+                      changes=[nested({**RECIPE, **model})])
     rows = JoinedRows(split, cfg.data.batch_size, cfg.train.seed)
     manifest = open_split(split).manifest
     threads = torch.get_num_threads()     # the Trainer sets train.torch_threads for the whole process

@@ -24,7 +24,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from jobs.inference.generation import GenerateOptions, generate
-    from jobs.inference.model import GENERATION, load
+    from jobs.inference.model import load
+    from jobs.tasks import GENERATION
     from pipeline import uri as uris
 
     if args.temperature < 0 or (args.top_k is not None and args.top_k < 1):

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.inference import inputs
-from jobs.inference.model import ASR, load
+from jobs.inference.model import load
+from jobs.tasks import ASR
 from jobs.inference.recognizer import WindowConfig
 from jobs.inference.transcriber import DecodeOptions, transcribe
 from pipeline import uri as uris

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sys
 
-from jobs.inference.model import ASR, load
+from jobs.inference.model import load
+from jobs.tasks import ASR
 from jobs.inference.transcriber import DecodeOptions, transcribe
 from jobs.inference.writers import render
 from pipeline import uri as uris

@@ -13,7 +13,6 @@ import torch
 
 from jobs.runs import tracking
 from jobs.runs.model_io import load_model
-from jobs.tasks import ASR, GENERATION
 from pipeline.audio_tokenizer import load_audio_tokenizer
 from pipeline.errors import UserError
 from pipeline.features import AudioFeatureExtractor
@@ -21,7 +20,6 @@ from pipeline.normalizer import FeatureNormalizer
 from pipeline.split_reader import open_split
 from pipeline.text_tokenizer import load_text_tokenizer
 
-__all__ = ["ASR", "GENERATION", "InferenceModel", "load", "registry_version"]   # the commands require ASR or GENERATION
 SUBSAMPLING = 4   # the ASR front end (ConvSubsampling4x): one encoder frame per 4 feature frames
 
 

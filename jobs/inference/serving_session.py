@@ -8,7 +8,8 @@ import os
 import signal
 import time
 
-from jobs.inference.model import ASR, load
+from jobs.inference.model import load
+from jobs.tasks import ASR
 from jobs.inference.serving import APP_NAME, ServeConfig, start
 from jobs.runs.tracking import tracking_uri
 from pipeline import uri as uris

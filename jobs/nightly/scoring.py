@@ -9,15 +9,14 @@ from __future__ import annotations
 import torch
 
 from jobs.tasks import task_named
-from pipeline.loading import LocalLoader
+from jobs.tasks.scoring import split_loader
 
 
 def utterance_scores(model, cfg, split_uri: str) -> dict:
     """{"utt_ids", "errors", "totals", "metrics"}: errors/totals are char edits/reference chars (ASR)
     or NLL nats/predicted tokens (generation), one pair per utterance."""
     task = task_named(cfg.task)
-    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, content=task.content, shuffle=False,
-                         max_audio_tokens=cfg.data.max_audio_tokens)
+    loader = split_loader(cfg, split_uri, task)
     tokenizer = task.tokenizer(loader.manifest, split_uri)
     model.eval()
     utt_ids, rows = [], []

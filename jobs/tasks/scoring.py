@@ -23,9 +23,14 @@ def evaluate(model, batches: Iterable[dict], task, tokenizer=None, device="cpu")
     return task.metrics(total)
 
 
+def split_loader(cfg, split_uri: str, task) -> LocalLoader:
+    """A split's batches in their fixed order, as the config's evaluation reads them."""
+    return LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, content=task.content,
+                       shuffle=False, max_audio_tokens=cfg.data.max_audio_tokens)
+
+
 def evaluate_split(model, cfg, split_uri: str) -> dict:
     """A whole preprocessed split scored with the config's task and batch size."""
     task = task_named(cfg.task)
-    loader = LocalLoader(split_uri, batch_size=cfg.data.eval_batch_size, content=task.content,
-                         shuffle=False, max_audio_tokens=cfg.data.max_audio_tokens)
+    loader = split_loader(cfg, split_uri, task)
     return evaluate(model, loader.epoch(0), task, task.tokenizer(loader.manifest, split_uri))

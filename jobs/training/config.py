@@ -6,7 +6,6 @@ unknown key, a wrong type or a bad choice raises UserError naming the key, in on
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union, get_type_hints
@@ -206,8 +205,6 @@ def validate(cfg: DictConfig) -> None:
     for key in NON_NEGATIVE:
         if OmegaConf.select(cfg, key) < 0:
             raise UserError(f"config key '{key}': must be >= 0, got {OmegaConf.select(cfg, key)}")
-    if cfg.train.bf16 and cfg.train.strategy == "ddp" and cfg.train.use_gpu is False:
-        pass  # CPU autocast supports bfloat16
     if not cfg.name or "/" in cfg.name:
         raise UserError(f"config key 'name': must be a non-empty name without '/', got {cfg.name!r}")
     if cfg.data.sessions is not None:
@@ -218,11 +215,6 @@ def session_config(data) -> SessionConfig | None:
     """The data section's sessions as the loader's SessionConfig (None: one utterance a row)."""
     s = data.sessions
     return None if s is None else SessionConfig(float(s.min_seconds), float(s.max_seconds))
-
-
-def as_overrides(values: dict[str, Any]) -> list[str]:
-    """{"train.max_steps": 4, ...} (see flatten) -> ["train.max_steps=4", ...] for load_config."""
-    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in values.items()]
 
 
 def nested(values: Mapping[str, Any]) -> dict[str, Any]:
